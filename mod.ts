@@ -1,0 +1,23 @@
+/**
+ * chorus: a WebSocket session hub for Deno and Bun — melody's hooks, broadcast, sessions and
+ * keys, plus rooms and bounded memory, over the standard `WebSocket`.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "./mod.ts";
+ *
+ * const hub = new Hub<{ name: string }>();
+ * hub.handleConnect((s) => s.set("name", `guest-${hub.size}`));
+ * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("name")}: ${msg}`));
+ * // serve it: `await serve(hub, { port: 8080 })` from "@chorus/chorus/serve"
+ * ```
+ *
+ * @module
+ */
+
+export { Hub, type HandleRequestOptions, type HubOptions, Room, sameOrigin, type Upgrader } from "./src/hub.ts";
+export { type Keys, type Message, Session } from "./src/session.ts";
+export { HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
+export type { HubSocket, SessionInit } from "./src/socket.ts";
+// Registers the Deno upgrader (on Deno only) so `hub.handleRequest` works inside `Deno.serve`.
+import "./src/adapters/deno.ts";

@@ -1,0 +1,160 @@
+/**
+ * Bun adapter: `Bun.serve`'s websocket handlers → the core. Bun's `ServerWebSocket` is not a
+ * WHATWG socket, so each one is wrapped in the core's socket contract; sessions are keyed on
+ * the socket itself (`ws.data`), never on a per-event object.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hub } from "@chorus/chorus";
+ * import { bunAdapter } from "@chorus/chorus/bun";
+ * const hub = new Hub();
+ * const chorus = bunAdapter(hub);
+ * Bun.serve({
+ *   fetch: (req, server) => chorus.upgrade(req, server),
+ *   websocket: chorus.websocket,
+ * });
+ * ```
+ *
+ * @module
+ */
+
+import { type Hub, sessionInit } from "../hub.ts";
+import type { Keys, Session } from "../session.ts";
+import { CLOSED, type HubSocket, PONGED, RECEIVE, type SessionInit } from "../socket.ts";
+
+/** The parts of Bun's `ServerWebSocket` the adapter uses. */
+export interface BunWebSocket<K extends Keys> {
+  /** Per-connection data given to `server.upgrade`. */
+  data: BunSocketData<K>;
+  /** The peer's address. */
+  readonly remoteAddress: string;
+  /** Sends a frame; returns bytes sent, -1 for backpressure, 0 when dropped. */
+  send(data: string | Uint8Array): number;
+  /** Closes the connection. */
+  close(code?: number, reason?: string): void;
+  /** Sends a ping. */
+  ping(data?: string | Uint8Array): number;
+  /** Bytes queued and not yet sent. */
+  getBufferedAmount(): number;
+}
+
+/** What the adapter keeps on `ws.data`. */
+export interface BunSocketData<K extends Keys> {
+  /** Set at upgrade, cleared once the session exists. */
+  init?: SessionInit<K>;
+  /** The session, once the socket is open. */
+  session?: Session<K>;
+}
+
+/** The parts of Bun's `Server` the adapter uses. */
+export interface BunServer {
+  /** Upgrades a request; true on success. */
+  upgrade(req: Request, options: { data: unknown }): boolean;
+  /** The peer's address of a request. */
+  requestIP(req: Request): { address: string } | null;
+}
+
+/** The handlers and settings to pass as `websocket` to `Bun.serve`. */
+export interface BunWebSocketHandler<K extends Keys> {
+  /** Inbound limit, from `maxMessageSize` (Bun closes with 1009 past it). */
+  maxPayloadLength: number;
+  /** Outbound limit, from `maxBufferedAmount`. */
+  backpressureLimit: number;
+  /** From `onBufferFull: "close"`. */
+  closeOnBackpressureLimit: boolean;
+  /** 0: the hub runs its own keepalive with `ws.ping()` and the pong handler. */
+  idleTimeout: number;
+  /** False: the hub sends the pings. */
+  sendPings: boolean;
+  /** A socket opened. */
+  open(ws: BunWebSocket<K>): void;
+  /** A frame arrived. */
+  message(ws: BunWebSocket<K>, message: string | Uint8Array): void;
+  /** The socket closed. */
+  close(ws: BunWebSocket<K>, code: number, reason: string): void;
+  /** A pong arrived. */
+  pong(ws: BunWebSocket<K>): void;
+}
+
+/** What `bunAdapter` returns. */
+export interface BunAdapter<K extends Keys> {
+  /** Pass as `websocket` to `Bun.serve`. */
+  websocket: BunWebSocketHandler<K>;
+  /**
+   * Checks and upgrades a request inside `fetch`. Returns `undefined` once upgraded (return
+   * that from `fetch`), or the refusal to send.
+   */
+  upgrade(req: Request, server: BunServer, keys?: Partial<K>): Response | undefined;
+}
+
+class BunSocket<K extends Keys> implements HubSocket {
+  #ws: BunWebSocket<K>;
+  constructor(ws: BunWebSocket<K>) {
+    this.#ws = ws;
+  }
+  get bufferedAmount(): number {
+    return this.#ws.getBufferedAmount();
+  }
+  send(data: string | Uint8Array): number {
+    return this.#ws.send(data);
+  }
+  close(code?: number, reason?: string): void {
+    this.#ws.close(code, reason);
+  }
+  ping(): void {
+    this.#ws.ping();
+  }
+}
+
+/**
+ * Upgrades an accepted request on a Bun server; the session starts in the `open` handler.
+ *
+ * @param server The Bun server.
+ * @param req The request (already checked by `hub.checkRequest`).
+ * @param init What the session keeps of the request.
+ * @returns `undefined` when upgraded, else a 400 response.
+ */
+export function upgradeBun<K extends Keys>(server: BunServer, req: Request, init: SessionInit<K>): Response | undefined {
+  if (!init.remoteAddr) init.remoteAddr = server.requestIP(req)?.address ?? "";
+  const data: BunSocketData<K> = { init };
+  return server.upgrade(req, { data }) ? undefined : new Response("WebSocket upgrade failed", { status: 400 });
+}
+
+/**
+ * Builds the `websocket` handlers for `Bun.serve` and an `upgrade` helper for `fetch`, with
+ * the hub's limits mapped onto Bun's settings.
+ *
+ * @param hub The hub.
+ * @returns The handlers and the upgrade helper.
+ */
+export function bunAdapter<K extends Keys>(hub: Hub<K>): BunAdapter<K> {
+  const { maxMessageSize, maxBufferedAmount, closeOnBufferFull } = hub.options;
+  return {
+    websocket: {
+      maxPayloadLength: Math.min(maxMessageSize, 0xffffffff),
+      backpressureLimit: Math.min(maxBufferedAmount, 0xffffffff),
+      closeOnBackpressureLimit: closeOnBufferFull,
+      idleTimeout: 0,
+      sendPings: false,
+      open(ws) {
+        const init = ws.data.init!;
+        ws.data.init = undefined;
+        ws.data.session = hub.attach(new BunSocket(ws), init);
+      },
+      message(ws, message) {
+        ws.data.session?.[RECEIVE](message);
+      },
+      close(ws, code, reason) {
+        ws.data.session?.[CLOSED](code, reason);
+      },
+      pong(ws) {
+        ws.data.session?.[PONGED]();
+      },
+    },
+    upgrade(req, server, keys) {
+      const refused = hub.checkRequest(req);
+      if (refused) return refused;
+      return upgradeBun(server, req, sessionInit(req, keys, ""));
+    },
+  };
+}

@@ -1,0 +1,67 @@
+/**
+ * Deno adapter: `Deno.upgradeWebSocket` → the core. A Deno `WebSocket` already is the core's
+ * socket contract, so this only forwards events. Importing it on Deno makes
+ * `hub.handleRequest` work inside `Deno.serve`.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hub } from "@chorus/chorus";
+ * import "@chorus/chorus/deno";
+ * const hub = new Hub();
+ * Deno.serve((req, info) => hub.handleRequest(req, { remoteAddr: info.remoteAddr.hostname }));
+ * ```
+ *
+ * @module
+ */
+
+import { type Hub, setDefaultUpgrader } from "../hub.ts";
+import type { Keys } from "../session.ts";
+import { CLOSED, ERRORED, RECEIVE, type SessionInit } from "../socket.ts";
+
+interface DenoSocket extends EventTarget {
+  binaryType: string;
+  readonly bufferedAmount: number;
+  send(data: string | Uint8Array): void;
+  close(code?: number, reason?: string): void;
+  onopen: ((e: Event) => void) | null;
+  onmessage: ((e: MessageEvent) => void) | null;
+  onclose: ((e: CloseEvent) => void) | null;
+  onerror: ((e: Event) => void) | null;
+}
+
+interface DenoRuntime {
+  upgradeWebSocket(req: Request, options?: { idleTimeout?: number }): { socket: DenoSocket; response: Response };
+}
+
+function runtime(): DenoRuntime | undefined {
+  const deno = (globalThis as { Deno?: Partial<DenoRuntime> }).Deno;
+  return typeof deno?.upgradeWebSocket === "function" ? deno as DenoRuntime : undefined;
+}
+
+/**
+ * Upgrades an accepted request with `Deno.upgradeWebSocket` and attaches the socket to the
+ * hub when it opens. `pongWait` becomes Deno's `idleTimeout` (whole seconds).
+ *
+ * @param hub The hub.
+ * @param req The upgrade request (already checked by `hub.checkRequest`).
+ * @param init What the session keeps of the request.
+ * @returns The 101 response.
+ */
+export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>): Response {
+  const deno = runtime();
+  if (!deno) throw new Error("The Deno adapter needs Deno");
+  const { pingInterval, pongWait } = hub.options;
+  const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
+  const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout });
+  socket.binaryType = "arraybuffer";
+  socket.onopen = () => {
+    const session = hub.attach(socket, init);
+    if (!session) return;
+    socket.onmessage = (e) => session[RECEIVE](e.data);
+    socket.onclose = (e) => session[CLOSED](e.code, e.reason);
+    socket.onerror = (e) => session[ERRORED]((e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error"));
+  };
+  return response;
+}
+
+if (runtime()) setDefaultUpgrader(upgradeDeno);

@@ -1,0 +1,35 @@
+/**
+ * The few error classes chorus users catch.
+ *
+ * @module
+ */
+
+/** Thrown by a broadcast or `handleRequest` on a hub that has been closed. */
+export class HubClosedError extends Error {
+  /** @param message What was refused. */
+  constructor(message = "Hub is closed") {
+    super(message);
+    this.name = "HubClosedError";
+  }
+}
+
+/** Thrown by `write` or `close` on a session that is already closed. */
+export class SessionClosedError extends Error {
+  /** @param message What was refused. */
+  constructor(message = "Session is closed") {
+    super(message);
+    this.name = "SessionClosedError";
+  }
+}
+
+/**
+ * Passed to `handleError` when a write is refused because the session's outbound
+ * buffer would exceed `maxBufferedAmount` (or the runtime dropped it for backpressure).
+ */
+export class MessageBufferFullError extends Error {
+  /** @param message What was dropped. */
+  constructor(message = "Message buffer is full") {
+    super(message);
+    this.name = "MessageBufferFullError";
+  }
+}

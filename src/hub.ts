@@ -1,0 +1,573 @@
+/**
+ * The hub: the registry of sessions, the hooks, broadcast, rooms and close.
+ *
+ * @module
+ */
+
+import { HubClosedError } from "./errors.ts";
+import {
+  byteLength,
+  checkClose,
+  DELIVER,
+  type Hooks,
+  type Keys,
+  type Message,
+  SHUTDOWN,
+  Session,
+  type SessionHost,
+  START,
+  TICK,
+  toPayload,
+} from "./session.ts";
+import type { HubSocket, SessionInit } from "./socket.ts";
+
+/** Options of a {@linkcode Hub}. Times are in milliseconds, sizes in bytes. */
+export interface HubOptions {
+  /**
+   * Largest inbound message; a larger one closes the session with 1009.
+   * @default {1048576}
+   */
+  maxMessageSize?: number;
+  /**
+   * Most bytes a session may have queued for sending. A write that would exceed it is
+   * refused (see `onBufferFull`), so memory stays bounded however slowly a client reads.
+   * @default {4194304}
+   */
+  maxBufferedAmount?: number;
+  /**
+   * What a refused write does: `"drop"` drops the message and reports a
+   * `MessageBufferFullError` to `handleError`; `"close"` also closes the session with 1008.
+   * @default {"drop"}
+   */
+  onBufferFull?: "drop" | "close";
+  /**
+   * How often an idle peer is pinged, where the runtime lets the hub ping (Bun); `0` turns
+   * keepalive off. On Deno the runtime pings by itself within `pongWait`.
+   * @default {30000}
+   */
+  pingInterval?: number;
+  /**
+   * How long a ping may go unanswered before the peer is disconnected. On Deno this becomes
+   * `idleTimeout`, rounded up to whole seconds.
+   * @default {60000}
+   */
+  pongWait?: number;
+  /**
+   * When true, a handler that returns a promise does not hold back the session's next message.
+   * @default {false}
+   */
+  concurrentMessageHandling?: boolean;
+  /**
+   * Decides whether an upgrade that carries an `Origin` header is accepted. By default only
+   * an origin whose host equals the request's `Host` is (a request without `Origin`, from a
+   * non-browser client, is always accepted). Refused upgrades get 403.
+   * @default {sameOrigin}
+   */
+  checkOrigin?: (origin: string, req: Request) => boolean;
+}
+
+/** Options of `handleRequest`. */
+export interface HandleRequestOptions<K> {
+  /** Initial session keys (melody's `HandleRequestWithKeys`). */
+  keys?: Partial<K>;
+  /** The peer's address, when the server knows it. */
+  remoteAddr?: string;
+}
+
+/**
+ * Turns an accepted upgrade request into a WebSocket response and, once the socket opens,
+ * attaches it to the hub. Adapters provide one.
+ */
+export type Upgrader = <K extends Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>) => Response;
+
+let defaultUpgrader: Upgrader | undefined;
+
+/**
+ * Sets the upgrader `handleRequest` uses for hubs that have none of their own. The Deno
+ * adapter installs itself here when it runs on Deno.
+ *
+ * @param upgrader The upgrader.
+ */
+export function setDefaultUpgrader(upgrader: Upgrader): void {
+  defaultUpgrader = upgrader;
+}
+
+/**
+ * The default origin check: the origin's host must equal the request's `Host` header.
+ *
+ * @param origin The `Origin` header.
+ * @param req The upgrade request.
+ * @returns Whether the origin is the request's own.
+ */
+export function sameOrigin(origin: string, req: Request): boolean {
+  let host: string;
+  try {
+    host = new URL(origin).host;
+  } catch {
+    return false;
+  }
+  const expected = req.headers.get("host") ?? new URL(req.url).host;
+  return host.toLowerCase() === expected.toLowerCase();
+}
+
+/** A room: the sessions that joined it, and broadcast to them. */
+export class Room<K extends Keys = Keys> {
+  /** The room's name. */
+  readonly name: string;
+  #hub: Hub<K>;
+  #members: (name: string) => Set<Session<K>> | undefined;
+
+  /** @internal Use `hub.room(name)`. */
+  constructor(hub: Hub<K>, name: string, members: (name: string) => Set<Session<K>> | undefined) {
+    this.#hub = hub;
+    this.name = name;
+    this.#members = members;
+  }
+
+  /** How many sessions are in the room. */
+  get size(): number {
+    return this.#members(this.name)?.size ?? 0;
+  }
+
+  /** @returns A snapshot of the room's sessions. */
+  sessions(): Session<K>[] {
+    const members = this.#members(this.name);
+    return members ? [...members] : [];
+  }
+
+  /**
+   * Sends a message to every session in the room.
+   *
+   * @param msg The message.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcast(msg: Message): void {
+    this.#hub.broadcastMultiple(msg, this.#members(this.name) ?? []);
+  }
+
+  /**
+   * Sends a message to every session in the room but one.
+   *
+   * @param msg The message.
+   * @param except The session left out (usually the sender).
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcastOthers(msg: Message, except: Session<K>): void {
+    const members = this.#members(this.name);
+    this.#hub.broadcastMultiple(msg, members ? [...members].filter((s) => s !== except) : []);
+  }
+}
+
+/**
+ * A WebSocket session hub: hooks, broadcast, rooms and per-session keys, on any runtime.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "./mod.ts";
+ *
+ * const hub = new Hub();
+ * hub.handleMessage((_s, msg) => hub.broadcast(msg));
+ * // Deno: Deno.serve((req) => hub.handleRequest(req));
+ * // either runtime: await serve(hub, { port: 8080 }) from "./src/serve.ts"
+ * ```
+ */
+export class Hub<K extends Keys = Keys> {
+  #sessions = new Map<string, Session<K>>();
+  #rooms = new Map<string, Set<Session<K>>>();
+  #hooks: Hooks<K> = {};
+  #closing: Promise<void> | undefined;
+  #upgrader: Upgrader | undefined;
+  #ticker: ReturnType<typeof setInterval> | undefined;
+  #host: SessionHost<K>;
+  #pingInterval: number;
+  #pongWait: number;
+  #checkOrigin: (origin: string, req: Request) => boolean;
+
+  /**
+   * @param options Limits, keepalive and origin policy; see {@linkcode HubOptions}.
+   * @throws {RangeError} If a number is out of range.
+   * @throws {TypeError} If an option has the wrong type.
+   */
+  constructor(options: HubOptions = {}) {
+    const maxMessageSize = size(options.maxMessageSize, 1 << 20, "maxMessageSize");
+    const maxBufferedAmount = size(options.maxBufferedAmount, 4 << 20, "maxBufferedAmount");
+    this.#pingInterval = time(options.pingInterval, 30_000, "pingInterval");
+    this.#pongWait = time(options.pongWait, 60_000, "pongWait");
+    const onBufferFull = options.onBufferFull ?? "drop";
+    if (onBufferFull !== "drop" && onBufferFull !== "close") {
+      throw new TypeError(`onBufferFull must be "drop" or "close", not ${String(onBufferFull)}`);
+    }
+    const checkOrigin = options.checkOrigin ?? sameOrigin;
+    if (typeof checkOrigin !== "function") throw new TypeError("checkOrigin must be a function");
+    this.#checkOrigin = checkOrigin;
+    const hooks = this.#hooks;
+    const sessions = this.#sessions;
+    const rooms = this.#rooms;
+    this.#host = {
+      maxMessageSize,
+      maxBufferedAmount,
+      closeOnBufferFull: onBufferFull === "close",
+      concurrent: options.concurrentMessageHandling === true,
+      hooks,
+      join(session, room) {
+        let members = rooms.get(room);
+        if (!members) rooms.set(room, members = new Set());
+        members.add(session);
+      },
+      leave(session, room) {
+        const members = rooms.get(room);
+        if (members?.delete(session) && members.size === 0) rooms.delete(room);
+      },
+      remove: (session) => {
+        sessions.delete(session.id);
+        if (sessions.size === 0) this.#stopTicker();
+        const onDisconnect = hooks.disconnect;
+        if (!onDisconnect) return undefined;
+        try {
+          const result = onDisconnect(session);
+          if (result instanceof Promise) return result.then(undefined, (err) => this.#report(session, err));
+        } catch (err) {
+          this.#report(session, err);
+        }
+        return undefined;
+      },
+      report: (session, err) => this.#report(session, err),
+    };
+  }
+
+  /** The options adapters map onto the runtime (keepalive and limits), resolved with defaults. */
+  get options(): {
+    readonly maxMessageSize: number;
+    readonly maxBufferedAmount: number;
+    readonly closeOnBufferFull: boolean;
+    readonly pingInterval: number;
+    readonly pongWait: number;
+  } {
+    const host = this.#host;
+    return {
+      maxMessageSize: host.maxMessageSize,
+      maxBufferedAmount: host.maxBufferedAmount,
+      closeOnBufferFull: host.closeOnBufferFull,
+      pingInterval: this.#pingInterval,
+      pongWait: this.#pongWait,
+    };
+  }
+
+  /**
+   * Sets the handler for a new session; it runs before any message of that session (if it
+   * returns a promise, messages wait for it).
+   * @param fn The handler.
+   */
+  handleConnect(fn: (s: Session<K>) => unknown): void {
+    this.#hooks.connect = fn;
+  }
+
+  /**
+   * Sets the handler that runs exactly once per session when it is gone, however it ended.
+   * @param fn The handler.
+   */
+  handleDisconnect(fn: (s: Session<K>) => unknown): void {
+    this.#hooks.disconnect = fn;
+  }
+
+  /**
+   * Sets the handler for text messages. A session's messages arrive in order; a handler that
+   * returns a promise is awaited before the next (see `concurrentMessageHandling`).
+   * @param fn The handler.
+   */
+  handleMessage(fn: (s: Session<K>, msg: string) => unknown): void {
+    this.#hooks.message = fn;
+  }
+
+  /**
+   * Sets the handler for binary messages.
+   * @param fn The handler.
+   */
+  handleMessageBinary(fn: (s: Session<K>, msg: Uint8Array) => unknown): void {
+    this.#hooks.messageBinary = fn;
+  }
+
+  /**
+   * Sets the handler that runs after a text message was handed to the runtime.
+   * @param fn The handler.
+   */
+  handleSentMessage(fn: (s: Session<K>, msg: string) => unknown): void {
+    this.#hooks.sentMessage = fn;
+  }
+
+  /**
+   * Sets the handler that runs after a binary message was handed to the runtime.
+   * @param fn The handler.
+   */
+  handleSentMessageBinary(fn: (s: Session<K>, msg: Uint8Array) => unknown): void {
+    this.#hooks.sentMessageBinary = fn;
+  }
+
+  /**
+   * Sets the handler for pongs, where the runtime reports them (Bun; not Deno).
+   * @param fn The handler.
+   */
+  handlePong(fn: (s: Session<K>) => unknown): void {
+    this.#hooks.pong = fn;
+  }
+
+  /**
+   * Sets the handler for errors: handlers that threw or rejected, refused writes, socket errors.
+   * Without one, errors are logged with `console.error`.
+   * @param fn The handler.
+   */
+  handleError(fn: (s: Session<K>, err: Error) => unknown): void {
+    this.#hooks.error = fn;
+  }
+
+  /**
+   * Sets the handler for a close the peer started (or a lost connection, code 1006); the
+   * disconnect handler runs after it.
+   * @param fn The handler.
+   */
+  handleClose(fn: (s: Session<K>, code: number, reason: string) => unknown): void {
+    this.#hooks.close = fn;
+  }
+
+  /**
+   * Sends a message to every session.
+   *
+   * @param msg The message: a string goes as a text frame, bytes as a binary frame.
+   * @throws {HubClosedError} If the hub is closed.
+   * @throws {TypeError} If `msg` is not a string, Uint8Array or ArrayBuffer.
+   */
+  broadcast(msg: Message): void {
+    const payload = this.#prepare(msg);
+    const size = byteLength(payload);
+    for (const s of this.#sessions.values()) s[DELIVER](payload, size);
+  }
+
+  /**
+   * Sends a message to every session for which `filter` returns true.
+   *
+   * @param msg The message.
+   * @param filter Called once per session.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcastFilter(msg: Message, filter: (s: Session<K>) => boolean): void {
+    const payload = this.#prepare(msg);
+    if (typeof filter !== "function") throw new TypeError("filter must be a function");
+    const size = byteLength(payload);
+    for (const s of [...this.#sessions.values()]) {
+      if (!s.isClosed() && filter(s)) s[DELIVER](payload, size);
+    }
+  }
+
+  /**
+   * Sends a message to every session but one.
+   *
+   * @param msg The message.
+   * @param except The session left out (usually the sender).
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcastOthers(msg: Message, except: Session<K>): void {
+    const payload = this.#prepare(msg);
+    const size = byteLength(payload);
+    for (const s of this.#sessions.values()) if (s !== except) s[DELIVER](payload, size);
+  }
+
+  /**
+   * Sends a message to the given sessions; closed ones are skipped.
+   *
+   * @param msg The message.
+   * @param sessions The recipients.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcastMultiple(msg: Message, sessions: Iterable<Session<K>>): void {
+    const payload = this.#prepare(msg);
+    const size = byteLength(payload);
+    for (const s of [...sessions]) if (!s.isClosed()) s[DELIVER](payload, size);
+  }
+
+  /**
+   * A room by name; rooms exist while someone is in them.
+   *
+   * @param name The room's name.
+   * @returns The room.
+   * @throws {TypeError} If `name` is not a non-empty string.
+   */
+  room(name: string): Room<K> {
+    if (typeof name !== "string" || name === "") throw new TypeError("A room name must be a non-empty string");
+    return new Room(this, name, (n) => this.#rooms.get(n));
+  }
+
+  /** @returns A snapshot of the connected sessions. */
+  sessions(): Session<K>[] {
+    return [...this.#sessions.values()];
+  }
+
+  /**
+   * @param id A session id.
+   * @returns The connected session with that id, if any.
+   */
+  get(id: string): Session<K> | undefined {
+    return this.#sessions.get(id);
+  }
+
+  /** How many sessions are connected. */
+  get size(): number {
+    return this.#sessions.size;
+  }
+
+  /**
+   * Closes every session and refuses new ones. Resolves once every disconnect handler has
+   * finished. Calling it again returns the same promise.
+   *
+   * @param code Close code sent to every session. @default {1001}
+   * @param reason Close reason. @default {""}
+   * @returns A promise that resolves when every session is gone.
+   */
+  close(code = 1001, reason = ""): Promise<void> {
+    if (this.#closing) return this.#closing;
+    checkClose(code, reason);
+    const waits: Promise<void>[] = [];
+    for (const s of [...this.#sessions.values()]) {
+      const done = s[SHUTDOWN](code, reason);
+      if (done) waits.push(done);
+    }
+    this.#stopTicker();
+    return this.#closing = Promise.all(waits).then(() => {});
+  }
+
+  /** @returns Whether `close` has been called. */
+  isClosed(): boolean {
+    return this.#closing !== undefined;
+  }
+
+  /**
+   * Upgrades a request to a WebSocket session (melody's `HandleRequest`). Works on Deno
+   * (`Deno.serve((req) => hub.handleRequest(req))`) and on a hub served by `serve()`.
+   * A request that is not an upgrade gets 426; a refused origin gets 403.
+   *
+   * @param req The request.
+   * @param opts Initial keys and the peer's address.
+   * @returns The response to send.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  handleRequest(req: Request, opts: HandleRequestOptions<K> = {}): Promise<Response> {
+    try {
+      const refused = this.checkRequest(req);
+      if (refused) return Promise.resolve(refused);
+      const upgrader = this.#upgrader ?? defaultUpgrader;
+      if (!upgrader) {
+        throw new Error(
+          "hub.handleRequest needs a runtime: on Deno import the Deno adapter, on Bun use serve() or the Bun adapter",
+        );
+      }
+      return Promise.resolve(upgrader(this, req, sessionInit(req, opts.keys, opts.remoteAddr ?? "")));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /**
+   * The checks every upgrade passes first: the hub is open, the request asks for a
+   * WebSocket, and its origin is allowed.
+   *
+   * @param req The request.
+   * @returns A refusal (426 or 403), or `undefined` when the upgrade may go on.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  checkRequest(req: Request): Response | undefined {
+    if (this.#closing) throw new HubClosedError("Hub is closed: upgrade refused");
+    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
+      return new Response("Expected a WebSocket upgrade", { status: 426, headers: { upgrade: "websocket" } });
+    }
+    const origin = req.headers.get("origin");
+    if (origin !== null && !this.#checkOrigin(origin, req)) {
+      return new Response("Origin not allowed", { status: 403 });
+    }
+    return undefined;
+  }
+
+  /**
+   * Sets this hub's upgrader (used by `serve()` and the Bun adapter).
+   *
+   * @param upgrader The upgrader.
+   */
+  useUpgrader(upgrader: Upgrader): void {
+    this.#upgrader = upgrader;
+  }
+
+  /**
+   * For adapters: turns an open socket into a session and runs the connect hook. On a
+   * closed hub the socket is closed with 1001 and nothing is returned.
+   *
+   * @param socket The socket, in the core's contract.
+   * @param init What the adapter kept from the upgrade request.
+   * @returns The session, whose symbol-keyed entry points take the socket's events.
+   */
+  attach(socket: HubSocket, init: SessionInit<K>): Session<K> | undefined {
+    if (this.#closing) {
+      socket.close(1001, "Hub is closed");
+      return undefined;
+    }
+    const session = new Session(this.#host, socket, init);
+    this.#sessions.set(session.id, session);
+    if (socket.ping && this.#pingInterval > 0 && !this.#ticker) {
+      const step = Math.min(this.#pingInterval, this.#pongWait);
+      this.#ticker = setInterval(() => {
+        const now = Date.now();
+        for (const s of this.#sessions.values()) s[TICK](now, this.#pingInterval, this.#pongWait);
+      }, step);
+    }
+    session[START]();
+    return session;
+  }
+
+  #prepare(msg: Message): string | Uint8Array {
+    if (this.#closing) throw new HubClosedError("Hub is closed: broadcast refused");
+    return toPayload(msg);
+  }
+
+  #stopTicker(): void {
+    if (this.#ticker !== undefined) clearInterval(this.#ticker);
+    this.#ticker = undefined;
+  }
+
+  #report(session: Session<K>, err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const onError = this.#hooks.error;
+    if (!onError) {
+      console.error(`chorus: session ${session.id}:`, error);
+      return;
+    }
+    try {
+      const result = onError(session, error);
+      if (result instanceof Promise) result.catch((e) => console.error("chorus: handleError failed:", e));
+    } catch (e) {
+      console.error("chorus: handleError failed:", e);
+    }
+  }
+}
+
+/**
+ * Copies what a session keeps of its upgrade request (the original may be unusable after it).
+ *
+ * @param req The upgrade request.
+ * @param keys Initial keys.
+ * @param remoteAddr The peer's address.
+ * @returns The session's init record.
+ */
+export function sessionInit<K>(req: Request, keys: Partial<K> | undefined, remoteAddr: string): SessionInit<K> {
+  return { request: new Request(req.url, { method: req.method, headers: req.headers }), remoteAddr, keys };
+}
+
+function size(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
+  if (value <= 0) throw new RangeError(`${name} must be positive, not ${value}`);
+  return value;
+}
+
+function time(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
+  if (value < 0 || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number >= 0, not ${value}`);
+  return value;
+}
