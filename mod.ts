@@ -15,7 +15,7 @@
  * @module
  */
 
-export { Hub, type HandleRequestOptions, type HubOptions, Room, sameOrigin, type Upgrader } from "./src/hub.ts";
+export { type HandleRequestOptions, Hub, type HubOptions, Room, sameOrigin, type Upgrader } from "./src/hub.ts";
 export { type Keys, type Message, Session } from "./src/session.ts";
 export { HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
 export type { HubSocket, SessionInit } from "./src/socket.ts";

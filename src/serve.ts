@@ -69,7 +69,15 @@ interface BunServeRuntime {
  * @param options Port, hostname, upgrade policy and the handler for ordinary requests.
  * @returns The running server.
  */
-export async function serve<K extends Keys>(hub: Hub<K>, options: ServeOptions<K> = {}): Promise<Server> {
+export function serve<K extends Keys>(hub: Hub<K>, options: ServeOptions<K> = {}): Promise<Server> {
+  try {
+    return Promise.resolve(listen(hub, options));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function listen<K extends Keys>(hub: Hub<K>, options: ServeOptions<K>): Server {
   const port = options.port ?? 8080;
   const hostname = options.hostname ?? "0.0.0.0";
   const upgradeRoute = async (
@@ -99,8 +107,7 @@ export async function serve<K extends Keys>(hub: Hub<K>, options: ServeOptions<K
     const server = bun.serve({
       port,
       hostname,
-      fetch: (req, server) =>
-        upgradeRoute(req, (r, keys) => upgradeBun(server, r, sessionInit(r, keys, ""))),
+      fetch: (req, server) => upgradeRoute(req, (r, keys) => upgradeBun(server, r, sessionInit(r, keys, ""))),
       websocket: adapter.websocket as BunWebSocketHandler<never>,
     });
     hub.useUpgrader((_hub, req, init) => upgradeBun(server, req, init) ?? new Response(null, { status: 101 }));

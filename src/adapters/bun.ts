@@ -114,7 +114,11 @@ class BunSocket<K extends Keys> implements HubSocket {
  * @param init What the session keeps of the request.
  * @returns `undefined` when upgraded, else a 400 response.
  */
-export function upgradeBun<K extends Keys>(server: BunServer, req: Request, init: SessionInit<K>): Response | undefined {
+export function upgradeBun<K extends Keys>(
+  server: BunServer,
+  req: Request,
+  init: SessionInit<K>,
+): Response | undefined {
   if (!init.remoteAddr) init.remoteAddr = server.requestIP(req)?.address ?? "";
   const data: BunSocketData<K> = { init };
   return server.upgrade(req, { data }) ? undefined : new Response("WebSocket upgrade failed", { status: 400 });

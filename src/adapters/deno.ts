@@ -59,7 +59,8 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
     if (!session) return;
     socket.onmessage = (e) => session[RECEIVE](e.data);
     socket.onclose = (e) => session[CLOSED](e.code, e.reason);
-    socket.onerror = (e) => session[ERRORED]((e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error"));
+    socket.onerror = (e) =>
+      session[ERRORED]((e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error"));
   };
   return response;
 }

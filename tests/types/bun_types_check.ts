@@ -1,0 +1,12 @@
+// Compiled by `tsc -p tsconfig.json` with bun-types (never run): proves the Bun adapter's
+// local interfaces accept Bun's real `Bun.serve`, `Server` and `ServerWebSocket` types.
+import { Hub } from "../../mod.ts";
+import { bunAdapter } from "../../src/adapters/bun.ts";
+
+const hub = new Hub<{ uid: string }>();
+const chorus = bunAdapter(hub);
+Bun.serve({
+  port: 0,
+  fetch: (req, server) => chorus.upgrade(req, server, { uid: "u1" }),
+  websocket: chorus.websocket,
+});
