@@ -82,6 +82,9 @@ export type Upgrader = <K extends Keys>(hub: Hub<K>, req: Request, init: Session
 
 let defaultUpgrader: Upgrader | undefined;
 
+/** Internal: a room broadcast (the room calls its hub). */
+const ROOM_BROADCAST: unique symbol = Symbol("chorus.roomBroadcast");
+
 /**
  * Sets the upgrader `handleRequest` uses for hubs that have none of their own. The Deno
  * adapter installs itself here when it runs on Deno.
@@ -115,10 +118,10 @@ export class Room<K extends Keys = Keys> {
   /** The room's name. */
   readonly name: string;
   #hub: Hub<K>;
-  #members: (name: string) => Set<Session<K>> | undefined;
+  #members: (name: string) => ReadonlySet<Session<K>> | undefined;
 
   /** @internal Use `hub.room(name)`. */
-  constructor(hub: Hub<K>, name: string, members: (name: string) => Set<Session<K>> | undefined) {
+  constructor(hub: Hub<K>, name: string, members: (name: string) => ReadonlySet<Session<K>> | undefined) {
     this.#hub = hub;
     this.name = name;
     this.#members = members;
@@ -142,7 +145,7 @@ export class Room<K extends Keys = Keys> {
    * @throws {HubClosedError} If the hub is closed.
    */
   broadcast(msg: Message): void {
-    this.#hub.broadcastMultiple(msg, this.#members(this.name) ?? []);
+    this.#hub[ROOM_BROADCAST](this.name, msg, undefined);
   }
 
   /**
@@ -153,8 +156,7 @@ export class Room<K extends Keys = Keys> {
    * @throws {HubClosedError} If the hub is closed.
    */
   broadcastOthers(msg: Message, except: Session<K>): void {
-    const members = this.#members(this.name);
-    this.#hub.broadcastMultiple(msg, members ? [...members].filter((s) => s !== except) : []);
+    this.#hub[ROOM_BROADCAST](this.name, msg, except);
   }
 }
 
@@ -338,8 +340,7 @@ export class Hub<K extends Keys = Keys> {
    */
   broadcast(msg: Message): void {
     const payload = this.#prepare(msg);
-    const size = byteLength(payload);
-    for (const s of this.#sessions.values()) s[DELIVER](payload, size);
+    this.#deliverLocal(payload, byteLength(payload), undefined, undefined);
   }
 
   /**
@@ -367,8 +368,13 @@ export class Hub<K extends Keys = Keys> {
    */
   broadcastOthers(msg: Message, except: Session<K>): void {
     const payload = this.#prepare(msg);
-    const size = byteLength(payload);
-    for (const s of this.#sessions.values()) if (s !== except) s[DELIVER](payload, size);
+    this.#deliverLocal(payload, byteLength(payload), undefined, except);
+  }
+
+  /** @internal Room broadcasts, from {@linkcode Room}. */
+  [ROOM_BROADCAST](room: string, msg: Message, except: Session<K> | undefined): void {
+    const payload = this.#prepare(msg);
+    this.#deliverLocal(payload, byteLength(payload), room, except);
   }
 
   /**
@@ -518,6 +524,21 @@ export class Hub<K extends Keys = Keys> {
     }
     session[START]();
     return session;
+  }
+
+  /**
+   * Delivers a message on this node to every session, or to a room's, but `except`: the one
+   * place a hub-wide or room broadcast reaches sessions.
+   */
+  #deliverLocal(
+    payload: string | Uint8Array,
+    size: number,
+    room: string | undefined,
+    except: Session<K> | undefined,
+  ): void {
+    const targets = room === undefined ? this.#sessions.values() : this.#rooms.get(room);
+    if (!targets) return;
+    for (const s of targets) if (s !== except) s[DELIVER](payload, size);
   }
 
   #prepare(msg: Message): string | Uint8Array {
