@@ -426,11 +426,16 @@ export class Hub<K extends Keys = Keys> {
    *
    * @param code Close code sent to every session. @default {1001}
    * @param reason Close reason. @default {""}
-   * @returns A promise that resolves when every session is gone.
+   * @returns A promise that resolves when every session is gone (rejects with a RangeError
+   *   for a bad code or reason).
    */
   close(code = 1001, reason = ""): Promise<void> {
     if (this.#closing) return this.#closing;
-    checkClose(code, reason);
+    try {
+      checkClose(code, reason);
+    } catch (err) {
+      return Promise.reject(err);
+    }
     const waits: Promise<void>[] = [];
     for (const s of [...this.#sessions.values()]) {
       const done = s[SHUTDOWN](code, reason);

@@ -58,7 +58,8 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
     const session = hub.attach(socket, init);
     if (!session) return;
     socket.onmessage = (e) => session[RECEIVE](e.data);
-    socket.onclose = (e) => session[CLOSED](e.code, e.reason);
+    // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
+    socket.onclose = (e) => session[CLOSED](e.code || 1006, e.reason);
     socket.onerror = (e) =>
       session[ERRORED]((e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error"));
   };
