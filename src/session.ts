@@ -80,6 +80,7 @@ export class Session<K extends Keys = Keys> {
   #closed = false;
   #busy = false;
   #queue: (string | Uint8Array)[] | undefined;
+  #queuedBytes = 0;
   #pingAt = 0;
   #awaitingPong = false;
 
@@ -276,13 +277,32 @@ export class Session<K extends Keys = Keys> {
   [RECEIVE](data: string | ArrayBuffer | Uint8Array): void {
     if (this.#closed) return;
     const msg = typeof data === "string" || data instanceof Uint8Array ? data : new Uint8Array(data);
-    const max = this.#host.maxMessageSize;
+    const host = this.#host;
+    const max = host.maxMessageSize;
     if (typeof msg === "string" ? msg.length > max / 3 && utf8Length(msg) > max : msg.byteLength > max) {
       this.#finish(1009, "Message too big");
       return;
     }
-    if (this.#busy) (this.#queue ??= []).push(msg);
-    else this.#dispatch(msg);
+    if (!this.#busy) {
+      this.#dispatch(msg);
+      return;
+    }
+    // A handler is still running: queue, within the same bound as the outbound side.
+    const size = byteLength(msg);
+    if (this.#queuedBytes + size > host.maxBufferedAmount) {
+      host.report(
+        this,
+        new RangeError(
+          `Closed the session: ${
+            this.#queuedBytes + size
+          } bytes of messages are waiting for a handler and maxBufferedAmount is ${host.maxBufferedAmount}`,
+        ),
+      );
+      this.#finish(1008, "Too many pending messages");
+      return;
+    }
+    this.#queuedBytes += size;
+    (this.#queue ??= []).push(msg);
   }
 
   /** Adapter entry point: the runtime closed the socket. */
@@ -368,7 +388,11 @@ export class Session<K extends Keys = Keys> {
   #resume(): void {
     this.#busy = false;
     const queue = this.#queue;
-    while (queue && queue.length > 0 && !this.#busy) this.#dispatch(queue.shift()!);
+    while (queue && queue.length > 0 && !this.#busy) {
+      const msg = queue.shift()!;
+      this.#queuedBytes -= byteLength(msg);
+      this.#dispatch(msg);
+    }
   }
 
   /** Calls a hook whose result is not awaited; failures go to handleError. */

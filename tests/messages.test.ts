@@ -198,6 +198,32 @@ test("an oversized message closes the session with 1009", async () => {
   }
 });
 
+test("messages waiting for a slow handler are bounded: past maxBufferedAmount the session closes with 1008", async () => {
+  const t = await startServer({ maxBufferedAmount: 256 * 1024 });
+  const gate = deferred();
+  let handled = 0;
+  t.hub.handleMessage(async () => {
+    handled++;
+    await gate.promise;
+  });
+  const c = await Client.open(t.wsUrl());
+  try {
+    const chunk = "x".repeat(64 * 1024);
+    for (let i = 0; i < 8; i++) c.send(chunk); // 1 running + 7 waiting = 448 KiB > 256 KiB
+    await t.signal.until(() => t.disconnects.length === 1 && t.errors.length === 1, "the session closed");
+    // the client is still sending when the server closes: some runtimes then see a reset, not 1008
+    await c.closed;
+    assert.ok(t.errors[0] instanceof RangeError);
+    assert.match(t.errors[0].message, /waiting for a handler/);
+    gate.resolve();
+    assert.equal(handled, 1);
+  } finally {
+    gate.resolve();
+    await c.close();
+    await t.close();
+  }
+});
+
 test(`runtime under test is ${runtime}`, () => {
   assert.ok(runtime === "deno" || runtime === "bun");
 });
