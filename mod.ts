@@ -4,7 +4,7 @@
  *
  * @example
  * ```ts
- * import { Hub } from "./mod.ts";
+ * import { Hub } from "@chorus/chorus";
  *
  * const hub = new Hub<{ name: string }>();
  * hub.handleConnect((s) => s.set("name", `guest-${hub.size}`));

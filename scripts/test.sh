@@ -20,7 +20,7 @@ step() {
 
 step fmt deno fmt --check
 step lint deno lint
-step check deno check mod.ts src/ tests/ examples/ $(ls bench/*.ts 2>/dev/null)
+step check deno check --doc mod.ts src/ tests/ examples/ $(ls bench/*.ts 2>/dev/null)
 step core-web-only tsc -p tsconfig.core.json
 step bun-types tsc -p tsconfig.json
 step publish deno publish --dry-run --allow-dirty

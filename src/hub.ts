@@ -165,7 +165,7 @@ export class Room<K extends Keys = Keys> {
  *
  * @example
  * ```ts
- * import { Hub } from "./mod.ts";
+ * import { Hub } from "@chorus/chorus";
  *
  * const hub = new Hub();
  * hub.handleMessage((_s, msg) => hub.broadcast(msg));

@@ -2,7 +2,7 @@
  * `serve(hub, options)`: one call that serves a hub on Deno or on Bun.
  *
  * @example
- * ```ts ignore
+ * ```ts
  * import { Hub } from "@chorus/chorus";
  * import { serve } from "@chorus/chorus/serve";
  * const hub = new Hub();

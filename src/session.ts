@@ -58,7 +58,7 @@ const idPrefix = crypto.randomUUID().slice(0, 8);
  *
  * @example
  * ```ts
- * import { Hub } from "./mod.ts";
+ * import { Hub } from "@chorus/chorus";
  * const hub = new Hub<{ uid: string }>();
  * hub.handleMessage((s, msg) => {
  *   s.write(`${s.get("uid") ?? "anonymous"}: ${msg}`);
