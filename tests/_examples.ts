@@ -2,6 +2,7 @@
 // `bun run examples/<name>/main.ts` with PORT=0; the real URL is read from the line the example
 // prints once listening. Stopping sends SIGTERM and awaits the exit.
 
+import assert from "node:assert/strict";
 import { type ChildProcess, spawn } from "node:child_process";
 import { existsSync } from "node:fs";
 import process from "node:process";
@@ -21,6 +22,12 @@ export function runtimePath(which: "deno" | "bun"): string | undefined {
   return existsSync(bin) ? bin : undefined;
 }
 
+/** How a child ended. */
+export interface Exit {
+  code: number | null;
+  signal: string | null;
+}
+
 /** A running example. */
 export interface Example {
   /** The runtime serving it. */
@@ -32,8 +39,8 @@ export interface Example {
   wsUrl(path: string): string;
   /** What it printed so far (stdout and stderr), for failure messages. */
   output(): string;
-  /** Sends SIGTERM and waits for the process to exit; resolves with its exit code. */
-  stop(): Promise<number | null>;
+  /** Sends SIGTERM and waits for the process to exit and its output to close. */
+  stop(): Promise<Exit>;
 }
 
 /**
@@ -56,9 +63,9 @@ export async function startExample(
   });
   let out = "";
   const listening = deferred<URL>();
-  const exited = deferred<number | null>();
-  child.on("exit", (code) => {
-    exited.resolve(code);
+  const exited = deferred<Exit>();
+  child.on("exit", (code, signal) => {
+    exited.resolve({ code, signal });
     listening.reject(new Error(`${which} ${script} exited (${code}) before listening:\n${out}`));
   });
   child.on("error", (err) => listening.reject(err));
@@ -72,12 +79,14 @@ export async function startExample(
   listening.promise.catch(() => {});
   // every stream must have ended too before the process counts as gone (Deno's leak checks)
   const streamsClosed = new Promise<void>((resolve) => child.on("close", () => resolve()));
-  const stop = async (): Promise<number | null> => {
-    if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
-    const code = await deadline(exited.promise, `${which} ${script} to exit`, 10_000);
-    await deadline(streamsClosed, `${which} ${script} output to close`, 10_000);
-    return code;
-  };
+  let stopped: Promise<Exit> | undefined;
+  const stop = (): Promise<Exit> =>
+    stopped ??= (async () => {
+      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      const exit = await deadline(exited.promise, `${which} ${script} to exit`, 10_000);
+      await deadline(streamsClosed, `${which} ${script} output to close`, 10_000);
+      return exit;
+    })();
   let url: URL;
   try {
     url = await deadline(listening.promise, `${which} ${script} to listen`, 20_000);
@@ -93,6 +102,19 @@ export async function startExample(
     output: () => out,
     stop,
   };
+}
+
+/**
+ * Stops an example and checks that it shut down by its own SIGTERM handler and exited with 0.
+ * Deno's `node:child_process` (2.9.6) reports a child it sent a signal to as killed by that
+ * signal (code null) even when the child exited with 0, so there the handler's log line is
+ * the evidence; Bun reports the real exit code.
+ */
+export async function stopCleanly(ex: Example): Promise<void> {
+  const exit = await ex.stop();
+  assert.match(ex.output(), /SIGTERM, shutting down/, ex.output());
+  if (exit.code === null && runtime === "deno") assert.equal(exit.signal, "SIGTERM", ex.output());
+  else assert.equal(exit.code, 0, ex.output());
 }
 
 /** Parses a JSON text message. */
