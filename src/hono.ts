@@ -45,7 +45,7 @@ export type { Server } from "./serve.ts";
 export interface UpgradeOptions<K extends Keys, E extends Env = any> {
   /**
    * Initial session keys, read from the context once the request passed every middleware
-   * (e.g. `(c) => ({ uid: c.get("jwtPayload").sub })`).
+   * (e.g. `(c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub })` after `hono/jwt`).
    */
   keys?: (c: Context<E>) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
 }
@@ -62,7 +62,8 @@ export interface UpgradeOptions<K extends Keys, E extends Env = any> {
  *
  * @example
  * ```ts ignore
- * app.get("/ws", jwtAuth, upgrade(hub, { keys: (c) => ({ uid: c.get("jwtPayload").sub }) }));
+ * app.use("/ws", jwt({ secret, alg: "HS256" })); // from "hono/jwt": 401 before any session
+ * app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub }) }));
  * ```
  */
 // deno-lint-ignore no-explicit-any
