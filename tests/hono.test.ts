@@ -4,8 +4,8 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { jwt, sign } from "hono/jwt";
 import { Hub } from "../mod.ts";
-import { serveApp, upgrade } from "../src/hono.ts";
-import { Client, RawPeer, Signal, test } from "./_helpers.ts";
+import { serveApp, upgrade, websocket } from "../src/hono.ts";
+import { Client, RawPeer, runtime, Signal, test } from "./_helpers.ts";
 
 interface Recorded<K extends Record<string, unknown>> {
   hub: Hub<K>;
@@ -177,6 +177,93 @@ test("hono: shutdown closes every session with 1001 and runs each disconnect hoo
     assert.equal(hub.size, 0);
   } finally {
     await Promise.all(clients.map((c) => c.close()));
+    await server.shutdown();
+  }
+});
+
+interface ByHand {
+  port: number;
+  stop(): Promise<void>;
+}
+
+/** Serves `app` the way the docs say to without serveApp: `Deno.serve(app.fetch)`, or on Bun `Bun.serve` with `websocket(hub)`. */
+function serveByHand(hub: Hub, app: Hono, bunEnv: "server" | "{ server }"): ByHand {
+  const g = globalThis as unknown as {
+    Bun?: {
+      serve(o: {
+        port: number;
+        hostname: string;
+        fetch: (req: Request, server: unknown) => Response | Promise<Response>;
+        websocket: unknown;
+      }): { port: number; stop(force: boolean): Promise<void> | void };
+    };
+    Deno?: {
+      serve(
+        o: { port: number; hostname: string; onListen(): void },
+        h: (req: Request, info: unknown) => Response | Promise<Response>,
+      ): { addr: { port: number }; shutdown(): Promise<void> };
+    };
+  };
+  if (g.Bun) {
+    const server = g.Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      fetch: bunEnv === "server" ? app.fetch : (req, server) => app.fetch(req, { server }),
+      websocket: websocket(hub),
+    });
+    return { port: server.port, stop: async () => void await server.stop(true) };
+  }
+  const server = g.Deno!.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, app.fetch);
+  return { port: server.addr.port, stop: () => server.shutdown() };
+}
+
+for (const bunEnv of ["server", "{ server }"] as const) {
+  test(
+    `hono: served by hand (${runtime === "bun" ? `Bun.serve, c.env = ${bunEnv}` : "Deno.serve(app.fetch)"})`,
+    async () => {
+      const { hub, signal, connects } = recordedHub();
+      const app = new Hono();
+      app.get("/ws", upgrade(hub, { keys: (c) => ({ room: c.req.query("room") }) }));
+      hub.handleConnect((s) => {
+        connects.push(s.id);
+        s.join(String(s.get("room")));
+        signal.ping();
+      });
+      hub.handleMessage((s, m) => hub.room(String(s.get("room"))).broadcast(m));
+      const server = serveByHand(hub, app, bunEnv);
+      const url = (room: string) => `ws://127.0.0.1:${server.port}/ws?room=${room}`;
+      const [a1, a2, b] = [await Client.open(url("a")), await Client.open(url("a")), await Client.open(url("b"))];
+      try {
+        await signal.until(() => connects.length === 3, "three sessions");
+        a1.send("to a");
+        b.send("to b");
+        assert.equal(await a1.next(), "to a");
+        assert.equal(await a2.next(), "to a");
+        assert.equal(await b.next(), "to b");
+        assert.equal(a2.pending + b.pending, 0);
+      } finally {
+        await Promise.all([a1.close(), a2.close(), b.close()]);
+        await hub.close();
+        await server.stop();
+      }
+    },
+    { skip: runtime === "deno" && bunEnv !== "server" ? "c.env shapes are a Bun matter" : false },
+  );
+}
+
+test("hono: a keys function that throws fails the request (500) and makes no session", async () => {
+  const { hub, connects } = recordedHub();
+  const app = new Hono();
+  app.get("/ws", upgrade(hub, { keys: () => Promise.reject(new Error("no keys today")) }));
+  app.onError((err, c) => c.text(err.message, 500));
+  const server = await serveApp(hub, app, { port: 0, hostname: "127.0.0.1" });
+  try {
+    const peer = await RawPeer.upgrade(server.port, "/ws");
+    assert.equal(peer.status, 500);
+    await peer.destroy();
+    assert.equal(hub.size, 0);
+    assert.deepEqual(connects, []);
+  } finally {
     await server.shutdown();
   }
 });
