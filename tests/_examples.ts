@@ -39,8 +39,8 @@ export interface Example {
   wsUrl(path: string): string;
   /** What it printed so far (stdout and stderr), for failure messages. */
   output(): string;
-  /** Sends SIGTERM and waits for the process to exit and its output to close. */
-  stop(): Promise<Exit>;
+  /** Sends SIGTERM (or `signal`) and waits for the process to exit and its output to close. */
+  stop(signal?: "SIGTERM" | "SIGINT"): Promise<Exit>;
 }
 
 /**
@@ -80,9 +80,9 @@ export async function startExample(
   // every stream must have ended too before the process counts as gone (Deno's leak checks)
   const streamsClosed = new Promise<void>((resolve) => child.on("close", () => resolve()));
   let stopped: Promise<Exit> | undefined;
-  const stop = (): Promise<Exit> =>
+  const stop = (signal: "SIGTERM" | "SIGINT" = "SIGTERM"): Promise<Exit> =>
     stopped ??= (async () => {
-      if (child.exitCode === null && child.signalCode === null) child.kill("SIGTERM");
+      if (child.exitCode === null && child.signalCode === null) child.kill(signal);
       const exit = await deadline(exited.promise, `${which} ${script} to exit`, 10_000);
       await deadline(streamsClosed, `${which} ${script} output to close`, 10_000);
       return exit;
@@ -105,15 +105,15 @@ export async function startExample(
 }
 
 /**
- * Stops an example and checks that it shut down by its own SIGTERM handler and exited with 0.
+ * Stops an example with a signal and checks that it shut down by its own handler and exited with 0.
  * Deno's `node:child_process` (2.9.6) reports a child it sent a signal to as killed by that
  * signal (code null) even when the child exited with 0, so there the handler's log line is
  * the evidence; Bun reports the real exit code.
  */
-export async function stopCleanly(ex: Example): Promise<void> {
-  const exit = await ex.stop();
-  assert.match(ex.output(), /SIGTERM, shutting down/, ex.output());
-  if (exit.code === null && runtime === "deno") assert.equal(exit.signal, "SIGTERM", ex.output());
+export async function stopCleanly(ex: Example, signal: "SIGTERM" | "SIGINT" = "SIGTERM"): Promise<void> {
+  const exit = await ex.stop(signal);
+  assert.match(ex.output(), new RegExp(`${signal}, shutting down`), ex.output());
+  if (exit.code === null && runtime === "deno") assert.equal(exit.signal, signal, ex.output());
   else assert.equal(exit.code, 0, ex.output());
 }
 

@@ -193,7 +193,7 @@ test(`example notify (${runtime}): subscribers get the events of their topics on
   }
 });
 
-test(`example cursors (${runtime}): others see a cursor move, the mover does not, a leaver's cursor goes`, async () => {
+test(`example cursors (${runtime}): others see a cursor move, the mover does not, a leaver's cursor goes; SIGINT stops it`, async () => {
   const ex = await startExample("cursors");
   const clients: Client[] = [];
   const hello = async () => {
@@ -229,6 +229,6 @@ test(`example cursors (${runtime}): others see a cursor move, the mover does not
     for (const o of [b, c]) assert.deepEqual(json(await o.c.next()), { type: "leave", id: a.id });
   } finally {
     await closeAll(clients);
-    await stopCleanly(ex);
+    await stopCleanly(ex, "SIGINT");
   }
 });
