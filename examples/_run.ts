@@ -1,0 +1,64 @@
+/**
+ * What every example shares: the port (first argument, else `PORT`, else 8080; `0` picks a free
+ * one), the address (`HOST`, else 127.0.0.1), one line with the URL once listening, and a clean
+ * shutdown on SIGINT/SIGTERM. Runs unchanged on Deno and on Bun.
+ *
+ * @module
+ */
+
+import process from "node:process";
+import { readFileSync } from "node:fs";
+import type { Hub, Keys } from "../mod.ts";
+import { type FetchApp, serveApp, type Server } from "../src/hono.ts";
+
+/** Options of {@linkcode runExample}. */
+export interface RunOptions {
+  /** Runs on SIGINT/SIGTERM before the hub closes (stop timers, watchers). */
+  onShutdown?: () => void | Promise<void>;
+}
+
+/**
+ * Serves an example's app and hub, prints `<name> listening on <url>`, and shuts down cleanly
+ * on SIGINT or SIGTERM: every session is closed with 1001, then the process exits.
+ *
+ * @param name The example's name, for the log line.
+ * @param hub The hub.
+ * @param app The Hono app.
+ * @param options Shutdown work.
+ * @returns The running server.
+ */
+export async function runExample<K extends Keys>(
+  name: string,
+  hub: Hub<K>,
+  app: FetchApp,
+  options: RunOptions = {},
+): Promise<Server> {
+  const raw = process.argv[2] ?? process.env.PORT ?? "8080";
+  const port = Number(raw);
+  if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`Not a port: ${raw}`);
+  const server = await serveApp(hub, app, { port, hostname: process.env.HOST ?? "127.0.0.1" });
+  let stopping = false;
+  const stop = async (signal: string) => {
+    if (stopping) return;
+    stopping = true;
+    console.log(`${name}: ${signal}, shutting down`);
+    await options.onShutdown?.();
+    await server.shutdown();
+    process.exit(0);
+  };
+  process.on("SIGINT", () => void stop("SIGINT"));
+  process.on("SIGTERM", () => void stop("SIGTERM"));
+  console.log(`${name} listening on ${server.url}`);
+  return server;
+}
+
+/**
+ * Reads a file next to the calling module (an example's page).
+ *
+ * @param base The caller's `import.meta.url`.
+ * @param file The file's name.
+ * @returns Its text.
+ */
+export function page(base: string, file: string): string {
+  return readFileSync(new URL(file, base), "utf8");
+}

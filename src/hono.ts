@@ -1,0 +1,218 @@
+/**
+ * Hono integration: a route handler that upgrades a request to a hub session on Deno or on Bun,
+ * the `websocket` handlers Bun needs, and `serveApp` to run a Hono app with a hub on either runtime.
+ *
+ * Middleware registered before the handler (auth, logging) runs first; a middleware that returns
+ * a response (a 401, say) ends the request before any session exists, so no connect hook runs.
+ * Sessions are keyed on the socket, not on a per-event Hono context.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hono } from "hono";
+ * import { Hub } from "@chorus/chorus";
+ * import { serveApp, upgrade } from "@chorus/chorus/hono";
+ *
+ * const hub = new Hub<{ uid: string }>();
+ * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));
+ * const app = new Hono();
+ * app.use("/ws", async (c, next) => {
+ *   const uid = c.req.query("uid");
+ *   if (!uid) return c.text("Unauthorized", 401);
+ *   c.set("uid", uid);
+ *   await next();
+ * });
+ * app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: c.get("uid") }) }));
+ * // Deno or Bun, unchanged:
+ * const server = await serveApp(hub, app, { port: 8080 });
+ * // or by hand: Deno.serve(app.fetch), or Bun.serve({ fetch: app.fetch, websocket: websocket(hub) })
+ * ```
+ *
+ * @module
+ */
+
+import type { Context, Env, MiddlewareHandler } from "hono";
+import { HubClosedError } from "./errors.ts";
+import { type Hub, sessionInit } from "./hub.ts";
+import type { Keys } from "./session.ts";
+import type { Server } from "./serve.ts";
+import { upgradeDeno } from "./adapters/deno.ts";
+import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
+
+export type { Server } from "./serve.ts";
+
+/** Options of {@linkcode upgrade}. */
+// deno-lint-ignore no-explicit-any
+export interface UpgradeOptions<K extends Keys, E extends Env = any> {
+  /**
+   * Initial session keys, read from the context once the request passed every middleware
+   * (e.g. `(c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub })` after `hono/jwt`).
+   */
+  keys?: (c: Context<E>) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
+}
+
+/**
+ * A Hono handler that upgrades the request to a session of `hub`, on Deno or on Bun. It runs
+ * the hub's checks first: a request that is not a WebSocket upgrade gets 426, a refused origin
+ * 403, a closed hub 503. On Bun the app must be served with {@linkcode websocket}`(hub)` as
+ * `Bun.serve`'s `websocket` and `app.fetch` as its `fetch` (Hono then finds the server in `c.env`).
+ *
+ * @param hub The hub the sessions join.
+ * @param options Where the initial keys come from.
+ * @returns The handler, for `app.get(path, ...)`.
+ *
+ * @example
+ * ```ts ignore
+ * app.use("/ws", jwt({ secret, alg: "HS256" })); // from "hono/jwt": 401 before any session
+ * app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub }) }));
+ * ```
+ */
+// deno-lint-ignore no-explicit-any
+export function upgrade<K extends Keys, E extends Env = any>(
+  hub: Hub<K>,
+  options: UpgradeOptions<K, E> = {},
+): MiddlewareHandler<E> {
+  return async (c) => {
+    const req = c.req.raw;
+    let refused: Response | undefined;
+    try {
+      refused = hub.checkRequest(req);
+    } catch (err) {
+      if (err instanceof HubClosedError) return new Response("Server is shutting down", { status: 503 });
+      throw err;
+    }
+    if (refused) return refused;
+    const keys = options.keys ? await options.keys(c) : undefined;
+    if (hub.isClosed()) return new Response("Server is shutting down", { status: 503 });
+    const env = c.env as unknown;
+    if (isBun()) {
+      const server = bunServer(env);
+      // Bun sends its own 101; the response returned after a successful upgrade is ignored.
+      return upgradeBun(server, req, sessionInit(req, keys, "")) ?? new Response(null);
+    }
+    const remoteAddr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "";
+    return upgradeDeno(hub, req, sessionInit(req, keys, remoteAddr));
+  };
+}
+
+/**
+ * The handlers to pass as `websocket` to `Bun.serve` when a Hono app upgrades with
+ * {@linkcode upgrade}: the hub's limits mapped onto Bun's settings. Not needed on Deno.
+ *
+ * @param hub The hub.
+ * @returns Bun's `websocket` option.
+ *
+ * @example
+ * ```ts ignore
+ * Bun.serve({ port: 8080, fetch: app.fetch, websocket: websocket(hub) });
+ * ```
+ */
+export function websocket<K extends Keys>(hub: Hub<K>): BunWebSocketHandler<K> {
+  return bunAdapter(hub).websocket;
+}
+
+/** What {@linkcode serveApp} needs of a Hono app (any object with Hono's `fetch`). */
+export interface FetchApp {
+  /** Hono's `app.fetch`: the request, and the runtime's second `fetch` argument as `env`. */
+  fetch(req: Request, env?: unknown): Response | Promise<Response>;
+}
+
+/** Options of {@linkcode serveApp}. */
+export interface ServeAppOptions {
+  /** Port to listen on; `0` picks a free one. @default {8080} */
+  port?: number;
+  /** Address to listen on. @default {"0.0.0.0"} */
+  hostname?: string;
+}
+
+interface DenoServeRuntime {
+  serve(
+    options: { port: number; hostname: string; onListen: () => void },
+    handler: (req: Request, info: unknown) => Response | Promise<Response>,
+  ): { addr: { port: number }; shutdown(): Promise<void> };
+}
+
+interface BunServeRuntime {
+  serve(options: {
+    port: number;
+    hostname: string;
+    fetch: (req: Request, server: BunServer) => Response | Promise<Response>;
+    websocket: BunWebSocketHandler<never>;
+  }): { port: number; stop(closeActiveConnections?: boolean): Promise<void> | void };
+}
+
+/**
+ * Serves a Hono app whose routes upgrade with {@linkcode upgrade}, on Deno (`Deno.serve`) or on
+ * Bun (`Bun.serve` with the hub's `websocket` handlers): one call, the same on both.
+ *
+ * @param hub The hub the app's upgrades go to.
+ * @param app The Hono app (or anything with its `fetch`).
+ * @param options Port and hostname.
+ * @returns The running server; `shutdown()` closes the hub (every session, awaiting the
+ * disconnect hooks), then stops listening.
+ *
+ * @example
+ * ```ts ignore
+ * const server = await serveApp(hub, app, { port: 0, hostname: "127.0.0.1" });
+ * console.log(`listening on ${server.url}`);
+ * ```
+ */
+export function serveApp<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions = {}): Promise<Server> {
+  try {
+    return Promise.resolve(listen(hub, app, options));
+  } catch (err) {
+    return Promise.reject(err);
+  }
+}
+
+function listen<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions): Server {
+  const port = options.port ?? 8080;
+  const hostname = options.hostname ?? "0.0.0.0";
+  const host = hostname === "0.0.0.0" || hostname === "::"
+    ? "127.0.0.1"
+    : hostname.includes(":")
+    ? `[${hostname}]`
+    : hostname;
+  const bun = (globalThis as { Bun?: BunServeRuntime }).Bun;
+  if (bun) {
+    const server = bun.serve({
+      port,
+      hostname,
+      fetch: (req, server) => app.fetch(req, server),
+      websocket: websocket(hub) as BunWebSocketHandler<never>,
+    });
+    return {
+      port: server.port,
+      url: new URL(`http://${host}:${server.port}/`),
+      async shutdown() {
+        await hub.close();
+        await server.stop(true);
+      },
+    };
+  }
+  const deno = (globalThis as { Deno?: Partial<DenoServeRuntime> }).Deno;
+  if (!deno?.serve) throw new Error("serveApp() runs on Deno or Bun");
+  const server = deno.serve({ port, hostname, onListen() {} }, (req, info) => app.fetch(req, info));
+  return {
+    port: server.addr.port,
+    url: new URL(`http://${host}:${server.addr.port}/`),
+    async shutdown() {
+      await hub.close();
+      await server.shutdown();
+    },
+  };
+}
+
+function isBun(): boolean {
+  return "Bun" in globalThis;
+}
+
+function bunServer(env: unknown): BunServer {
+  // Hono on Bun: `c.env` is the server (`Bun.serve({ fetch: app.fetch })`), or holds it as `server`.
+  const candidate = env && typeof env === "object" && "server" in env ? (env as { server: unknown }).server : env;
+  if (!candidate || typeof (candidate as BunServer).upgrade !== "function") {
+    throw new TypeError(
+      "upgrade() on Bun needs the server: serve with Bun.serve({ fetch: app.fetch, websocket: websocket(hub) })",
+    );
+  }
+  return candidate as BunServer;
+}
