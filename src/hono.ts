@@ -31,14 +31,12 @@
  */
 
 import type { Context, Env, MiddlewareHandler } from "hono";
-import { HubClosedError } from "./errors.ts";
-import { type Hub, sessionInit } from "./hub.ts";
+import type { Hub } from "./hub.ts";
 import type { Keys } from "./session.ts";
-import type { Server } from "./serve.ts";
-import { upgradeDeno } from "./adapters/deno.ts";
-import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
+import { accept, type Incoming, listen, type Server } from "./listen.ts";
+import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
 
-export type { Server } from "./serve.ts";
+export type { Server } from "./listen.ts";
 
 /** Options of {@linkcode upgrade}. */
 // deno-lint-ignore no-explicit-any
@@ -72,25 +70,13 @@ export function upgrade<K extends Keys, E extends Env = any>(
   options: UpgradeOptions<K, E> = {},
 ): MiddlewareHandler<E> {
   return async (c) => {
-    const req = c.req.raw;
-    let refused: Response | undefined;
-    try {
-      refused = hub.checkRequest(req);
-    } catch (err) {
-      if (err instanceof HubClosedError) return new Response("Server is shutting down", { status: 503 });
-      throw err;
-    }
-    if (refused) return refused;
-    const keys = options.keys ? await options.keys(c) : undefined;
-    if (hub.isClosed()) return new Response("Server is shutting down", { status: 503 });
     const env = c.env as unknown;
-    if (isBun()) {
-      const server = bunServer(env);
-      // Bun sends its own 101; the response returned after a successful upgrade is ignored.
-      return upgradeBun(server, req, sessionInit(req, keys, "")) ?? new Response(null);
-    }
-    const remoteAddr = (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "";
-    return upgradeDeno(hub, req, sessionInit(req, keys, remoteAddr));
+    const incoming: Incoming = "Bun" in globalThis
+      ? { remoteAddr: "", bun: bunServer(env), env }
+      : { remoteAddr: (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "", env };
+    const keys = options.keys;
+    // Bun sends its own 101; the response returned after a successful upgrade is ignored.
+    return (await accept(hub, c.req.raw, incoming, keys && (() => keys(c)))) ?? new Response(null);
   };
 }
 
@@ -124,22 +110,6 @@ export interface ServeAppOptions {
   hostname?: string;
 }
 
-interface DenoServeRuntime {
-  serve(
-    options: { port: number; hostname: string; onListen: () => void },
-    handler: (req: Request, info: unknown) => Response | Promise<Response>,
-  ): { addr: { port: number }; shutdown(): Promise<void> };
-}
-
-interface BunServeRuntime {
-  serve(options: {
-    port: number;
-    hostname: string;
-    fetch: (req: Request, server: BunServer) => Response | Promise<Response>;
-    websocket: BunWebSocketHandler<never>;
-  }): { port: number; stop(closeActiveConnections?: boolean): Promise<void> | void };
-}
-
 /**
  * Serves a Hono app whose routes upgrade with {@linkcode upgrade}, on Deno (`Deno.serve`) or on
  * Bun (`Bun.serve` with the hub's `websocket` handlers): one call, the same on both.
@@ -158,52 +128,19 @@ interface BunServeRuntime {
  */
 export function serveApp<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions = {}): Promise<Server> {
   try {
-    return Promise.resolve(listen(hub, app, options));
+    return Promise.resolve(start(hub, app, options));
   } catch (err) {
     return Promise.reject(err);
   }
 }
 
-function listen<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions): Server {
-  const port = options.port ?? 8080;
-  const hostname = options.hostname ?? "0.0.0.0";
-  const host = hostname === "0.0.0.0" || hostname === "::"
-    ? "127.0.0.1"
-    : hostname.includes(":")
-    ? `[${hostname}]`
-    : hostname;
-  const bun = (globalThis as { Bun?: BunServeRuntime }).Bun;
-  if (bun) {
-    const server = bun.serve({
-      port,
-      hostname,
-      fetch: (req, server) => app.fetch(req, server),
-      websocket: websocket(hub) as BunWebSocketHandler<never>,
-    });
-    return {
-      port: server.port,
-      url: new URL(`http://${host}:${server.port}/`),
-      async shutdown() {
-        await hub.close();
-        await server.stop(true);
-      },
-    };
-  }
-  const deno = (globalThis as { Deno?: Partial<DenoServeRuntime> }).Deno;
-  if (!deno?.serve) throw new Error("serveApp() runs on Deno or Bun");
-  const server = deno.serve({ port, hostname, onListen() {} }, (req, info) => app.fetch(req, info));
-  return {
-    port: server.addr.port,
-    url: new URL(`http://${host}:${server.addr.port}/`),
-    async shutdown() {
-      await hub.close();
-      await server.shutdown();
-    },
-  };
-}
-
-function isBun(): boolean {
-  return "Bun" in globalThis;
+function start<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions): Server {
+  return listen(
+    hub,
+    options.port ?? 8080,
+    options.hostname ?? "0.0.0.0",
+    (req, incoming) => app.fetch(req, incoming.env),
+  );
 }
 
 function bunServer(env: unknown): BunServer {

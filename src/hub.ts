@@ -86,8 +86,8 @@ let defaultUpgrader: Upgrader | undefined;
 const ROOM_BROADCAST: unique symbol = Symbol("chorus.roomBroadcast");
 
 /**
- * Sets the upgrader `handleRequest` uses for hubs that have none of their own. The Deno
- * adapter installs itself here when it runs on Deno.
+ * Sets the upgrader `handleRequest` uses. The Deno adapter installs itself here when it runs
+ * on Deno.
  *
  * @param upgrader The upgrader.
  */
@@ -178,7 +178,6 @@ export class Hub<K extends Keys = Keys> {
   #rooms = new Map<string, Set<Session<K>>>();
   #hooks: Hooks<K> = {};
   #closing: Promise<void> | undefined;
-  #upgrader: Upgrader | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #host: SessionHost<K>;
   #pingInterval: number;
@@ -451,8 +450,9 @@ export class Hub<K extends Keys = Keys> {
   }
 
   /**
-   * Upgrades a request to a WebSocket session (melody's `HandleRequest`). Works on Deno
-   * (`Deno.serve((req) => hub.handleRequest(req))`) and on a hub served by `serve()`.
+   * Upgrades a request to a WebSocket session (melody's `HandleRequest`) on Deno:
+   * `Deno.serve((req) => hub.handleRequest(req))`. On Bun, whose upgrade needs the server
+   * object, use `serve()`, `chorus/hono` or `bunAdapter`.
    * A request that is not an upgrade gets 426; a refused origin gets 403.
    *
    * @param req The request.
@@ -464,10 +464,10 @@ export class Hub<K extends Keys = Keys> {
     try {
       const refused = this.checkRequest(req);
       if (refused) return Promise.resolve(refused);
-      const upgrader = this.#upgrader ?? defaultUpgrader;
+      const upgrader = defaultUpgrader;
       if (!upgrader) {
         throw new Error(
-          "hub.handleRequest needs a runtime: on Deno import the Deno adapter, on Bun use serve() or the Bun adapter",
+          "hub.handleRequest upgrades with Deno.upgradeWebSocket; on Bun use serve(), chorus/hono or bunAdapter (Bun's upgrade needs its server)",
         );
       }
       return Promise.resolve(upgrader(this, req, sessionInit(req, opts.keys, opts.remoteAddr ?? "")));
@@ -494,15 +494,6 @@ export class Hub<K extends Keys = Keys> {
       return new Response("Origin not allowed", { status: 403 });
     }
     return undefined;
-  }
-
-  /**
-   * Sets this hub's upgrader (used by `serve()` and the Bun adapter).
-   *
-   * @param upgrader The upgrader.
-   */
-  useUpgrader(upgrader: Upgrader): void {
-    this.#upgrader = upgrader;
   }
 
   /**
