@@ -9,5 +9,5 @@ hub.handleMessage((s, msg) => hub.broadcast(`${s.get("name")}: ${msg}`));
 hub.handleDisconnect((s) => console.log(`${s.get("name")} left`));
 
 const server = await serve(hub, { port: Number(process.env.PORT ?? 8080) });
-console.log(`listening on ws://${server.url.host}/?name=you`);
+console.log(`listening on ${server.url} (try ws://${server.url.host}/?name=you)`);
 process.on("SIGINT", () => server.shutdown().then(() => process.exit(0)));
