@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { BrokerMessageError } from "../mod.ts";
 import { cleanup, type ClusterNode, eventually, rawRedis, startNode, text, uniquePrefix } from "./_cluster.ts";
-import { Client, closeAll, openClients, test, utf8 } from "./_helpers.ts";
+import { type Client, closeAll, openClients, test, utf8 } from "./_helpers.ts";
 
 async function cluster(prefix: string, n: number, broker = {}): Promise<ClusterNode[]> {
   const nodes: ClusterNode[] = [];
