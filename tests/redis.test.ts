@@ -2,7 +2,8 @@
 // against the shared Redis at 127.0.0.1:6379 (a unique prefix per test).
 import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
-import { BrokerMessageError } from "../mod.ts";
+import { BrokerMessageError, Hub } from "../mod.ts";
+import { redisBroker, type RedisClientLike } from "../src/brokers/redis.ts";
 import { cleanup, type ClusterNode, eventually, rawRedis, startNode, text, uniquePrefix } from "./_cluster.ts";
 import { type Client, closeAll, openClients, test, utf8 } from "./_helpers.ts";
 
@@ -192,4 +193,36 @@ test("redis: a burst of 10,000 broadcasts from two nodes arrives everywhere once
   } finally {
     await shutdown([a, b], clients, prefix);
   }
+});
+
+test("redis: a broker on the user's own client leaves that client open when the hub closes", async () => {
+  const prefix = uniquePrefix("own-client");
+  const mine = await rawRedis();
+  const hub = new Hub({ broker: redisBroker({ client: mine, prefix }) });
+  const other = await startNode({ prefix });
+  const clients: Client[] = [];
+  try {
+    await hub.ready();
+    const [o1] = await openClients(other.wsUrl(), 1);
+    clients.push(o1);
+    hub.broadcast("from the hub on my client");
+    assert.equal(await o1.next(), "from the hub on my client");
+    await eventually(() => hub.count(), (n) => n === 1, "the other node's session counted");
+    await hub.close();
+    assert.equal(mine.isReady, true, "the user's client is still open");
+    assert.equal(await mine.exists(`${prefix}:node:${hub.node}`), 0, "the closed node's counts are gone");
+  } finally {
+    await closeAll(clients);
+    await hub.close();
+    await other.close();
+    await mine.close();
+    await cleanup(prefix);
+  }
+});
+
+test("redis: options are checked", () => {
+  assert.throws(() => redisBroker({ url: "redis://x", client: {} as RedisClientLike }), TypeError);
+  assert.throws(() => redisBroker({ prefix: "" }), TypeError);
+  assert.throws(() => redisBroker({ heartbeatInterval: 1000, presenceTtl: 1000 }), RangeError);
+  assert.throws(() => redisBroker({ maxMessageSize: -1 }), RangeError);
 });
