@@ -95,20 +95,47 @@ class Counter {
   }
 }
 
+/** Fails after `ms` with a report of what each client received, so a lost message never hangs the bench. */
+function watchdog<T>(what: string, work: Promise<T>, clients: Counter[], ms = 120_000): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => {
+      const counts = new Map<number, number>();
+      for (const c of clients) counts.set(c.received, (counts.get(c.received) ?? 0) + 1);
+      reject(new Error(`${what}: timed out; clients by messages received: ${JSON.stringify([...counts])}`));
+    }, ms);
+  });
+  return Promise.race([work, timeout]).finally(() => clearTimeout(timer));
+}
+
 async function connect(port: number, n: number): Promise<Counter[]> {
   const clients = Array.from({ length: n }, () => new Counter(port));
-  await Promise.all(clients.map((c) => c.opened()));
+  await watchdog("connect", Promise.all(clients.map((c) => c.opened())), clients, 30_000);
   return clients;
+}
+
+/** Waits until the node of `probe` has attached `n` sessions (a client may see its open first). */
+async function attached(probe: Counter, n: number): Promise<void> {
+  for (let tries = 0; tries < 1000; tries++) {
+    const size = await new Promise<number>((res) => {
+      probe.onText = (d) => d.startsWith("size ") && res(Number(d.slice(5)));
+      probe.ws.send("size");
+    });
+    probe.onText = undefined;
+    if (size === n) return;
+    await new Promise((r) => setTimeout(r, 10));
+  }
+  throw new Error(`the node never attached ${n} sessions`);
 }
 
 async function fanOut(sender: Counter, clients: Counter[]): Promise<number> {
   // warm up: one message to everyone
   const base = clients.map((c) => c.received);
   sender.ws.send("warmup");
-  await Promise.all(clients.map((c, i) => c.until(base[i] + 1)));
+  await watchdog("warm-up", Promise.all(clients.map((c, i) => c.until(base[i] + 1))), clients);
   const start = performance.now();
   sender.ws.send(`burst ${MESSAGES} ${SIZE}`);
-  await Promise.all(clients.map((c, i) => c.until(base[i] + 1 + MESSAGES)));
+  await watchdog("burst", Promise.all(clients.map((c, i) => c.until(base[i] + 1 + MESSAGES))), clients);
   const seconds = (performance.now() - start) / 1000;
   return (clients.length * MESSAGES) / seconds;
 }
@@ -128,6 +155,7 @@ console.log(`chorus redis bench on ${runtimeName}: ${CLIENTS} clients, ${MESSAGE
 {
   const node = await startNode(true);
   const clients = await connect(node.port, CLIENTS);
+  await attached(clients[0], CLIENTS);
   const rate = await fanOut(clients[0], clients);
   console.log(`single node:           ${fmt(rate)} deliveries/s`);
   clients.forEach((c) => c.close());
@@ -139,6 +167,8 @@ const [a, b] = [await startNode(false), await startNode(false)];
 try {
   const onA = await connect(a.port, CLIENTS / 2);
   const onB = await connect(b.port, CLIENTS - CLIENTS / 2);
+  await attached(onA[0], onA.length);
+  await attached(onB[0], onB.length);
   const rate = await fanOut(onA[0], [...onA, ...onB]);
   console.log(`two nodes via Redis:   ${fmt(rate)} deliveries/s (half of them cross-node)`);
   [...onA, ...onB].forEach((c) => c.close());
@@ -146,6 +176,8 @@ try {
   // 2. latency of one broadcast, local vs cross-node
   const [sender, local] = await connect(a.port, 2);
   const [remote] = await connect(b.port, 1);
+  await attached(sender, 2);
+  await attached(remote, 1);
   const localMs: number[] = [];
   const remoteMs: number[] = [];
   const added: number[] = [];
@@ -154,17 +186,22 @@ try {
     const t0 = performance.now();
     let tl = 0;
     let tr = 0;
-    await new Promise<void>((res) => {
-      local.onText = (d) => {
-        if (d === tag) tl = performance.now();
-        if (tl && tr) res();
-      };
-      remote.onText = (d) => {
-        if (d === tag) tr = performance.now();
-        if (tl && tr) res();
-      };
-      sender.ws.send(tag);
-    });
+    await watchdog(
+      `latency round ${i}`,
+      new Promise<void>((res) => {
+        local.onText = (d) => {
+          if (d === tag) tl = performance.now();
+          if (tl && tr) res();
+        };
+        remote.onText = (d) => {
+          if (d === tag) tr = performance.now();
+          if (tl && tr) res();
+        };
+        sender.ws.send(tag);
+      }),
+      [sender, local, remote],
+      10_000,
+    );
     if (i < 100) continue; // warm-up rounds
     localMs.push(tl - t0);
     remoteMs.push(tr - t0);

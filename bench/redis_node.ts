@@ -1,6 +1,6 @@
 // A hub for bench/redis.ts, in its own process: with a Redis broker (REDIS_URL, PREFIX) or,
 // with NO_BROKER=1, alone. Prints "ready <port>" once listening (and subscribed).
-// Text commands: "burst <n> <size>" broadcasts n messages of about size bytes ("<i> xxx…");
+// Text commands: "size" answers "size <sessions on this node>"; "burst <n> <size>" broadcasts n messages of about size bytes ("<i> xxx…");
 // anything else is broadcast as it is.
 
 import process from "node:process";
@@ -15,7 +15,8 @@ const hub = new Hub({
 });
 hub.handleBrokerError((err) => console.error(`broker error: ${err.message}`));
 hub.handleError((_s, err) => console.error(`session error: ${err.message}`));
-hub.handleMessage((_s, msg) => {
+hub.handleMessage((s, msg) => {
+  if (msg === "size") return s.write(`size ${hub.size}`);
   if (msg.startsWith("burst ")) {
     const [, n, size] = msg.split(" ").map(Number);
     const pad = "x".repeat(Math.max(0, size - 8));
