@@ -146,7 +146,8 @@ export class Room<K extends Keys = Keys> {
   /**
    * Counts the room's sessions on every node of the cluster (with a broker), or on this node.
    *
-   * @returns The count; with a broker it rejects while the broker cannot be reached.
+   * @returns The count. It rejects with `HubClosedError` once the hub is closed and, with a
+   * broker, while the broker cannot be reached.
    */
   count(): Promise<number> {
     return this.#hub[ROOM_COUNT](this.name);
@@ -468,7 +469,15 @@ export class Hub<K extends Keys = Keys> {
   /**
    * Counts the sessions on every node of the cluster (with a broker), or on this node.
    *
-   * @returns The count; with a broker it rejects while the broker cannot be reached.
+   * @example
+   * ```ts
+   * import { Hub } from "./mod.ts";
+   * const hub = new Hub();
+   * console.log(`${await hub.count()} online, ${await hub.room("lobby").count()} in the lobby`);
+   * ```
+   *
+   * @returns The count. It rejects with `HubClosedError` once the hub is closed and, with a
+   * broker, while the broker cannot be reached.
    */
   count(): Promise<number> {
     return this.#count(undefined);

@@ -4,8 +4,17 @@ import assert from "node:assert/strict";
 import { Buffer } from "node:buffer";
 import { BrokerMessageError, Hub } from "../mod.ts";
 import { redisBroker, type RedisClientLike } from "../src/brokers/redis.ts";
-import { cleanup, type ClusterNode, eventually, rawRedis, startNode, text, uniquePrefix } from "./_cluster.ts";
-import { type Client, closeAll, openClients, test, utf8 } from "./_helpers.ts";
+import {
+  cleanup,
+  type ClusterNode,
+  eventually,
+  freePort,
+  rawRedis,
+  startNode,
+  text,
+  uniquePrefix,
+} from "./_cluster.ts";
+import { Client, closeAll, deadline, openClients, startServer, test, utf8 } from "./_helpers.ts";
 
 async function cluster(prefix: string, n: number, broker = {}): Promise<ClusterNode[]> {
   const nodes: ClusterNode[] = [];
@@ -225,4 +234,28 @@ test("redis: options are checked", () => {
   assert.throws(() => redisBroker({ prefix: "" }), TypeError);
   assert.throws(() => redisBroker({ heartbeatInterval: 1000, presenceTtl: 1000 }), RangeError);
   assert.throws(() => redisBroker({ maxMessageSize: -1 }), RangeError);
+});
+
+test("redis: with Redis unreachable from the start, the hub serves locally, reports, and closes cleanly", async () => {
+  const port = await freePort(); // nothing listens there
+  const t = await startServer({
+    broker: redisBroker({ url: `redis://127.0.0.1:${port}`, prefix: uniquePrefix("down") }),
+  });
+  const errors: Error[] = [];
+  t.hub.handleBrokerError((err) => {
+    errors.push(err);
+    t.signal.ping();
+  });
+  const clients: Client[] = [];
+  try {
+    clients.push(await Client.open(t.wsUrl()));
+    await t.signal.until(() => errors.length > 0, "the refused connection reported");
+    assert.match(errors[0].message, /ECONNREFUSED/);
+    t.hub.broadcast("local still works");
+    assert.equal(await clients[0].next(), "local still works");
+    await assert.rejects(t.hub.count());
+  } finally {
+    await closeAll(clients);
+    await deadline(t.close(), "close while Redis is away");
+  }
 });
