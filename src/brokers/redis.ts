@@ -159,7 +159,7 @@ class RedisBroker implements Broker {
   #dirty = new Set<string>();
   #stopped = false;
   #publishFailing = false;
-  #pending = new Set<Promise<void>>();
+  #presenceFailing = false;
 
   constructor(options: RedisBrokerOptions) {
     if (options.url !== undefined && options.client !== undefined) {
@@ -220,19 +220,15 @@ class RedisBroker implements Broker {
       throw new RangeError(`A broadcast of ${bytes.length} bytes exceeds the broker's limit of ${this.#max} bytes`);
     }
     if (this.#stopped) return;
-    this.#track(
-      this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
-        () => {
-          this.#publishFailing = false;
-        },
-        (err) => {
-          if (this.#publishFailing) return;
-          this.#publishFailing = true; // one report per outage, not one per broadcast
-          this.#link?.report(
-            new Error(`Broadcasts are not reaching other nodes: ${errorMessage(err)}`, { cause: err }),
-          );
-        },
-      ),
+    this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
+      () => {
+        this.#publishFailing = false;
+      },
+      (err) => {
+        if (this.#publishFailing || this.#stopped) return;
+        this.#publishFailing = true; // one report per outage, not one per broadcast
+        this.#link?.report(new Error(`Broadcasts are not reaching other nodes: ${errorMessage(err)}`, { cause: err }));
+      },
     );
   }
 
@@ -269,7 +265,8 @@ class RedisBroker implements Broker {
     const pub = this.#pub;
     const sub = this.#sub;
     const link = this.#link;
-    await Promise.allSettled([...this.#pending]);
+    // Commands on one connection run in order: the DEL comes after any count write in flight,
+    // and close() below waits for the broadcasts still queued.
     if (link && pub.isReady) {
       try {
         await pub.sendCommand(["DEL", this.#nodePrefix + link.node]);
@@ -338,16 +335,18 @@ class RedisBroker implements Broker {
     const args = ["EVAL", PRESENCE, "2", this.#nodePrefix + link.node, this.#nodesKey];
     args.push(String(this.#ttl), link.node, full ? "1" : "0");
     for (const field of fields) args.push(field, String(link.localCount(field === "" ? undefined : field)));
-    // Failures are connection failures, already reported by the error listener; the next
-    // heartbeat (or the reconnect) writes everything again.
-    return this.#track(this.#pub.sendCommand(args).then(() => {}, () => {}));
-  }
-
-  /** Keeps a never-rejecting promise until it settles, so `stop` can wait for writes in flight. */
-  #track(promise: Promise<void>): Promise<void> {
-    this.#pending.add(promise);
-    promise.then(() => this.#pending.delete(promise));
-    return promise;
+    // A failure is reported once until a write succeeds again; the next heartbeat (or the
+    // reconnect) writes everything again.
+    return this.#pub.sendCommand(args).then(
+      () => {
+        this.#presenceFailing = false;
+      },
+      (err) => {
+        if (this.#presenceFailing || this.#stopped) return;
+        this.#presenceFailing = true;
+        link.report(new Error(`Session counts not written to Redis: ${errorMessage(err)}`, { cause: err }));
+      },
+    );
   }
 }
 
