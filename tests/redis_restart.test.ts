@@ -21,7 +21,10 @@ test("redis restart: local delivery goes on, the error is reported, cross-node d
     await redis.stop();
     await a.signal.until(() => a.brokerErrors.length > 0, "a to report the lost connection");
     await b.signal.until(() => b.brokerErrors.length > 0, "b to report the lost connection");
-    assert.match(a.brokerErrors[0].message, /Redis (publish|subscribe) connection/);
+    assert.ok(
+      a.brokerErrors.some((e) => /Redis (publish|subscribe) connection/.test(e.message)),
+      String(a.brokerErrors),
+    );
 
     // the outage: local delivery never stops; cross-node broadcasts are dropped, counts refuse
     for (let i = 0; i < 3; i++) a.hub.broadcast(`during ${i}`);
