@@ -231,26 +231,27 @@ export class Hub<K extends Keys = Keys> {
     const hooks = this.#hooks;
     const sessions = this.#sessions;
     const rooms = this.#rooms;
+    const countChanged = (room: string | undefined) => this.#broker?.changed(room);
     this.#host = {
       maxMessageSize,
       maxBufferedAmount,
       closeOnBufferFull: onBufferFull === "close",
       concurrent: options.concurrentMessageHandling === true,
       hooks,
-      join: (session, room) => {
+      join(session, room) {
         let members = rooms.get(room);
         if (!members) rooms.set(room, members = new Set());
         members.add(session);
-        this.#broker?.changed(room);
+        countChanged(room);
       },
-      leave: (session, room) => {
+      leave(session, room) {
         const members = rooms.get(room);
         if (members?.delete(session) && members.size === 0) rooms.delete(room);
-        this.#broker?.changed(room);
+        countChanged(room);
       },
       remove: (session) => {
         sessions.delete(session.id);
-        this.#broker?.changed(undefined);
+        countChanged(undefined);
         if (sessions.size === 0) this.#stopTicker();
         const onDisconnect = hooks.disconnect;
         if (!onDisconnect) return undefined;

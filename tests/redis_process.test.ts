@@ -74,6 +74,19 @@ async function exercise(nodes: ChildNode[]): Promise<void> {
     for (const c of all) assert.equal(await c.next(), "marker", `${label}: nothing else in between`);
     for (const c of all) assert.equal(c.pending, 0, `${label}: no duplicate`);
 
+    // a burst of 10,000 from one process reaches every client of every process once, in order
+    const n = 10_000;
+    rest[0].send(`burst ${n} z`);
+    rest[0].send("all end"); // from the same node: after the burst everywhere
+    for (const c of all) {
+      let got = 0;
+      for (let m = text(await c.next(10_000)); m !== "end"; m = text(await c.next(10_000))) {
+        assert.equal(m, `z ${got}`, `${label}: burst in order, none lost or repeated`);
+        got++;
+      }
+      assert.equal(got, n, `${label}: the whole burst before the end marker`);
+    }
+
     // one node closes its hub: its sessions go, the other nodes live on and stop counting them
     const gone = nodes[nodes.length - 1];
     last.send("shutdown");
