@@ -53,10 +53,14 @@ export interface RedisClientLike {
     listener: (message: Buffer, channel: Buffer) => unknown,
     bufferMode: true,
   ): Promise<void>;
-  /** Listens for `error` and `ready`. */
-  on(event: "error" | "ready", listener: (err: Error) => void): unknown;
-  /** Stops listening. */
-  off(event: "error" | "ready", listener: (err: Error) => void): unknown;
+  /** Listens for connection errors. */
+  on(event: "error", listener: (err: Error) => void): unknown;
+  /** Listens for the client being ready, after connecting or reconnecting. */
+  on(event: "ready", listener: () => void): unknown;
+  /** Stops listening for connection errors. */
+  off(event: "error", listener: (err: Error) => void): unknown;
+  /** Stops listening for readiness. */
+  off(event: "ready", listener: () => void): unknown;
   /** Closes after pending commands. */
   close(): Promise<void>;
   /** Closes at once. */
@@ -187,7 +191,7 @@ class RedisBroker implements Broker {
         // Broadcasts while Redis is away are dropped (and reported), not piled up in memory.
         disableOfflineQueue: true,
         socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-      }) as unknown as RedisClientLike;
+      });
       this.#ownsPub = true;
     }
   }
