@@ -33,3 +33,15 @@ export class MessageBufferFullError extends Error {
     this.name = "MessageBufferFullError";
   }
 }
+
+/**
+ * Passed to the hub's broker error hook (`handleBrokerError`) when a message from the broker is
+ * refused: larger than the broker's limit, not in chorus' wire format, or of an unknown version.
+ */
+export class BrokerMessageError extends Error {
+  /** @param message Why the message was refused. */
+  constructor(message = "Malformed broker message") {
+    super(message);
+    this.name = "BrokerMessageError";
+  }
+}

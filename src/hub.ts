@@ -4,6 +4,7 @@
  * @module
  */
 
+import type { BroadcastKind, Broker, BrokerLink, BrokerMessage } from "./broker.ts";
 import { HubClosedError } from "./errors.ts";
 import {
   byteLength,
@@ -64,6 +65,14 @@ export interface HubOptions {
    * @default {sameOrigin}
    */
   checkOrigin?: (origin: string, req: Request) => boolean;
+  /**
+   * Carries hub-wide and room broadcasts to the hubs of other processes and machines, and
+   * keeps cluster-wide counts (`hub.count()`, `room.count()`); e.g. `redisBroker()` from
+   * `chorus/redis`. Without one the hub is a single node. `broadcastFilter`,
+   * `broadcastMultiple`, `sessions()`, `get()` and `size` stay node-local either way.
+   * @default {undefined}
+   */
+  broker?: Broker;
 }
 
 /** Options of `handleRequest`. */
@@ -84,6 +93,8 @@ let defaultUpgrader: Upgrader | undefined;
 
 /** Internal: a room broadcast (the room calls its hub). */
 const ROOM_BROADCAST: unique symbol = Symbol("chorus.roomBroadcast");
+/** Internal: a room's cluster-wide count (the room calls its hub). */
+const ROOM_COUNT: unique symbol = Symbol("chorus.roomCount");
 
 /**
  * Sets the upgrader `handleRequest` uses. The Deno adapter installs itself here when it runs
@@ -132,14 +143,24 @@ export class Room<K extends Keys = Keys> {
     return this.#members(this.name)?.size ?? 0;
   }
 
-  /** @returns A snapshot of the room's sessions. */
+  /**
+   * Counts the room's sessions on every node of the cluster (with a broker), or on this node.
+   *
+   * @returns The count. It rejects with `HubClosedError` once the hub is closed and, with a
+   * broker, while the broker cannot be reached.
+   */
+  count(): Promise<number> {
+    return this.#hub[ROOM_COUNT](this.name);
+  }
+
+  /** @returns A snapshot of the room's sessions on this node. */
   sessions(): Session<K>[] {
     const members = this.#members(this.name);
     return members ? [...members] : [];
   }
 
   /**
-   * Sends a message to every session in the room.
+   * Sends a message to every session in the room, on every node when the hub has a broker.
    *
    * @param msg The message.
    * @throws {HubClosedError} If the hub is closed.
@@ -149,7 +170,8 @@ export class Room<K extends Keys = Keys> {
   }
 
   /**
-   * Sends a message to every session in the room but one.
+   * Sends a message to every session in the room but one, on every node when the hub has a
+   * broker (the other nodes deliver to all their members).
    *
    * @param msg The message.
    * @param except The session left out (usually the sender).
@@ -183,6 +205,10 @@ export class Hub<K extends Keys = Keys> {
   #pingInterval: number;
   #pongWait: number;
   #checkOrigin: (origin: string, req: Request) => boolean;
+  #broker: Broker | undefined;
+  #node: string;
+  #ready: Promise<void>;
+  #brokerError: ((err: Error) => unknown) | undefined;
 
   /**
    * @param options Limits, keepalive and origin policy; see {@linkcode HubOptions}.
@@ -204,6 +230,7 @@ export class Hub<K extends Keys = Keys> {
     const hooks = this.#hooks;
     const sessions = this.#sessions;
     const rooms = this.#rooms;
+    const countChanged = (room: string | undefined) => this.#broker?.changed(room);
     this.#host = {
       maxMessageSize,
       maxBufferedAmount,
@@ -214,13 +241,16 @@ export class Hub<K extends Keys = Keys> {
         let members = rooms.get(room);
         if (!members) rooms.set(room, members = new Set());
         members.add(session);
+        countChanged(room);
       },
       leave(session, room) {
         const members = rooms.get(room);
         if (members?.delete(session) && members.size === 0) rooms.delete(room);
+        countChanged(room);
       },
       remove: (session) => {
         sessions.delete(session.id);
+        countChanged(undefined);
         if (sessions.size === 0) this.#stopTicker();
         const onDisconnect = hooks.disconnect;
         if (!onDisconnect) return undefined;
@@ -234,6 +264,43 @@ export class Hub<K extends Keys = Keys> {
       },
       report: (session, err) => this.#report(session, err),
     };
+    this.#node = randomId();
+    const broker = options.broker;
+    if (broker !== undefined && (broker === null || typeof broker.start !== "function")) {
+      throw new TypeError("broker must be a Broker (e.g. redisBroker() from chorus/redis)");
+    }
+    this.#broker = broker;
+    this.#ready = Promise.resolve();
+    if (broker) {
+      const link: BrokerLink = {
+        node: this.#node,
+        deliver: (msg) => this.#deliverRemote(msg),
+        report: (err) => this.#reportBroker(err),
+        localCount: (room) => room === undefined ? sessions.size : rooms.get(room)?.size ?? 0,
+        rooms: () => rooms.keys(),
+      };
+      try {
+        this.#ready = Promise.resolve(broker.start(link));
+      } catch (err) {
+        this.#ready = Promise.reject(err);
+      }
+      this.#ready.catch((err) => this.#reportBroker(err));
+    }
+  }
+
+  /** This hub's id among the nodes of a cluster. */
+  get node(): string {
+    return this.#node;
+  }
+
+  /**
+   * Resolves once the broker is connected and receives other nodes' broadcasts (at once
+   * without a broker). Broadcasts of other nodes sent before that are not received here.
+   *
+   * @returns A promise that rejects if the broker failed to start.
+   */
+  ready(): Promise<void> {
+    return this.#ready;
   }
 
   /** The options adapters map onto the runtime (keepalive and limits), resolved with defaults. */
@@ -331,19 +398,33 @@ export class Hub<K extends Keys = Keys> {
   }
 
   /**
-   * Sends a message to every session.
+   * Sets the handler for broker errors, which belong to no session: the connection to the
+   * broker lost or refused (the broker reconnects by itself; local delivery goes on), a
+   * message from another node refused as oversized or malformed (`BrokerMessageError`), a
+   * publish that failed. Without one, they are logged with `console.error`.
+   * @param fn The handler.
+   */
+  handleBrokerError(fn: (err: Error) => unknown): void {
+    this.#brokerError = fn;
+  }
+
+  /**
+   * Sends a message to every session, on every node when the hub has a broker.
    *
    * @param msg The message: a string goes as a text frame, bytes as a binary frame.
    * @throws {HubClosedError} If the hub is closed.
    * @throws {TypeError} If `msg` is not a string, Uint8Array or ArrayBuffer.
+   * @throws {RangeError} If the message is larger than the broker allows (nothing is sent).
    */
   broadcast(msg: Message): void {
     const payload = this.#prepare(msg);
+    this.#publish("all", undefined, payload);
     this.#deliverLocal(payload, byteLength(payload), undefined, undefined);
   }
 
   /**
-   * Sends a message to every session for which `filter` returns true.
+   * Sends a message to every session of this node for which `filter` returns true
+   * (node-local: a broker does not carry it).
    *
    * @param msg The message.
    * @param filter Called once per session.
@@ -359,25 +440,52 @@ export class Hub<K extends Keys = Keys> {
   }
 
   /**
-   * Sends a message to every session but one.
+   * Sends a message to every session but one, on every node when the hub has a broker (the
+   * other nodes deliver to all their sessions).
    *
    * @param msg The message.
    * @param except The session left out (usually the sender).
    * @throws {HubClosedError} If the hub is closed.
+   * @throws {RangeError} If the message is larger than the broker allows (nothing is sent).
    */
   broadcastOthers(msg: Message, except: Session<K>): void {
     const payload = this.#prepare(msg);
+    this.#publish("others", undefined, payload);
     this.#deliverLocal(payload, byteLength(payload), undefined, except);
   }
 
   /** @internal Room broadcasts, from {@linkcode Room}. */
   [ROOM_BROADCAST](room: string, msg: Message, except: Session<K> | undefined): void {
     const payload = this.#prepare(msg);
+    this.#publish(except ? "room-others" : "room", room, payload);
     this.#deliverLocal(payload, byteLength(payload), room, except);
   }
 
+  /** @internal A room's count, from {@linkcode Room}. */
+  [ROOM_COUNT](room: string): Promise<number> {
+    return this.#count(room);
+  }
+
   /**
-   * Sends a message to the given sessions; closed ones are skipped.
+   * Counts the sessions on every node of the cluster (with a broker), or on this node.
+   *
+   * @example
+   * ```ts
+   * import { Hub } from "@chorus/chorus";
+   * const hub = new Hub();
+   * console.log(`${await hub.count()} online, ${await hub.room("lobby").count()} in the lobby`);
+   * ```
+   *
+   * @returns The count. It rejects with `HubClosedError` once the hub is closed and, with a
+   * broker, while the broker cannot be reached.
+   */
+  count(): Promise<number> {
+    return this.#count(undefined);
+  }
+
+  /**
+   * Sends a message to the given sessions; closed ones are skipped (node-local: a broker does
+   * not carry it).
    *
    * @param msg The message.
    * @param sessions The recipients.
@@ -401,7 +509,7 @@ export class Hub<K extends Keys = Keys> {
     return new Room(this, name, (n) => this.#rooms.get(n));
   }
 
-  /** @returns A snapshot of the connected sessions. */
+  /** @returns A snapshot of the sessions connected to this node. */
   sessions(): Session<K>[] {
     return [...this.#sessions.values()];
   }
@@ -414,14 +522,15 @@ export class Hub<K extends Keys = Keys> {
     return this.#sessions.get(id);
   }
 
-  /** How many sessions are connected. */
+  /** How many sessions are connected to this node (see `count()` for the cluster). */
   get size(): number {
     return this.#sessions.size;
   }
 
   /**
    * Closes every session and refuses new ones. Resolves once every disconnect handler has
-   * finished. Calling it again returns the same promise.
+   * finished and the broker, if any, has stopped (unsubscribed, this node's counts removed;
+   * the other nodes live on). Calling it again returns the same promise.
    *
    * @param code Close code sent to every session. @default {1001}
    * @param reason Close reason. @default {""}
@@ -441,7 +550,15 @@ export class Hub<K extends Keys = Keys> {
       if (done) waits.push(done);
     }
     this.#stopTicker();
-    return this.#closing = Promise.all(waits).then(() => {});
+    const broker = this.#broker;
+    const sessionsGone = Promise.all(waits).then(() => {});
+    return this.#closing = !broker ? sessionsGone : sessionsGone.then(async () => {
+      try {
+        await broker.stop();
+      } catch (err) {
+        this.#reportBroker(err);
+      }
+    });
   }
 
   /** @returns Whether `close` has been called. */
@@ -511,6 +628,7 @@ export class Hub<K extends Keys = Keys> {
     }
     const session = new Session(this.#host, socket, init);
     this.#sessions.set(session.id, session);
+    this.#broker?.changed(undefined);
     if (socket.ping && this.#pingInterval > 0 && !this.#ticker) {
       const step = Math.min(this.#pingInterval, this.#pongWait);
       this.#ticker = setInterval(() => {
@@ -535,6 +653,49 @@ export class Hub<K extends Keys = Keys> {
     const targets = room === undefined ? this.#sessions.values() : this.#rooms.get(room);
     if (!targets) return;
     for (const s of targets) if (s !== except) s[DELIVER](payload, size);
+  }
+
+  /** Hands a broadcast to the broker (before local delivery, so an oversized one throws first). */
+  #publish(kind: BroadcastKind, room: string | undefined, payload: string | Uint8Array): void {
+    const broker = this.#broker;
+    if (!broker) return;
+    broker.publish(
+      room === undefined ? { node: this.#node, kind, payload } : { node: this.#node, kind, room, payload },
+    );
+  }
+
+  /** A broadcast from another node: delivered here to all (the sender is not on this node). */
+  #deliverRemote(msg: BrokerMessage): void {
+    if (this.#closing || msg.node === this.#node) return;
+    const room = msg.kind === "room" || msg.kind === "room-others" ? msg.room : undefined;
+    if (room === undefined && (msg.kind === "room" || msg.kind === "room-others")) return;
+    this.#deliverLocal(msg.payload, byteLength(msg.payload), room, undefined);
+  }
+
+  #count(room: string | undefined): Promise<number> {
+    if (this.#closing) return Promise.reject(new HubClosedError("Hub is closed: count refused"));
+    const broker = this.#broker;
+    if (!broker) return Promise.resolve(room === undefined ? this.#sessions.size : this.#rooms.get(room)?.size ?? 0);
+    try {
+      return broker.count(room);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  #reportBroker(err: unknown): void {
+    const error = err instanceof Error ? err : new Error(String(err));
+    const onError = this.#brokerError;
+    if (!onError) {
+      console.error("chorus: broker:", error);
+      return;
+    }
+    try {
+      const result = onError(error);
+      if (result instanceof Promise) result.catch((e) => console.error("chorus: handleBrokerError failed:", e));
+    } catch (e) {
+      console.error("chorus: handleBrokerError failed:", e);
+    }
   }
 
   #prepare(msg: Message): string | Uint8Array {
@@ -573,6 +734,11 @@ export class Hub<K extends Keys = Keys> {
  */
 export function sessionInit<K>(req: Request, keys: Partial<K> | undefined, remoteAddr: string): SessionInit<K> {
   return { request: new Request(req.url, { method: req.method, headers: req.headers }), remoteAddr, keys };
+}
+
+function randomId(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(8));
+  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
 }
 
 function size(value: number | undefined, fallback: number, name: string): number {

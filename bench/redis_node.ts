@@ -1,0 +1,34 @@
+// A hub for bench/redis.ts, in its own process: with a Redis broker (REDIS_URL, PREFIX) or,
+// with NO_BROKER=1, alone. Prints "ready <port>" once listening (and subscribed).
+// Text commands: "size" answers "size <sessions on this node>"; "burst <n> <size>" broadcasts n messages of about size bytes ("<i> xxx…");
+// anything else is broadcast as it is.
+
+import process from "node:process";
+import { Hub } from "../mod.ts";
+import { redisBroker } from "../src/brokers/redis.ts";
+import { serve } from "../src/serve.ts";
+
+const env = process.env;
+const hub = new Hub({
+  maxBufferedAmount: 64 << 20,
+  broker: env.NO_BROKER ? undefined : redisBroker({ url: env.REDIS_URL, prefix: env.PREFIX ?? "chorus-bench" }),
+});
+hub.handleBrokerError((err) => console.error(`broker error: ${err.message}`));
+hub.handleError((_s, err) => console.error(`session error: ${err.message}`));
+hub.handleMessage((s, msg) => {
+  if (msg === "size") return s.write(`size ${hub.size}`);
+  if (msg.startsWith("burst ")) {
+    const [, n, size] = msg.split(" ").map(Number);
+    const pad = "x".repeat(Math.max(0, size - 8));
+    for (let i = 0; i < n; i++) hub.broadcast(`${i} ${pad}`);
+    return;
+  }
+  hub.broadcast(msg);
+});
+const server = await serve(hub, { port: Number(env.PORT ?? 0), hostname: "127.0.0.1" });
+await hub.ready();
+console.log(`ready ${server.port}`);
+process.on("SIGTERM", async () => {
+  await server.shutdown();
+  process.exit(0);
+});

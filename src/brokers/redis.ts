@@ -1,0 +1,379 @@
+/**
+ * `chorus/redis`: a broker on Redis pub/sub (the `redis` npm package, node-redis), for hubs
+ * in several processes or on several machines. Works on Deno and on Bun.
+ *
+ * Every node publishes its hub-wide and room broadcasts on one channel and subscribes to it;
+ * a node delivers its own broadcasts at once and ignores their echo. Session counts live in
+ * one hash per node that expires unless the node's heartbeat refreshes it, so a crashed node's
+ * sessions leave `hub.count()` within `presenceTtl`.
+ *
+ * @example
+ * ```ts ignore
+ * import { Hub } from "@chorus/chorus";
+ * import { redisBroker } from "@chorus/chorus/redis";
+ * import { serve } from "@chorus/chorus/serve";
+ *
+ * const hub = new Hub({ broker: redisBroker({ url: "redis://127.0.0.1:6379" }) });
+ * hub.handleMessage((_s, msg) => hub.broadcast(msg)); // reaches the sessions of every node
+ * await hub.ready();
+ * await serve(hub, { port: 8080 });
+ * ```
+ *
+ * @module
+ */
+
+import { Buffer } from "node:buffer";
+import { createClient } from "redis";
+import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
+import { BrokerMessageError } from "../errors.ts";
+import { decodeMessage, encodeMessage } from "./wire.ts";
+
+/**
+ * The parts of a node-redis client (`createClient()` of the `redis` package, v5 or later)
+ * the broker uses.
+ */
+export interface RedisClientLike {
+  /** Whether the socket is open (connected or reconnecting). */
+  readonly isOpen: boolean;
+  /** Whether the client is connected and ready for commands. */
+  readonly isReady: boolean;
+  /** Connects. */
+  connect(): Promise<unknown>;
+  /** A new, unconnected client with the same options (the subscriber connection). */
+  duplicate(): RedisClientLike;
+  /** Sends a command. */
+  sendCommand(args: ReadonlyArray<string | Buffer>): Promise<unknown>;
+  /** Publishes a message on a channel. */
+  publish(channel: string, message: Buffer): Promise<unknown>;
+  /** Subscribes to a channel; with `bufferMode` true, messages arrive as bytes. */
+  subscribe(channel: string, listener: (message: Buffer, channel: Buffer) => unknown, bufferMode: true): Promise<void>;
+  /** Removes a subscription. */
+  unsubscribe(
+    channel: string,
+    listener: (message: Buffer, channel: Buffer) => unknown,
+    bufferMode: true,
+  ): Promise<void>;
+  /** Listens for connection errors. */
+  on(event: "error", listener: (err: Error) => void): unknown;
+  /** Listens for the client being ready, after connecting or reconnecting. */
+  on(event: "ready", listener: () => void): unknown;
+  /** Stops listening for connection errors. */
+  off(event: "error", listener: (err: Error) => void): unknown;
+  /** Stops listening for readiness. */
+  off(event: "ready", listener: () => void): unknown;
+  /** Closes after pending commands. */
+  close(): Promise<void>;
+  /** Closes at once. */
+  destroy(): void;
+}
+
+/** Options of {@linkcode redisBroker}: a `url` or a `client`, and the cluster's settings. */
+export interface RedisBrokerOptions {
+  /**
+   * The Redis server, `redis[s]://[[user][:password]@][host][:port][/db]`. The broker opens
+   * two connections (publish and subscribe), reconnects them after failures, and closes them
+   * when the hub closes.
+   * @default {"redis://127.0.0.1:6379"}
+   */
+  url?: string;
+  /**
+   * Your own node-redis client instead of `url`: it publishes and keeps counts, and its
+   * `duplicate()` subscribes. It is connected if it is not; closing the hub closes the
+   * duplicate, never your client. Its own reconnect strategy and offline queue apply.
+   */
+  client?: RedisClientLike;
+  /**
+   * Names the pub/sub channel (`<prefix>:broadcast`) and the count keys (`<prefix>:nodes`,
+   * `<prefix>:node:<id>`). Hubs with the same prefix on the same Redis are one cluster.
+   * @default {"chorus"}
+   */
+  prefix?: string;
+  /**
+   * Largest channel message in bytes (a broadcast plus its header of about 20 bytes and the
+   * room name). A larger broadcast throws `RangeError`; a larger message arriving from the
+   * channel is refused with a `BrokerMessageError`.
+   * @default {4194304}
+   */
+  maxMessageSize?: number;
+  /**
+   * How often this node refreshes its counts in Redis.
+   * @default {5000}
+   */
+  heartbeatInterval?: number;
+  /**
+   * How long a node's counts outlive its last heartbeat: a node that dies without closing
+   * its hub drops out of `count()` within this time. Must exceed `heartbeatInterval`.
+   * @default {15000}
+   */
+  presenceTtl?: number;
+}
+
+// Writes this node's counts. KEYS: node hash, node set. ARGV: ttl, node id, "1" to replace
+// the hash, then field/value pairs (field "" is the hub total; a room at 0 is removed).
+const PRESENCE = `
+if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
+for i = 4, #ARGV, 2 do
+  if ARGV[i + 1] == '0' and ARGV[i] ~= '' then redis.call('HDEL', KEYS[1], ARGV[i])
+  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
+end
+redis.call('PEXPIRE', KEYS[1], ARGV[1])
+redis.call('SADD', KEYS[2], ARGV[2])
+return 1`;
+
+// Sums a field over the live nodes but this one, forgetting nodes whose hash expired.
+// KEYS: node set. ARGV: node hash prefix, field, this node's id.
+const COUNT = `
+local total = 0
+for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
+  if id ~= ARGV[3] then
+    local key = ARGV[1] .. id
+    local n = redis.call('HGET', key, ARGV[2])
+    if n then total = total + tonumber(n)
+    elseif redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[1], id) end
+  end
+end
+return total`;
+
+/**
+ * Creates a Redis broker for one hub: `new Hub({ broker: redisBroker({ url }) })`.
+ *
+ * @param options The server (`url` or `client`) and the cluster's settings.
+ * @returns The broker.
+ * @throws {TypeError} If both `url` and `client` are given, or an option has the wrong type.
+ * @throws {RangeError} If a number is out of range.
+ */
+export function redisBroker(options: RedisBrokerOptions = {}): Broker {
+  return new RedisBroker(options);
+}
+
+class RedisBroker implements Broker {
+  #pub: RedisClientLike;
+  #sub: RedisClientLike | undefined;
+  #ownsPub: boolean;
+  #channel: string;
+  #nodesKey: string;
+  #nodePrefix: string;
+  #max: number;
+  #heartbeatInterval: number;
+  #ttl: number;
+  #link: BrokerLink | undefined;
+  #nodeBytes: Uint8Array | undefined;
+  #heartbeat: ReturnType<typeof setInterval> | undefined;
+  #flush: ReturnType<typeof setTimeout> | undefined;
+  #dirty = new Set<string>();
+  #stopped = false;
+  #publishFailing = false;
+  #presenceFailing = false;
+
+  constructor(options: RedisBrokerOptions) {
+    if (options.url !== undefined && options.client !== undefined) {
+      throw new TypeError("redisBroker takes a url or a client, not both");
+    }
+    if (options.url !== undefined && typeof options.url !== "string") throw new TypeError("url must be a string");
+    const prefix = options.prefix ?? "chorus";
+    if (typeof prefix !== "string" || prefix === "") throw new TypeError("prefix must be a non-empty string");
+    this.#max = positive(options.maxMessageSize, 4 << 20, "maxMessageSize");
+    this.#heartbeatInterval = positive(options.heartbeatInterval, 5000, "heartbeatInterval");
+    this.#ttl = positive(options.presenceTtl, 15_000, "presenceTtl");
+    if (this.#ttl <= this.#heartbeatInterval) {
+      throw new RangeError(`presenceTtl (${this.#ttl}) must exceed heartbeatInterval (${this.#heartbeatInterval})`);
+    }
+    this.#channel = `${prefix}:broadcast`;
+    this.#nodesKey = `${prefix}:nodes`;
+    this.#nodePrefix = `${prefix}:node:`;
+    if (options.client) {
+      if (typeof options.client.duplicate !== "function") throw new TypeError("client must be a node-redis client");
+      this.#pub = options.client;
+      this.#ownsPub = false;
+    } else {
+      this.#pub = createClient({
+        url: options.url ?? "redis://127.0.0.1:6379",
+        // Broadcasts while Redis is away are dropped (and reported), not piled up in memory.
+        disableOfflineQueue: true,
+        socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
+      });
+      this.#ownsPub = true;
+    }
+  }
+
+  async start(link: BrokerLink): Promise<void> {
+    if (this.#link) throw new Error("A broker serves one hub: this one is already started");
+    this.#link = link;
+    this.#nodeBytes = new TextEncoder().encode(link.node);
+    const pub = this.#pub;
+    pub.on("error", this.#onPubError);
+    pub.on("ready", this.#onPubReady);
+    const sub = this.#sub = pub.duplicate();
+    sub.on("error", this.#onSubError);
+    try {
+      if (!pub.isOpen) await pub.connect();
+      await sub.connect();
+      await sub.subscribe(this.#channel, this.#onMessage, true);
+    } catch (err) {
+      if (this.#stopped) return; // closed while connecting: not a failure
+      throw err;
+    }
+    if (this.#stopped) return;
+    this.#heartbeat = setInterval(() => this.#writePresence(true), this.#heartbeatInterval);
+    await this.#writePresence(true);
+  }
+
+  publish(msg: BrokerMessage): void {
+    const bytes = encodeMessage(msg);
+    if (bytes.length > this.#max) {
+      throw new RangeError(`A broadcast of ${bytes.length} bytes exceeds the broker's limit of ${this.#max} bytes`);
+    }
+    if (this.#stopped) return;
+    this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
+      () => {
+        this.#publishFailing = false;
+      },
+      (err) => {
+        if (this.#publishFailing || this.#stopped) return;
+        this.#publishFailing = true; // one report per outage, not one per broadcast
+        this.#link?.report(new Error(`Broadcasts are not reaching other nodes: ${errorMessage(err)}`, { cause: err }));
+      },
+    );
+  }
+
+  changed(room: string | undefined): void {
+    if (this.#stopped || !this.#heartbeat) return;
+    this.#dirty.add(room ?? "");
+    this.#flush ??= setTimeout(() => {
+      this.#flush = undefined;
+      this.#writePresence(false);
+    }, 0);
+  }
+
+  async count(room?: string): Promise<number> {
+    const link = this.#link;
+    if (!link || this.#stopped) throw new Error("The Redis broker is not running");
+    const others = await this.#pub.sendCommand([
+      "EVAL",
+      COUNT,
+      "1",
+      this.#nodesKey,
+      this.#nodePrefix,
+      room ?? "",
+      link.node,
+    ]);
+    return link.localCount(room) + Number(others);
+  }
+
+  async stop(): Promise<void> {
+    if (this.#stopped) return;
+    this.#stopped = true;
+    clearInterval(this.#heartbeat);
+    clearTimeout(this.#flush);
+    this.#heartbeat = this.#flush = undefined;
+    const pub = this.#pub;
+    const sub = this.#sub;
+    const link = this.#link;
+    // Commands on one connection run in order: the DEL comes after any count write in flight,
+    // and close() below waits for the broadcasts still queued.
+    if (link && pub.isReady) {
+      try {
+        await pub.sendCommand(["DEL", this.#nodePrefix + link.node]);
+        await pub.sendCommand(["SREM", this.#nodesKey, link.node]);
+      } catch {
+        // Redis is away: the counts expire by themselves within presenceTtl.
+      }
+    }
+    if (sub) {
+      if (sub.isReady) await sub.unsubscribe(this.#channel, this.#onMessage, true).catch(() => {});
+      await quit(sub);
+      sub.off("error", this.#onSubError);
+    }
+    if (this.#ownsPub) await quit(pub);
+    pub.off("error", this.#onPubError);
+    pub.off("ready", this.#onPubReady);
+  }
+
+  #onMessage = (message: Buffer): void => {
+    const link = this.#link;
+    if (!link || this.#stopped) return;
+    try {
+      if (message.length > this.#max) {
+        throw new BrokerMessageError(`Refused a broker message of ${message.length} bytes: the limit is ${this.#max}`);
+      }
+      if (this.#isOwn(message)) return;
+      link.deliver(decodeMessage(message));
+    } catch (err) {
+      link.report(err);
+    }
+  };
+
+  /** The node's own echo, recognised from the header without decoding the message. */
+  #isOwn(bytes: Uint8Array): boolean {
+    const id = this.#nodeBytes!;
+    if (bytes.length < 4 + id.length || bytes[0] !== 0xc7 || bytes[1] !== 1 || bytes[3] !== id.length) return false;
+    for (let i = 0; i < id.length; i++) if (bytes[4 + i] !== id[i]) return false;
+    return true;
+  }
+
+  #onPubError = (err: Error): void => this.#reportConnection("publish", err);
+  #onSubError = (err: Error): void => this.#reportConnection("subscribe", err);
+  #onPubReady = (): void => {
+    this.#publishFailing = false;
+    // After a reconnect (Redis may have restarted empty), write the counts again at once.
+    if (this.#heartbeat) this.#writePresence(true);
+  };
+
+  #reportConnection(which: string, err: Error): void {
+    if (this.#stopped) return;
+    this.#link?.report(new Error(`Redis ${which} connection: ${errorMessage(err)}`, { cause: err }));
+  }
+
+  /** Writes this node's counts: all of them (`full`) or those that changed since the last write. */
+  #writePresence(full: boolean): Promise<void> {
+    const link = this.#link;
+    if (!link || this.#stopped) return Promise.resolve();
+    let fields: Iterable<string>;
+    if (full) {
+      this.#dirty.clear();
+      fields = ["", ...link.rooms()];
+    } else {
+      fields = this.#dirty;
+      this.#dirty = new Set();
+    }
+    const args = ["EVAL", PRESENCE, "2", this.#nodePrefix + link.node, this.#nodesKey];
+    args.push(String(this.#ttl), link.node, full ? "1" : "0");
+    for (const field of fields) args.push(field, String(link.localCount(field === "" ? undefined : field)));
+    // A failure is reported once until a write succeeds again; the next heartbeat (or the
+    // reconnect) writes everything again.
+    return this.#pub.sendCommand(args).then(
+      () => {
+        this.#presenceFailing = false;
+      },
+      (err) => {
+        if (this.#presenceFailing || this.#stopped) return;
+        this.#presenceFailing = true;
+        link.report(new Error(`Session counts not written to Redis: ${errorMessage(err)}`, { cause: err }));
+      },
+    );
+  }
+}
+
+async function quit(client: RedisClientLike): Promise<void> {
+  if (!client.isOpen) return;
+  if (!client.isReady) {
+    client.destroy();
+    return;
+  }
+  try {
+    await client.close();
+  } catch {
+    client.destroy();
+  }
+}
+
+function errorMessage(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
+}
+
+function positive(value: number | undefined, fallback: number, name: string): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
+  if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a positive number, not ${value}`);
+  return value;
+}

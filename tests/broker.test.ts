@@ -1,0 +1,142 @@
+// The broker contract without Redis: the wire format, the in-memory broker, counts without a broker.
+import assert from "node:assert/strict";
+import { type Broker, type BrokerMessage, BrokerMessageError, Hub } from "../mod.ts";
+import { MemoryNetwork } from "../src/brokers/memory.ts";
+import { decodeMessage, encodeMessage, peekNode } from "../src/brokers/wire.ts";
+import { type Client, closeAll, deferred, openClients, startServer, test, type TestServer, utf8 } from "./_helpers.ts";
+
+test("wire: every kind, text and binary round-trip; text stays text, bytes stay bytes", () => {
+  const every = new Uint8Array(256).map((_, i) => i);
+  const cases: BrokerMessage[] = [
+    { node: "n1", kind: "all", payload: "héllo ✓ 🎉" },
+    { node: "n1", kind: "all", payload: "" },
+    { node: "n1", kind: "others", payload: new Uint8Array(0) },
+    { node: "node-ü", kind: "room", room: "blue", payload: every },
+    { node: "x".repeat(255), kind: "room-others", room: "r".repeat(300), payload: utf8("{}") },
+    { node: "n", kind: "room", room: "é".repeat(10_000), payload: "t" },
+  ];
+  for (const msg of cases) {
+    const bytes = encodeMessage(msg);
+    assert.equal(peekNode(bytes), msg.node);
+    const back = decodeMessage(bytes);
+    assert.deepEqual(back, msg);
+    assert.equal(typeof back.payload, typeof msg.payload);
+  }
+  assert.equal(encodeMessage({ node: "n1", kind: "all", payload: "hi" }).length, 8, "6 bytes of header");
+});
+
+test("wire: malformed, foreign or other-version bytes are refused with BrokerMessageError", () => {
+  const good = encodeMessage({ node: "n1", kind: "room", room: "blue", payload: "hi" });
+  const bad: [Uint8Array, RegExp][] = [
+    [new Uint8Array(0), /wire format/],
+    [utf8("hello, a foreign publisher"), /wire format/],
+    [Uint8Array.of(0xc7, 2, ...good.subarray(2)), /wire version 2/],
+    [Uint8Array.of(0xc7, 1, 0x40, ...good.subarray(3)), /unknown flags/],
+    [Uint8Array.of(0xc7, 1, 0, 9, 0x41), /bad node id/],
+    [Uint8Array.of(0xc7, 1, 0, 0, 0x41), /bad node id/],
+    [good.subarray(0, 7), /bad room length/],
+    [Uint8Array.of(0xc7, 1, 2, 1, 0x41, 0x80, 0x80, 0x80, 0x80, 0x01), /bad room length/],
+    [Uint8Array.of(0xc7, 1, 0, 1, 0x41, 0xff, 0xfe), /text payload is not valid UTF-8/],
+    [Uint8Array.of(0xc7, 1, 0, 1, 0xff, 0x41), /node id is not valid UTF-8/],
+  ];
+  for (const [bytes, why] of bad) {
+    assert.throws(
+      () => decodeMessage(bytes),
+      (err: Error) => err instanceof BrokerMessageError && why.test(err.message),
+    );
+  }
+  assert.throws(() => encodeMessage({ node: "", kind: "all", payload: "" }), RangeError);
+  assert.throws(() => encodeMessage({ node: "n", kind: "room", payload: "" }), RangeError);
+});
+
+test("without a broker, count() is the local size and ready() resolves", async () => {
+  const t = await startServer();
+  const clients = await openClients(t.wsUrl(), 3);
+  try {
+    await t.signal.until(() => t.hub.size === 3, "three sessions");
+    await t.hub.ready();
+    t.hub.sessions()[0].join("r");
+    assert.equal(await t.hub.count(), 3);
+    assert.equal(await t.hub.room("r").count(), 1);
+    assert.equal(await t.hub.room("none").count(), 0);
+  } finally {
+    await closeAll(clients);
+    await t.close();
+  }
+  await assert.rejects(t.hub.count(), /closed/);
+});
+
+test("a broker that is not one is refused; a broker that fails to start is reported", async () => {
+  assert.throws(() => new Hub({ broker: {} as Broker }), TypeError);
+  const failing: Broker = {
+    start: () => Promise.reject(new Error("no server")),
+    publish() {},
+    changed() {},
+    count: () => Promise.resolve(0),
+    stop: () => Promise.resolve(),
+  };
+  const hub = new Hub({ broker: failing });
+  const reported = deferred<Error>();
+  hub.handleBrokerError((err) => reported.resolve(err));
+  await assert.rejects(hub.ready(), /no server/);
+  assert.equal((await reported.promise).message, "no server");
+  await hub.close();
+});
+
+async function memoryCluster(network: MemoryNetwork, n: number): Promise<(TestServer<Record<string, unknown>> & {
+  brokerErrors: Error[];
+})[]> {
+  const nodes = [];
+  for (let i = 0; i < n; i++) {
+    const t = await startServer({ broker: network.broker() });
+    const brokerErrors: Error[] = [];
+    t.hub.handleBrokerError((err) => {
+      brokerErrors.push(err);
+      t.signal.ping();
+    });
+    await t.hub.ready();
+    nodes.push(Object.assign(t, { brokerErrors }));
+  }
+  return nodes;
+}
+
+test("memory broker: broadcasts of every kind cross hubs; counts sum; foreign bytes and oversize are refused", async () => {
+  const network = new MemoryNetwork({ maxMessageSize: 512 });
+  const [a, b] = await memoryCluster(network, 2);
+  const clients: Client[] = [];
+  try {
+    clients.push(...await openClients(a.wsUrl(), 2), ...await openClients(b.wsUrl(), 1));
+    const [a1, a2, b1] = clients;
+    await a.signal.until(() => a.hub.size === 2, "two on a");
+    await b.signal.until(() => b.hub.size === 1, "one on b");
+    const [sa1] = a.hub.sessions();
+    assert.equal(await a.hub.count(), 3);
+
+    a.hub.broadcastOthers("others", sa1);
+    assert.deepEqual([await a2.next(), await b1.next()], ["others", "others"]);
+    sa1.join("g");
+    b.hub.sessions()[0].join("g");
+    assert.equal(await b.hub.room("g").count(), 2);
+    a.hub.room("g").broadcastOthers(new Uint8Array([5]), sa1);
+    assert.deepEqual(await b1.next(), new Uint8Array([5]));
+    b.hub.room("g").broadcast("g");
+    assert.deepEqual([await a1.next(), await b1.next()], ["g", "g"]);
+
+    network.inject(utf8("not chorus"));
+    network.inject(new Uint8Array(600));
+    await b.signal.until(() => b.brokerErrors.length === 2, "two refusals on b");
+    assert.ok(b.brokerErrors.every((e) => e instanceof BrokerMessageError));
+    assert.throws(() => a.hub.broadcast("x".repeat(600)), RangeError);
+    a.hub.broadcast("after");
+    assert.deepEqual([await a1.next(), await a2.next(), await b1.next()], ["after", "after", "after"]);
+    assert.equal(a1.pending + a2.pending + b1.pending, 0, "nothing delivered twice");
+
+    await b.close();
+    assert.equal(network.size, 1);
+    assert.equal(await a.hub.count(), 2);
+  } finally {
+    await closeAll(clients);
+    await Promise.all([a.close(), b.close()]);
+  }
+  assert.equal(network.size, 0);
+});
