@@ -9,17 +9,19 @@ import {
   byteLength,
   checkClose,
   DELIVER,
+  DROPPED,
   type Hooks,
   type Keys,
   type Message,
   Session,
   type SessionHost,
   SHUTDOWN,
+  SOCKET,
   START,
   TICK,
   toPayload,
 } from "./session.ts";
-import type { HubSocket, SessionInit } from "./socket.ts";
+import type { HubSocket, Publisher, SessionInit } from "./socket.ts";
 
 /** Options of a {@linkcode Hub}. Times are in milliseconds, sizes in bytes. */
 export interface HubOptions {
@@ -84,6 +86,15 @@ let defaultUpgrader: Upgrader | undefined;
 
 /** Internal: a room broadcast (the room calls its hub). */
 const ROOM_BROADCAST: unique symbol = Symbol("chorus.roomBroadcast");
+
+/**
+ * Internal, for tests and benchmarks: how many broadcasts of a hub went out as one native
+ * publish. Not part of the public API.
+ * @internal
+ */
+export const NATIVE_PUBLISHES: unique symbol = Symbol("chorus.nativePublishes");
+
+let hubCount = 0;
 
 /**
  * Sets the upgrader `handleRequest` uses for hubs that have none of their own. The Deno
@@ -184,6 +195,9 @@ export class Hub<K extends Keys = Keys> {
   #pingInterval: number;
   #pongWait: number;
   #checkOrigin: (origin: string, req: Request) => boolean;
+  #publisher: Publisher | undefined;
+  /** Sessions whose socket has no native fan-out: while any is connected, broadcasts loop. */
+  #foreign = 0;
 
   /**
    * @param options Limits, keepalive and origin policy; see {@linkcode HubOptions}.
@@ -205,12 +219,18 @@ export class Hub<K extends Keys = Keys> {
     const hooks = this.#hooks;
     const sessions = this.#sessions;
     const rooms = this.#rooms;
+    // Native topics: "chorus.<hub>.all" and "chorus.<hub>.room.<name>" never collide with each
+    // other, with another hub's, or with a room name, whatever the name.
+    const topic = `chorus.${(++hubCount).toString(36)}.`;
     this.#host = {
       maxMessageSize,
       maxBufferedAmount,
       closeOnBufferFull: onBufferFull === "close",
       concurrent: options.concurrentMessageHandling === true,
       hooks,
+      allTopic: `${topic}all`,
+      roomPrefix: `${topic}room.`,
+      publishes: 0,
       join(session, room) {
         let members = rooms.get(room);
         if (!members) rooms.set(room, members = new Set());
@@ -221,7 +241,7 @@ export class Hub<K extends Keys = Keys> {
         if (members?.delete(session) && members.size === 0) rooms.delete(room);
       },
       remove: (session) => {
-        sessions.delete(session.id);
+        if (sessions.delete(session.id) && !session[SOCKET].subscribe) this.#foreign--;
         if (sessions.size === 0) this.#stopTicker();
         const onDisconnect = hooks.disconnect;
         if (!onDisconnect) return undefined;
@@ -501,6 +521,29 @@ export class Hub<K extends Keys = Keys> {
   }
 
   /**
+   * For adapters: installs (or, with `undefined`, removes) the runtime's native fan-out. From
+   * then on a hub-wide or room broadcast is one `publish` to a topic, as long as every
+   * session's socket offers `subscribe` and no sent-message hook is set for the message's
+   * kind; otherwise it loops over the sessions. `broadcastFilter` and `broadcastMultiple`
+   * always loop. The Bun adapter and `serve()` on Bun install `server.publish` here.
+   *
+   * A session's outbound limit holds on both paths, but differently: a native publish is
+   * dropped by the runtime for a socket whose queue is already past its limit, and when the
+   * runtime says a publish was dropped, each session whose queue is past `maxBufferedAmount`
+   * gets a `MessageBufferFullError` (and is closed, with `onBufferFull: "close"`).
+   *
+   * @param publisher The runtime's publisher, or `undefined` to always loop.
+   */
+  usePublisher(publisher: Publisher | undefined): void {
+    this.#publisher = publisher;
+  }
+
+  /** @internal For tests and benchmarks: how many broadcasts went out as one native publish. */
+  get [NATIVE_PUBLISHES](): number {
+    return this.#host.publishes;
+  }
+
+  /**
    * For adapters: turns an open socket into a session and runs the connect hook. On a
    * closed hub the socket is closed with 1001 and nothing is returned.
    *
@@ -515,6 +558,8 @@ export class Hub<K extends Keys = Keys> {
     }
     const session = new Session(this.#host, socket, init);
     this.#sessions.set(session.id, session);
+    if (socket.subscribe) socket.subscribe(this.#host.allTopic);
+    else this.#foreign++;
     if (socket.ping && this.#pingInterval > 0 && !this.#ticker) {
       const step = Math.min(this.#pingInterval, this.#pongWait);
       this.#ticker = setInterval(() => {
@@ -536,9 +581,54 @@ export class Hub<K extends Keys = Keys> {
     room: string | undefined,
     except: Session<K> | undefined,
   ): void {
+    const publisher = this.#publisher;
+    if (publisher !== undefined && this.#foreign === 0) {
+      const hooks = this.#hooks;
+      if (typeof payload === "string" ? !hooks.sentMessage : !hooks.sentMessageBinary) {
+        this.#publishLocal(publisher, payload, size, room, except);
+        return;
+      }
+    }
+    // The loop walks the live registry: no snapshot, no closure, nothing allocated per session.
     const targets = room === undefined ? this.#sessions.values() : this.#rooms.get(room);
     if (!targets) return;
     for (const s of targets) if (s !== except) s[DELIVER](payload, size);
+  }
+
+  /**
+   * `#deliverLocal` through the runtime's native fan-out: one publish to the hub's or the
+   * room's topic, from `except`'s own socket when it is a recipient (the runtime skips it).
+   */
+  #publishLocal(
+    publisher: Publisher,
+    payload: string | Uint8Array,
+    size: number,
+    room: string | undefined,
+    except: Session<K> | undefined,
+  ): void {
+    const host = this.#host;
+    let members: Set<Session<K>> | undefined;
+    let topic: string;
+    let recipients: number;
+    let fromExcept: boolean;
+    if (room === undefined) {
+      topic = host.allTopic;
+      recipients = this.#sessions.size;
+      fromExcept = except !== undefined && this.#sessions.get(except.id) === except;
+    } else {
+      members = this.#rooms.get(room);
+      if (!members) return;
+      topic = host.roomPrefix + room;
+      recipients = members.size;
+      fromExcept = except !== undefined && members.has(except);
+    }
+    if (fromExcept) recipients--;
+    if (recipients <= 0) return;
+    host.publishes++;
+    const status = fromExcept ? except![SOCKET].publish!(topic, payload) : publisher.publish(topic, payload);
+    if (status !== 0) return;
+    // Dropped for some subscriber: find the sessions past their limit and report them.
+    for (const s of members ?? this.#sessions.values()) if (s !== except) s[DROPPED](size);
   }
 
   #prepare(msg: Message): string | Uint8Array {

@@ -18,7 +18,7 @@ import { HubClosedError } from "./errors.ts";
 import { type Hub, sessionInit } from "./hub.ts";
 import type { Keys } from "./session.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
-import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
+import { bunAdapter, bunPublisher, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions<K> {
@@ -33,6 +33,12 @@ export interface ServeOptions<K> {
   onUpgrade?: (req: Request) => Partial<K> | Response | void | Promise<Partial<K> | Response | void>;
   /** Answers every request that is not a WebSocket upgrade. @default {404} */
   fetch?: (req: Request) => Response | Promise<Response>;
+  /**
+   * On Bun, send hub-wide and room broadcasts through Bun's native pub/sub where nothing per
+   * session forbids it (see `hub.usePublisher`). No effect on Deno, which has none.
+   * @default {true}
+   */
+  nativeFanout?: boolean;
 }
 
 /** A running server. */
@@ -103,7 +109,8 @@ function listen<K extends Keys>(hub: Hub<K>, options: ServeOptions<K>): Server {
   const host = hostname === "0.0.0.0" || hostname === "::" ? "127.0.0.1" : hostname;
   const bun = (globalThis as { Bun?: BunServeRuntime }).Bun;
   if (bun) {
-    const adapter = bunAdapter(hub);
+    const native = options.nativeFanout !== false;
+    const adapter = bunAdapter(hub, { nativeFanout: native });
     const server = bun.serve({
       port,
       hostname,
@@ -111,6 +118,7 @@ function listen<K extends Keys>(hub: Hub<K>, options: ServeOptions<K>): Server {
       websocket: adapter.websocket as BunWebSocketHandler<never>,
     });
     hub.useUpgrader((_hub, req, init) => upgradeBun(server, req, init) ?? new Response(null, { status: 101 }));
+    if (native) hub.usePublisher(bunPublisher(server));
     return {
       port: server.port,
       url: new URL(`http://${formatHost(host)}:${server.port}/`),
