@@ -142,24 +142,31 @@ async function connectChurn(): Promise<void> {
   out({ t: "done", opened, failed, goAt, lastOpen });
 }
 
-async function main(): Promise<void> {
-  if (config.scenario !== "connect") {
-    try {
-      await pool(conns, config.concurrency, open);
-    } catch (err) {
-      out({ t: "error", error: String(err) });
-      process.exit(1);
-    }
-    for (const c of conns) {
-      // after opening, a close is a loss the drain phase will report
-      c.ws!.onclose = null;
-    }
+async function openAll(list: Conn[]): Promise<void> {
+  try {
+    await pool(list, config.concurrency, open);
+  } catch (err) {
+    out({ t: "error", error: String(err) });
+    process.exit(1);
   }
+  // once open, a close is a loss the drain phase reports
+  for (const c of list) c.ws!.onclose = null;
+}
+
+async function main(): Promise<void> {
+  // Receivers connect first, senders last (on the orchestrator's word, once every worker's
+  // receivers are in): servers deliver in connection order, so a sender sees its own message
+  // after the others got theirs, and its window of messages in flight really bounds the load.
+  const senders = new Set(config.senders);
+  if (config.scenario !== "connect") await openAll(conns.filter((_, i) => !senders.has(i)));
   out({ t: "open", n: conns.length });
   const lines = createInterface({ input: process.stdin });
   for await (const line of lines) {
     const [cmd, a, b] = line.split(" ");
-    if (cmd === "go" && config.scenario === "connect") await connectChurn();
+    if (cmd === "senders") {
+      await openAll(config.senders.map((i) => conns[i]));
+      out({ t: "open", n: conns.length });
+    } else if (cmd === "go" && config.scenario === "connect") await connectChurn();
     else if (cmd === "go") {
       const duration = Number(a);
       maxPerSender = b === "inf" ? Infinity : Number(b);

@@ -10,7 +10,8 @@
  * BENCH_WORKERS client processes (3), BENCH_RUNTIMES (deno,bun), BENCH_SCENARIOS
  * (fanout,rooms,echo,connect,idle), BENCH_IDLE_SESSIONS (10000), BENCH_SCALE_MESSAGES (20),
  * BENCH_FANOUT_CLIENTS (500), BENCH_FANOUT_SENDERS (10), BENCH_ECHO_CLIENTS (100),
- * BENCH_CONNECT (2000), BENCH_WINDOW (4, messages in flight per sender), BENCH_PAD (32 bytes).
+ * BENCH_CONNECT (2000), BENCH_MODES (hub,raw), BENCH_SERVER_FLAGS (extra runtime flags for the
+ * server, e.g. "--cpu-prof"), BENCH_WINDOW (1, fan-out messages in flight per sender), BENCH_PAD (32 bytes).
  *
  * @module
  */
@@ -44,9 +45,10 @@ const cfg = {
   fanoutSenders: num("FANOUT_SENDERS", 10),
   echoClients: num("ECHO_CLIENTS", 100),
   connect: num("CONNECT", 2000),
-  window: num("WINDOW", 4),
+  window: num("WINDOW", 1),
   pad: num("PAD", 32),
   drainMs: num("DRAIN_MS", 15_000),
+  modes: setting("MODES", "hub,raw").split(","),
 };
 
 type Mode = "hub" | "raw";
@@ -60,6 +62,8 @@ interface Record_ {
   p99?: number;
   lost: number;
   bytesPerSession?: number;
+  /** Share of one core the server used during the measured phase (1 = a full core). */
+  serverCpu?: number;
   held?: number;
   error?: string;
 }
@@ -161,7 +165,7 @@ function plan(scenario: string): { configs: Omit<WorkerConfig, "url" | "worker">
       c.senders.push(c.conns.length);
       for (let m = 0; m < 10; m++) c.conns.push(`room${r}`);
     }
-    return { configs: configs.map((c) => ({ ...c, kind: "r", window: 2, rooms: true })), maxPerSender: Infinity };
+    return { configs: configs.map((c) => ({ ...c, kind: "r", window: 1, rooms: true })), maxPerSender: Infinity };
   }
   if (scenario === "echo") {
     for (let i = 0; i < cfg.echoClients; i++) {
@@ -178,6 +182,16 @@ function plan(scenario: string): { configs: Omit<WorkerConfig, "url" | "worker">
   throw new Error(`unknown scenario ${scenario}`);
 }
 
+/** CPU seconds (user + system) a process has used so far, from /proc (NaN where there is none). */
+function cpuSeconds(pid: number | undefined): number {
+  try {
+    const fields = fs.readFileSync(`/proc/${pid}/stat`, "utf8").split(") ")[1].split(" ");
+    return (Number(fields[11]) + Number(fields[12])) / 100; // utime + stime, in ticks of 1/100 s
+  } catch {
+    return NaN;
+  }
+}
+
 async function memory(port: number): Promise<{ rss: number; sessions: number }> {
   const res = await fetch(`http://127.0.0.1:${port}/mem`);
   return await res.json() as { rss: number; sessions: number };
@@ -185,21 +199,26 @@ async function memory(port: number): Promise<{ rss: number; sessions: number }> 
 
 async function measure(runtime: "deno" | "bun", mode: Mode, scenario: string, run: number): Promise<Record_> {
   const rec: Record_ = { runtime, mode, scenario, run, lost: 0 };
+  const flags = (process.env.BENCH_SERVER_FLAGS ?? "").split(" ").filter((f) => f);
   const server = runtime === "deno"
-    ? new Proc(bin("deno"), ["run", "-A", "--v8-flags=--expose-gc", "bench/server.ts", mode])
-    : new Proc(bin("bun"), ["bench/server.ts", mode]);
+    ? new Proc(bin("deno"), ["run", "-A", "--v8-flags=--expose-gc", ...flags, "bench/server.ts", mode])
+    : new Proc(bin("bun"), [...flags, "bench/server.ts", mode]);
+  let port = 0;
   const workers: Proc[] = [];
   try {
-    const { port } = await server.next<{ port: number }>("server start", 30_000);
+    ({ port } = await server.next<{ port: number }>("server start", 30_000));
     const base = scenario === "idle" ? await memory(port) : undefined;
     const { configs, maxPerSender } = plan(scenario);
     configs.forEach((c, i) => {
       const config: WorkerConfig = { ...c, url: `ws://127.0.0.1:${port}/`, worker: i };
       workers.push(new Proc(bin("bun"), ["bench/client.ts", JSON.stringify(config)]));
     });
-    for (const w of workers) {
-      const msg = await w.next<{ t: string; error?: string }>("clients open", 180_000);
-      if (msg.t !== "open") throw new Error(`client: ${msg.error}`);
+    for (const phase of ["receivers", "senders"]) {
+      if (phase === "senders") { for (const w of workers) w.send("senders"); }
+      for (const w of workers) {
+        const msg = await w.next<{ t: string; error?: string }>(`${phase} open`, 180_000);
+        if (msg.t !== "open") throw new Error(`client: ${msg.error}`);
+      }
     }
     if (base) {
       const after = await memory(port);
@@ -208,6 +227,9 @@ async function measure(runtime: "deno" | "bun", mode: Mode, scenario: string, ru
       if (after.sessions !== cfg.idleSessions) rec.lost += cfg.idleSessions - after.sessions;
     }
     const duration = scenario === "idle" ? 600_000 : cfg.durationMs;
+    const cpu0 = cpuSeconds(server.child.pid);
+    const wall0 = Date.now();
+    const cpuShare = () => (cpuSeconds(server.child.pid) - cpu0) / ((Date.now() - wall0) / 1000);
     for (const w of workers) w.send(`go ${duration} ${maxPerSender === Infinity ? "inf" : maxPerSender}`);
     if (scenario === "connect") {
       const dones = await Promise.all(workers.map((w) => w.next<Done>("connect churn")));
@@ -215,10 +237,12 @@ async function measure(runtime: "deno" | "bun", mode: Mode, scenario: string, ru
       const start = Math.min(...dones.map((d) => d.goAt));
       const end = Math.max(...dones.map((d) => d.lastOpen));
       rec.rate = opened / ((end - start) / 1000);
+      rec.serverCpu = cpuShare();
       rec.lost = cfg.connect - opened;
       return rec;
     }
     const sents = await Promise.all(workers.map((w) => w.next<{ sent: Record<string, number> }>("send phase")));
+    rec.serverCpu = cpuShare();
     const expected: Record<string, number> = {};
     for (const s of sents) for (const [k, v] of Object.entries(s.sent)) expected[k] = (expected[k] ?? 0) + v;
     for (const w of workers) w.send(`expect ${JSON.stringify(expected)}`);
@@ -236,6 +260,8 @@ async function measure(runtime: "deno" | "bun", mode: Mode, scenario: string, ru
     return rec;
   } finally {
     for (const w of workers) w.send("quit");
+    if (port) await fetch(`http://127.0.0.1:${port}/quit`).then((r) => r.text()).catch(() => {});
+    await Promise.race([server.exited, new Promise((r) => setTimeout(r, 2000))]);
     await server.stop();
     await Promise.all(workers.map((w) => w.stop()));
   }
@@ -255,7 +281,7 @@ for (let run = 1; run <= cfg.runs; run++) {
   for (const runtime of cfg.runtimes) {
     for (const scenario of cfg.scenarios) {
       // alternate the order so neither side always runs on a warmer (or busier) machine
-      const modes: Mode[] = run % 2 ? ["hub", "raw"] : ["raw", "hub"];
+      const modes = (run % 2 ? ["hub", "raw"] : ["raw", "hub"]).filter((m) => cfg.modes.includes(m)) as Mode[];
       for (const mode of modes) {
         const rec = await measure(runtime, mode, scenario, run);
         records.push(rec);
@@ -264,6 +290,7 @@ for (let run = 1; run <= cfg.runs; run++) {
         console.error(
           `run ${run} ${runtime} ${scenario} ${mode}: ${fig}${mem}` +
             (rec.p50 !== undefined ? ` p50 ${rec.p50.toFixed(2)} p99 ${rec.p99!.toFixed(2)} ms` : "") +
+            (rec.serverCpu !== undefined ? ` server cpu ${Math.round(rec.serverCpu * 100)}%` : "") +
             (rec.lost ? ` LOST ${rec.lost}` : "") + (rec.error ? ` ERROR ${rec.error}` : ""),
         );
       }
@@ -285,6 +312,8 @@ for (const runtime of cfg.runtimes) {
       const ok = rs.filter((r) => !r.error);
       return {
         rate: median(ok.map((r) => r.rate ?? NaN)),
+        perCpu: median(ok.map((r) => (r.rate ?? NaN) / (r.serverCpu ?? NaN))),
+        serverCpu: median(ok.map((r) => r.serverCpu ?? NaN)),
         p50: median(ok.map((r) => r.p50 ?? NaN)),
         p99: median(ok.map((r) => r.p99 ?? NaN)),
         bytesPerSession: median(ok.map((r) => r.bytesPerSession ?? NaN)),
@@ -320,11 +349,12 @@ const labels: Record<string, string> = {
 };
 for (const scenario of cfg.scenarios) {
   const lines: [string, string, boolean][] = scenario === "connect"
-    ? [["connections/s", "rate", true]]
+    ? [["connections/s", "rate", true], ["  per server CPU-second", "perCpu", true]]
     : scenario === "idle"
     ? [["RSS bytes/session", "bytesPerSession", false]]
     : [
       [scenario === "echo" ? "round trips/s" : "deliveries/s", "rate", true],
+      ["  per server CPU-second", "perCpu", true],
       [scenario === "echo" ? "p50 round trip ms" : "p50 latency ms", "p50", false],
       [scenario === "echo" ? "p99 round trip ms" : "p99 latency ms", "p99", false],
     ];

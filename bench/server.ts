@@ -4,7 +4,8 @@
  *
  * Clients connect to `/?room=<name>` and send text whose first letter says what to do:
  * `b` broadcast to everyone, `r` broadcast to the sender's room, `e` echo to the sender.
- * `GET /mem` collects garbage and answers `{ rss, sessions }`. Prints `{"port":N}` when ready.
+ * `GET /mem` collects garbage and answers `{ rss, heap, sessions }`; `GET /quit` exits. Prints
+ * `{"port":N}` when ready.
  *
  *   deno run -A --v8-flags=--expose-gc bench/server.ts hub|raw
  *   bun bench/server.ts hub|raw
@@ -46,13 +47,25 @@ const bun = (globalThis as { Bun?: BunLike }).Bun;
 const deno = (globalThis as { Deno?: DenoLike }).Deno;
 let sessions = (): number => 0;
 
+function quit(): Response {
+  // a clean exit, so that `--cpu-prof` writes its profile
+  setTimeout(() => process.exit(0), 20);
+  return new Response("bye");
+}
+
+function control(req: Request): Response | Promise<Response> | undefined {
+  const path = new URL(req.url).pathname;
+  return path === "/mem" ? memory() : path === "/quit" ? quit() : undefined;
+}
+
 async function memory(): Promise<Response> {
   for (let i = 0; i < 3; i++) {
     if (bun) bun.gc(true);
     else (globalThis as { gc?: () => void }).gc?.();
     await new Promise((r) => setTimeout(r, 50));
   }
-  return Response.json({ rss: process.memoryUsage().rss, sessions: sessions() });
+  const m = process.memoryUsage();
+  return Response.json({ rss: m.rss, heap: m.heapUsed, sessions: sessions() });
 }
 
 function roomOf(url: string): string | undefined {
@@ -83,7 +96,7 @@ if (mode === "hub") {
   const server = await serve(hub, {
     port: 0,
     hostname: "127.0.0.1",
-    fetch: (req) => new URL(req.url).pathname === "/mem" ? memory() : new Response("not found", { status: 404 }),
+    fetch: (req) => control(req) ?? new Response("not found", { status: 404 }),
   });
   ready(server.port);
 } else if (bun) {
@@ -92,7 +105,8 @@ if (mode === "hub") {
     port: 0,
     hostname: "127.0.0.1",
     fetch(req: Request, server: { upgrade(req: Request, o: { data: unknown }): boolean }) {
-      if (new URL(req.url).pathname === "/mem") return memory();
+      const answer = control(req);
+      if (answer) return answer;
       const room = roomOf(req.url);
       const data = { topic: room === undefined ? undefined : `room.${room}` };
       return server.upgrade(req, { data }) ? undefined : new Response("upgrade failed", { status: 400 });
@@ -124,7 +138,8 @@ if (mode === "hub") {
   const rooms = new Map<string, Set<DenoSocket>>();
   sessions = () => all.size;
   deno.serve({ port: 0, hostname: "127.0.0.1", onListen: ({ port }) => ready(port) }, (req) => {
-    if (new URL(req.url).pathname === "/mem") return memory();
+    const answer = control(req);
+    if (answer) return answer;
     const room = roomOf(req.url);
     const { socket, response } = deno.upgradeWebSocket(req);
     let members: Set<DenoSocket> | undefined;
