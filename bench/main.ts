@@ -62,6 +62,8 @@ interface Record_ {
   p99?: number;
   lost: number;
   bytesPerSession?: number;
+  /** JavaScript heap growth per session, after a full collection. */
+  heapPerSession?: number;
   /** Share of one core the server used during the measured phase (1 = a full core). */
   serverCpu?: number;
   held?: number;
@@ -192,9 +194,9 @@ function cpuSeconds(pid: number | undefined): number {
   }
 }
 
-async function memory(port: number): Promise<{ rss: number; sessions: number }> {
+async function memory(port: number): Promise<{ rss: number; heap: number; sessions: number }> {
   const res = await fetch(`http://127.0.0.1:${port}/mem`);
-  return await res.json() as { rss: number; sessions: number };
+  return await res.json() as { rss: number; heap: number; sessions: number };
 }
 
 async function measure(runtime: "deno" | "bun", mode: Mode, scenario: string, run: number): Promise<Record_> {
@@ -224,6 +226,7 @@ async function measure(runtime: "deno" | "bun", mode: Mode, scenario: string, ru
       const after = await memory(port);
       rec.held = after.sessions;
       rec.bytesPerSession = (after.rss - base.rss) / cfg.idleSessions;
+      rec.heapPerSession = (after.heap - base.heap) / cfg.idleSessions;
       if (after.sessions !== cfg.idleSessions) rec.lost += cfg.idleSessions - after.sessions;
     }
     const duration = scenario === "idle" ? 600_000 : cfg.durationMs;
@@ -286,7 +289,9 @@ for (let run = 1; run <= cfg.runs; run++) {
         const rec = await measure(runtime, mode, scenario, run);
         records.push(rec);
         const fig = rec.rate !== undefined ? `${Math.round(rec.rate)}/s` : "";
-        const mem = rec.bytesPerSession !== undefined ? ` ${Math.round(rec.bytesPerSession)} B/session` : "";
+        const mem = rec.bytesPerSession !== undefined
+          ? ` ${Math.round(rec.bytesPerSession)} B/session (heap ${Math.round(rec.heapPerSession ?? NaN)})`
+          : "";
         console.error(
           `run ${run} ${runtime} ${scenario} ${mode}: ${fig}${mem}` +
             (rec.p50 !== undefined ? ` p50 ${rec.p50.toFixed(2)} p99 ${rec.p99!.toFixed(2)} ms` : "") +
@@ -317,6 +322,7 @@ for (const runtime of cfg.runtimes) {
         p50: median(ok.map((r) => r.p50 ?? NaN)),
         p99: median(ok.map((r) => r.p99 ?? NaN)),
         bytesPerSession: median(ok.map((r) => r.bytesPerSession ?? NaN)),
+        heapPerSession: median(ok.map((r) => r.heapPerSession ?? NaN)),
         held: Math.min(...ok.map((r) => r.held ?? Infinity)),
         lost: rs.reduce((a, r) => a + r.lost, 0),
         errors: rs.filter((r) => r.error).length,
@@ -351,7 +357,7 @@ for (const scenario of cfg.scenarios) {
   const lines: [string, string, boolean][] = scenario === "connect"
     ? [["connections/s", "rate", true], ["  per server CPU-second", "perCpu", true]]
     : scenario === "idle"
-    ? [["RSS bytes/session", "bytesPerSession", false]]
+    ? [["RSS bytes/session", "bytesPerSession", false], ["  JS heap bytes/session", "heapPerSession", false]]
     : [
       [scenario === "echo" ? "round trips/s" : "deliveries/s", "rate", true],
       ["  per server CPU-second", "perCpu", true],

@@ -80,11 +80,8 @@ function ready(port: number): void {
 if (mode === "hub") {
   const hub = new Hub<{ room: string }>({ checkOrigin: () => true });
   hub.handleConnect((s) => {
-    const room = roomOf(s.request.url);
-    if (room !== undefined) {
-      s.set("room", room);
-      s.join(room);
-    }
+    const room = s.get("room");
+    if (room !== undefined) s.join(room);
   });
   hub.handleMessage((s, msg) => {
     const kind = msg.charCodeAt(0);
@@ -96,6 +93,11 @@ if (mode === "hub") {
   const server = await serve(hub, {
     port: 0,
     hostname: "127.0.0.1",
+    // the room comes as an initial key: nothing reads `session.request`, which is built on demand
+    onUpgrade: (req) => {
+      const room = roomOf(req.url);
+      return room === undefined ? undefined : { room };
+    },
     fetch: (req) => control(req) ?? new Response("not found", { status: 404 }),
   });
   ready(server.port);
