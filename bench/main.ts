@@ -6,7 +6,7 @@
  * and exits non-zero if a message was lost or a run failed.
  *
  * Settings (environment, or `--name=value` arguments with the same name in lower case without
- * the prefix, e.g. `--runs=5`): BENCH_RUNS (3), BENCH_DURATION seconds per throughput run (3),
+ * the prefix, e.g. `--runs=5`): BENCH_RUNS (5), BENCH_DURATION seconds per throughput run (3),
  * BENCH_WORKERS client processes (3), BENCH_RUNTIMES (deno,bun), BENCH_SCENARIOS
  * (fanout,rooms,echo,connect,idle), BENCH_IDLE_SESSIONS (10000), BENCH_SCALE_MESSAGES (20),
  * BENCH_FANOUT_CLIENTS (500), BENCH_FANOUT_SENDERS (10), BENCH_ECHO_CLIENTS (100),
@@ -34,7 +34,7 @@ function setting(name: string, fallback: string): string {
 const num = (name: string, fallback: number): number => Number(setting(name, String(fallback)));
 
 const cfg = {
-  runs: num("RUNS", 3),
+  runs: num("RUNS", 5),
   durationMs: num("DURATION", 3) * 1000,
   workers: num("WORKERS", 3),
   runtimes: setting("RUNTIMES", "deno,bun").split(",") as ("deno" | "bun")[],

@@ -674,6 +674,10 @@ export function sessionInit<K>(req: Request, keys: Partial<K> | undefined, remot
  * and builds the `Request` on first use: a `Request` per idle session costs kilobytes (about
  * 2.7 KB of heap on Deno), its strings a few hundred bytes. Headers are kept as one string of
  * `name:value` lines (a header can hold neither a newline nor, in its name, a colon).
+ *
+ * The headers must be copied before the upgrade: on Deno they are unreadable after it. Reading
+ * them all has a cost on Deno that no copy avoids: Deno keeps the upgraded request alive as
+ * long as its socket, with the full header list the read fetched (about 2 KB per session).
  */
 class RequestCopy<K> implements SessionInit<K> {
   remoteAddr: string;
