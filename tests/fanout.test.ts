@@ -170,3 +170,51 @@ for (const onBufferFull of ["drop", "close"] as const) {
     }
   });
 }
+
+test("nativeFanout: false keeps every broadcast in the loop", async () => {
+  const t = await startServer({}, { nativeFanout: false });
+  nameSessions(t);
+  const clients = await openNamed(t, ["a", "b"]);
+  try {
+    const a = sessionNamed(t.hub, "a")!;
+    a.join("r");
+    t.hub.broadcast("all");
+    t.hub.broadcastOthers("others", a);
+    t.hub.room("r").broadcast("room");
+    t.hub.broadcast("end");
+    assert.deepEqual(await until(clients.get("a")!, "end"), ["all", "room"]);
+    assert.deepEqual(await until(clients.get("b")!, "end"), ["all", "others"]);
+    assert.equal(nativePublishes(t.hub), 0);
+  } finally {
+    await closeAll([...clients.values()]);
+    await t.close();
+  }
+});
+
+interface BunServe {
+  serve(options: unknown): { port: number; stop(force?: boolean): Promise<void> | void };
+}
+
+test("bunAdapter installs Bun's publish at the first upgrade", async () => {
+  const bun = (globalThis as { Bun?: BunServe }).Bun!;
+  const { Hub } = await import("../mod.ts");
+  const { bunAdapter } = await import("../src/adapters/bun.ts");
+  const hub = new Hub();
+  const chorus = bunAdapter(hub);
+  const server = bun.serve({
+    port: 0,
+    hostname: "127.0.0.1",
+    fetch: (req: Request, s: Parameters<typeof chorus.upgrade>[1]) => chorus.upgrade(req, s),
+    websocket: chorus.websocket,
+  });
+  const clients = await Promise.all([0, 1].map(() => Client.open(`ws://127.0.0.1:${server.port}/`)));
+  try {
+    hub.broadcast("hello");
+    assert.deepEqual(await Promise.all(clients.map((c) => c.next())), ["hello", "hello"]);
+    assert.equal(nativePublishes(hub), 1);
+  } finally {
+    await closeAll(clients);
+    await hub.close();
+    await server.stop(true);
+  }
+}, { skip: nativeRuntime ? false : "Bun only" });
