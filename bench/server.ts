@@ -73,6 +73,10 @@ function roomOf(url: string): string | undefined {
   return q < 0 ? undefined : url.slice(q + 6);
 }
 
+// The orchestrator holds our stdin: when it goes away, so do we.
+process.stdin.on("end", () => process.exit(0));
+process.stdin.resume();
+
 function ready(port: number): void {
   console.log(JSON.stringify({ port }));
 }
