@@ -18,6 +18,6 @@
 export { type HandleRequestOptions, Hub, type HubOptions, Room, sameOrigin, type Upgrader } from "./src/hub.ts";
 export { type Keys, type Message, Session } from "./src/session.ts";
 export { HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
-export type { HubSocket, SessionInit } from "./src/socket.ts";
+export type { HubSocket, Publisher, SessionInit } from "./src/socket.ts";
 // Registers the Deno upgrader (on Deno only) so `hub.handleRequest` works inside `Deno.serve`.
 import "./src/adapters/deno.ts";
