@@ -139,6 +139,7 @@ function start<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOpti
     hub,
     options.port ?? 8080,
     options.hostname ?? "0.0.0.0",
+    true,
     (req, incoming) => app.fetch(req, incoming.env),
   );
 }

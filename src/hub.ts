@@ -10,17 +10,19 @@ import {
   byteLength,
   checkClose,
   DELIVER,
+  DROPPED,
   type Hooks,
   type Keys,
   type Message,
   Session,
   type SessionHost,
   SHUTDOWN,
+  SOCKET,
   START,
   TICK,
   toPayload,
 } from "./session.ts";
-import type { HubSocket, SessionInit } from "./socket.ts";
+import type { HubSocket, Publisher, SessionInit } from "./socket.ts";
 
 /** Options of a {@linkcode Hub}. Times are in milliseconds, sizes in bytes. */
 export interface HubOptions {
@@ -95,6 +97,15 @@ let defaultUpgrader: Upgrader | undefined;
 const ROOM_BROADCAST: unique symbol = Symbol("chorus.roomBroadcast");
 /** Internal: a room's cluster-wide count (the room calls its hub). */
 const ROOM_COUNT: unique symbol = Symbol("chorus.roomCount");
+
+/**
+ * Internal, for tests and benchmarks: how many broadcasts of a hub went out as one native
+ * publish. Not part of the public API.
+ * @internal
+ */
+export const NATIVE_PUBLISHES: unique symbol = Symbol("chorus.nativePublishes");
+
+let hubCount = 0;
 
 /**
  * Sets the upgrader `handleRequest` uses. The Deno adapter installs itself here when it runs
@@ -209,6 +220,9 @@ export class Hub<K extends Keys = Keys> {
   #node: string;
   #ready: Promise<void>;
   #brokerError: ((err: Error) => unknown) | undefined;
+  #publisher: Publisher | undefined;
+  /** Sessions whose socket has no native fan-out: while any is connected, broadcasts loop. */
+  #foreign = 0;
 
   /**
    * @param options Limits, keepalive and origin policy; see {@linkcode HubOptions}.
@@ -231,12 +245,18 @@ export class Hub<K extends Keys = Keys> {
     const sessions = this.#sessions;
     const rooms = this.#rooms;
     const countChanged = (room: string | undefined) => this.#broker?.changed(room);
+    // Native topics: "chorus.<hub>.all" and "chorus.<hub>.room.<name>" never collide with each
+    // other, with another hub's, or with a room name, whatever the name.
+    const topic = `chorus.${(++hubCount).toString(36)}.`;
     this.#host = {
       maxMessageSize,
       maxBufferedAmount,
       closeOnBufferFull: onBufferFull === "close",
       concurrent: options.concurrentMessageHandling === true,
       hooks,
+      allTopic: `${topic}all`,
+      roomPrefix: `${topic}room.`,
+      publishes: 0,
       join(session, room) {
         let members = rooms.get(room);
         if (!members) rooms.set(room, members = new Set());
@@ -249,7 +269,7 @@ export class Hub<K extends Keys = Keys> {
         countChanged(room);
       },
       remove: (session) => {
-        sessions.delete(session.id);
+        if (sessions.delete(session.id) && !session[SOCKET].subscribe) this.#foreign--;
         countChanged(undefined);
         if (sessions.size === 0) this.#stopTicker();
         const onDisconnect = hooks.disconnect;
@@ -614,6 +634,30 @@ export class Hub<K extends Keys = Keys> {
   }
 
   /**
+  /**
+   * For adapters: installs (or, with `undefined`, removes) the runtime's native fan-out. From
+   * then on a hub-wide or room broadcast is one `publish` to a topic, as long as every
+   * session's socket offers `subscribe` and no sent-message hook is set for the message's
+   * kind; otherwise it loops over the sessions. `broadcastFilter` and `broadcastMultiple`
+   * always loop. The Bun adapter and `serve()` on Bun install `server.publish` here.
+   *
+   * A session's outbound limit holds on both paths, but differently: a native publish is
+   * dropped by the runtime for a socket whose queue is already past its limit, and when the
+   * runtime says a publish was dropped, each session whose queue is past `maxBufferedAmount`
+   * gets a `MessageBufferFullError` (and is closed, with `onBufferFull: "close"`).
+   *
+   * @param publisher The runtime's publisher, or `undefined` to always loop.
+   */
+  usePublisher(publisher: Publisher | undefined): void {
+    this.#publisher = publisher;
+  }
+
+  /** @internal For tests and benchmarks: how many broadcasts went out as one native publish. */
+  get [NATIVE_PUBLISHES](): number {
+    return this.#host.publishes;
+  }
+
+  /**
    * For adapters: turns an open socket into a session and runs the connect hook. On a
    * closed hub the socket is closed with 1001 and nothing is returned.
    *
@@ -629,6 +673,8 @@ export class Hub<K extends Keys = Keys> {
     const session = new Session(this.#host, socket, init);
     this.#sessions.set(session.id, session);
     this.#broker?.changed(undefined);
+    if (socket.subscribe) socket.subscribe(this.#host.allTopic);
+    else this.#foreign++;
     if (socket.ping && this.#pingInterval > 0 && !this.#ticker) {
       const step = Math.min(this.#pingInterval, this.#pongWait);
       this.#ticker = setInterval(() => {
@@ -650,6 +696,15 @@ export class Hub<K extends Keys = Keys> {
     room: string | undefined,
     except: Session<K> | undefined,
   ): void {
+    const publisher = this.#publisher;
+    if (publisher !== undefined && this.#foreign === 0) {
+      const hooks = this.#hooks;
+      if (typeof payload === "string" ? !hooks.sentMessage : !hooks.sentMessageBinary) {
+        this.#publishLocal(publisher, payload, size, room, except);
+        return;
+      }
+    }
+    // The loop walks the live registry: no snapshot, no closure, nothing allocated per session.
     const targets = room === undefined ? this.#sessions.values() : this.#rooms.get(room);
     if (!targets) return;
     for (const s of targets) if (s !== except) s[DELIVER](payload, size);
@@ -698,6 +753,42 @@ export class Hub<K extends Keys = Keys> {
     }
   }
 
+  /**
+   * `#deliverLocal` through the runtime's native fan-out: one publish to the hub's or the
+   * room's topic, from `except`'s own socket when it is a recipient (the runtime skips it).
+   */
+  #publishLocal(
+    publisher: Publisher,
+    payload: string | Uint8Array,
+    size: number,
+    room: string | undefined,
+    except: Session<K> | undefined,
+  ): void {
+    const host = this.#host;
+    let members: Set<Session<K>> | undefined;
+    let topic: string;
+    let recipients: number;
+    let fromExcept: boolean;
+    if (room === undefined) {
+      topic = host.allTopic;
+      recipients = this.#sessions.size;
+      fromExcept = except !== undefined && this.#sessions.get(except.id) === except;
+    } else {
+      members = this.#rooms.get(room);
+      if (!members) return;
+      topic = host.roomPrefix + room;
+      recipients = members.size;
+      fromExcept = except !== undefined && members.has(except);
+    }
+    if (fromExcept) recipients--;
+    if (recipients <= 0) return;
+    host.publishes++;
+    const status = fromExcept ? except![SOCKET].publish!(topic, payload) : publisher.publish(topic, payload);
+    if (status !== 0) return;
+    // Dropped for some subscriber: find the sessions past their limit and report them.
+    for (const s of members ?? this.#sessions.values()) if (s !== except) s[DROPPED](size);
+  }
+
   #prepare(msg: Message): string | Uint8Array {
     if (this.#closing) throw new HubClosedError("Hub is closed: broadcast refused");
     return toPayload(msg);
@@ -733,7 +824,47 @@ export class Hub<K extends Keys = Keys> {
  * @returns The session's init record.
  */
 export function sessionInit<K>(req: Request, keys: Partial<K> | undefined, remoteAddr: string): SessionInit<K> {
-  return { request: new Request(req.url, { method: req.method, headers: req.headers }), remoteAddr, keys };
+  return new RequestCopy(req, keys, remoteAddr);
+}
+
+/**
+ * A session's init record that keeps the request's url, method and headers as three strings
+ * and builds the `Request` on first use: a `Request` per idle session costs kilobytes (about
+ * 2.7 KB of heap on Deno), its strings a few hundred bytes. Headers are kept as one string of
+ * `name:value` lines (a header can hold neither a newline nor, in its name, a colon).
+ *
+ * The headers must be copied before the upgrade: on Deno they are unreadable after it. Reading
+ * them all has a cost on Deno that no copy avoids: Deno keeps the upgraded request alive as
+ * long as its socket, with the full header list the read fetched (about 2 KB per session).
+ */
+class RequestCopy<K> implements SessionInit<K> {
+  remoteAddr: string;
+  keys: Partial<K> | undefined;
+  #url: string;
+  #method: string;
+  #headers: string | undefined;
+  #request: Request | undefined;
+
+  constructor(req: Request, keys: Partial<K> | undefined, remoteAddr: string) {
+    this.remoteAddr = remoteAddr;
+    this.keys = keys;
+    this.#url = req.url;
+    this.#method = req.method;
+    const lines: string[] = [];
+    req.headers.forEach((value, name) => void lines.push(`${name}:${value}`));
+    this.#headers = lines.join("\n"); // one flat string, not a rope of concatenations
+  }
+
+  get request(): Request {
+    if (this.#request) return this.#request;
+    const headers = new Headers();
+    for (const line of this.#headers!.split("\n")) {
+      const colon = line.indexOf(":");
+      if (colon > 0) headers.append(line.slice(0, colon), line.slice(colon + 1));
+    }
+    this.#headers = undefined;
+    return this.#request = new Request(this.#url, { method: this.#method, headers });
+  }
 }
 
 function randomId(): string {

@@ -56,10 +56,17 @@ interface BunServeRuntime {
  * @param hub The hub whose sessions the server carries; `shutdown` closes it.
  * @param port Port; `0` picks a free one.
  * @param hostname Address to listen on.
+ * @param nativeFanout On Bun, broadcast through Bun's pub/sub (see `bunAdapter`).
  * @param handler Every request.
  * @returns The running server.
  */
-export function listen<K extends Keys>(hub: Hub<K>, port: number, hostname: string, handler: Handler): Server {
+export function listen<K extends Keys>(
+  hub: Hub<K>,
+  port: number,
+  hostname: string,
+  nativeFanout: boolean,
+  handler: Handler,
+): Server {
   const host = hostname === "0.0.0.0" || hostname === "::"
     ? "127.0.0.1"
     : hostname.includes(":")
@@ -71,7 +78,7 @@ export function listen<K extends Keys>(hub: Hub<K>, port: number, hostname: stri
       port,
       hostname,
       fetch: (req, server) => handler(req, { remoteAddr: "", bun: server, env: server }),
-      websocket: bunAdapter(hub).websocket as BunWebSocketHandler<never>,
+      websocket: bunAdapter(hub, { nativeFanout }).websocket as BunWebSocketHandler<never>,
     });
     return {
       port: server.port,

@@ -33,6 +33,13 @@ export interface ServeOptions<K> {
   onUpgrade?: (req: Request) => Partial<K> | Response | void | Promise<Partial<K> | Response | void>;
   /** Answers every request that is not a WebSocket upgrade. @default {404} */
   fetch?: (req: Request) => Response | Promise<Response>;
+  /**
+   * On Bun, send hub-wide and room broadcasts through Bun's native pub/sub where nothing per
+   * session forbids it (see `hub.usePublisher`); off, every broadcast loops in JavaScript and every refused write
+   * is reported exactly. No effect on Deno, which has no native fan-out.
+   * @default {true}
+   */
+  nativeFanout?: boolean;
 }
 
 /**
@@ -53,7 +60,8 @@ export function serve<K extends Keys>(hub: Hub<K>, options: ServeOptions<K> = {}
 
 function start<K extends Keys>(hub: Hub<K>, options: ServeOptions<K>): Server {
   const onUpgrade = options.onUpgrade;
-  return listen(hub, options.port ?? 8080, options.hostname ?? "0.0.0.0", async (req, incoming) => {
+  const { port = 8080, hostname = "0.0.0.0", nativeFanout = true } = options;
+  return listen(hub, port, hostname, nativeFanout, async (req, incoming) => {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return options.fetch ? await options.fetch(req) : new Response("Not found", { status: 404 });
     }

@@ -20,6 +20,15 @@ export interface SessionHost<K extends Keys> {
   readonly closeOnBufferFull: boolean;
   readonly concurrent: boolean;
   readonly hooks: Hooks<K>;
+  /** The native topic every session with native fan-out is subscribed to. */
+  readonly allTopic: string;
+  /** Prefix of the native topic of a room (the room's name follows). */
+  readonly roomPrefix: string;
+  /**
+   * How many native publishes the hub made. A native publish queues bytes on sockets behind
+   * the sessions' backs, so a session re-reads `bufferedAmount` when this changed.
+   */
+  publishes: number;
   join(session: Session<K>, room: string): void;
   leave(session: Session<K>, room: string): void;
   /** Unregisters the session and runs the disconnect hook; resolves when the hook is done. */
@@ -48,6 +57,16 @@ export const SHUTDOWN: unique symbol = Symbol("chorus.shutdown");
 export const START: unique symbol = Symbol("chorus.start");
 /** Internal: keepalive step, called by the hub's ticker. */
 export const TICK: unique symbol = Symbol("chorus.tick");
+/** Internal: the session's socket, for the hub's native fan-out. */
+export const SOCKET: unique symbol = Symbol("chorus.socket");
+/** Internal: a native publish was dropped for some subscriber; report it if it was this one. */
+export const DROPPED: unique symbol = Symbol("chorus.dropped");
+
+/**
+ * Bytes a runtime may count per frame on top of the payload (the largest server frame header).
+ * The outbound limit's bookkeeping adds it to every send so its estimate never falls short.
+ */
+const FRAME_OVERHEAD = 14;
 
 const EMPTY_ROOMS: ReadonlySet<string> = new Set();
 let counter = 0;
@@ -68,13 +87,12 @@ const idPrefix = crypto.randomUUID().slice(0, 8);
 export class Session<K extends Keys = Keys> {
   /** Unique within the process. */
   readonly id: string;
-  /** A copy of the upgrade request: url and headers stay usable after the upgrade. */
-  readonly request: Request;
   /** The peer's address, `""` where the runtime does not tell. */
   readonly remoteAddr: string;
 
   #host: SessionHost<K>;
   #socket: HubSocket;
+  #init: SessionInit<K>;
   #keys: Partial<K> | undefined;
   #rooms: Set<string> | undefined;
   #closed = false;
@@ -83,15 +101,33 @@ export class Session<K extends Keys = Keys> {
   #queuedBytes = 0;
   #pingAt = 0;
   #awaitingPong = false;
+  /**
+   * Bytes this session may still send before `bufferedAmount` must be read again: the limit
+   * minus what was queued at the last read minus what was sent since (frame overhead included).
+   * The runtime only ever drains its queue, so while this stays >= 0 the limit cannot be
+   * crossed, and most sends skip a call into the runtime. Valid while `#epoch` equals the hub's
+   * native publish count.
+   */
+  #credit = 0;
+  #epoch = -1;
 
   /** @internal Use `hub.attach` (adapters) instead. */
   constructor(host: SessionHost<K>, socket: HubSocket, init: SessionInit<K>) {
     this.id = `${idPrefix}-${(++counter).toString(36)}`;
     this.#host = host;
     this.#socket = socket;
-    this.request = init.request;
+    this.#init = init;
     this.remoteAddr = init.remoteAddr;
     if (init.keys) this.#keys = Object.assign(Object.create(null), init.keys);
+  }
+
+  /**
+   * A copy of the upgrade request: url and headers stay usable after the upgrade. (The copy
+   * the adapters make keeps the url and headers as strings and builds the `Request` on first
+   * use: an idle session costs a fraction of what a `Request` does.)
+   */
+  get request(): Request {
+    return this.#init.request;
   }
 
   /**
@@ -200,6 +236,14 @@ export class Session<K extends Keys = Keys> {
     if ((this.#rooms ??= new Set()).has(room)) return;
     this.#rooms.add(room);
     this.#host.join(this, room);
+    const socket = this.#socket;
+    if (socket.subscribe) {
+      try {
+        socket.subscribe(this.#host.roomPrefix + room);
+      } catch (err) {
+        this.#host.report(this, err);
+      }
+    }
   }
 
   /**
@@ -212,6 +256,14 @@ export class Session<K extends Keys = Keys> {
     checkRoom(room);
     if (!this.#rooms?.delete(room)) return;
     this.#host.leave(this, room);
+    const socket = this.#socket;
+    if (socket.unsubscribe && !this.#closed) {
+      try {
+        socket.unsubscribe(this.#host.roomPrefix + room);
+      } catch (err) {
+        this.#host.report(this, err);
+      }
+    }
   }
 
   /** The rooms this session is in. */
@@ -223,26 +275,50 @@ export class Session<K extends Keys = Keys> {
   [DELIVER](payload: string | Uint8Array, size: number): void {
     const host = this.#host;
     const socket = this.#socket;
-    const queued = socket.bufferedAmount;
-    if (queued + size > host.maxBufferedAmount) {
-      this.#refuse(size, queued);
-      return;
+    let credit = this.#credit - size - FRAME_OVERHEAD;
+    if (credit < 0 || this.#epoch !== host.publishes) {
+      const queued = socket.bufferedAmount;
+      if (queued + size > host.maxBufferedAmount) {
+        this.#refuse(size, queued);
+        return;
+      }
+      credit = host.maxBufferedAmount - queued - size - FRAME_OVERHEAD;
+      this.#epoch = host.publishes;
     }
     let status: number | void;
     try {
       status = socket.send(payload);
     } catch (err) {
+      this.#credit = 0;
       host.report(this, err);
       return;
     }
     if (status === 0) {
+      this.#credit = 0;
       this.#refuse(size, socket.bufferedAmount);
       return;
     }
+    this.#credit = credit;
     const hooks = host.hooks;
     if (typeof payload === "string") {
       if (hooks.sentMessage) this.#call(hooks.sentMessage, payload);
     } else if (hooks.sentMessageBinary) this.#call(hooks.sentMessageBinary, payload);
+  }
+
+  /** @internal The socket, for the hub's native fan-out. */
+  get [SOCKET](): HubSocket {
+    return this.#socket;
+  }
+
+  /**
+   * @internal A native publish of `size` bytes was dropped for some subscriber. The runtime
+   * drops for a socket whose queue is already past the limit, so a session whose queue is past
+   * it now reports the drop (and closes, with `onBufferFull: "close"`), as a refused write would.
+   */
+  [DROPPED](size: number): void {
+    if (this.#closed) return;
+    const queued = this.#socket.bufferedAmount;
+    if (queued > this.#host.maxBufferedAmount) this.#refuse(size, queued);
   }
 
   /** @internal Runs the connect hook; messages wait until it has finished. */
@@ -339,14 +415,20 @@ export class Session<K extends Keys = Keys> {
 
   #finish(code: number, reason: string, closeSocket = true): Promise<void> | undefined {
     this.#closed = true;
+    const socket = this.#socket;
+    const rooms = this.#rooms;
     if (closeSocket) {
       try {
-        this.#socket.close(code, reason);
+        // Native fan-out: no publish may reach a socket the hub has let go of.
+        if (socket.unsubscribe) {
+          socket.unsubscribe(this.#host.allTopic);
+          if (rooms) { for (const room of rooms) socket.unsubscribe(this.#host.roomPrefix + room); }
+        }
+        socket.close(code, reason);
       } catch (err) {
         this.#host.report(this, err);
       }
     }
-    const rooms = this.#rooms;
     if (rooms) {
       for (const room of rooms) this.#host.leave(this, room);
       rooms.clear();

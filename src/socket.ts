@@ -24,6 +24,34 @@ export interface HubSocket {
    * then runs its own keepalive (`pingInterval`, `pongWait`).
    */
   ping?(): void;
+  /**
+   * Native fan-out, where the runtime has it (Bun): subscribes the socket to a topic of the
+   * runtime's pub/sub. A socket that offers `subscribe` must offer `unsubscribe` and `publish`
+   * too; the hub then subscribes it to its hub-wide topic and to one topic per room it joins.
+   */
+  subscribe?(topic: string): void;
+  /** Native fan-out: unsubscribes the socket from a topic. */
+  unsubscribe?(topic: string): void;
+  /**
+   * Native fan-out: sends a frame to every subscriber of `topic` but this socket. Returns the
+   * runtime's status: `0` when the message was dropped for some subscriber (or there was none),
+   * `-1` when some subscriber is under backpressure, else the bytes sent.
+   */
+  publish?(topic: string, data: string | Uint8Array): number;
+}
+
+/**
+ * A runtime's native fan-out for a whole server, installed on a hub by its adapter with
+ * `hub.usePublisher`. The hub then sends hub-wide and room broadcasts as one `publish` each,
+ * as long as every session's socket offers `subscribe` and nothing per session forbids it.
+ */
+export interface Publisher {
+  /**
+   * Sends a frame (text for a string, binary for bytes) to every socket subscribed to `topic`.
+   * Returns `0` when the message was dropped for some subscriber (or there was none), `-1`
+   * when some subscriber is under backpressure, else the bytes sent.
+   */
+  publish(topic: string, data: string | Uint8Array): number;
 }
 
 /** What an adapter knows about a connection before it becomes a session. */
