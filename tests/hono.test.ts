@@ -6,6 +6,7 @@ import { jwt, sign } from "hono/jwt";
 import { Hub } from "../mod.ts";
 import { serveApp, upgrade, websocket } from "../src/hono.ts";
 import { Client, RawPeer, runtime, Signal, test } from "./_helpers.ts";
+import { nativePublishes } from "./_fanout.ts";
 
 interface Recorded<K extends Record<string, unknown>> {
   hub: Hub<K>;
@@ -59,6 +60,9 @@ test("hono: middleware runs before the upgrade and keys from the context reach t
     assert.equal(await c.next(), "hello ann via hono at /ws");
     c.send("hi");
     assert.equal(await c.next(), "ann: hi");
+    hub.broadcast("to all");
+    assert.equal(await c.next(), "to all");
+    assert.equal(nativePublishes(hub) === 1, runtime === "bun", "on Bun a broadcast is one native publish");
     assert.equal(hub.size, 1);
     assert.equal(connects.length, 1);
     assert.ok(hub.sessions()[0].remoteAddr.length > 0, "the peer's address is known");
