@@ -739,18 +739,8 @@ export class Hub<K extends Keys = Keys> {
   }
 
   #reportBroker(err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
     const onError = this.#brokerError;
-    if (!onError) {
-      console.error("chorus: broker:", error);
-      return;
-    }
-    try {
-      const result = onError(error);
-      if (result instanceof Promise) result.catch((e) => console.error("chorus: handleBrokerError failed:", e));
-    } catch (e) {
-      console.error("chorus: handleBrokerError failed:", e);
-    }
+    reportTo(onError && ((error) => onError(error)), err, "broker", "handleBrokerError");
   }
 
   /**
@@ -800,18 +790,23 @@ export class Hub<K extends Keys = Keys> {
   }
 
   #report(session: Session<K>, err: unknown): void {
-    const error = err instanceof Error ? err : new Error(String(err));
     const onError = this.#hooks.error;
-    if (!onError) {
-      console.error(`chorus: session ${session.id}:`, error);
-      return;
-    }
-    try {
-      const result = onError(session, error);
-      if (result instanceof Promise) result.catch((e) => console.error("chorus: handleError failed:", e));
-    } catch (e) {
-      console.error("chorus: handleError failed:", e);
-    }
+    reportTo(onError && ((error) => onError(session, error)), err, `session ${session.id}`, "handleError");
+  }
+}
+
+/** Hands an error to an error hook, or logs it; a hook that fails is logged, never thrown. */
+function reportTo(hook: ((err: Error) => unknown) | undefined, err: unknown, origin: string, name: string): void {
+  const error = err instanceof Error ? err : new Error(String(err));
+  if (!hook) {
+    console.error(`chorus: ${origin}:`, error);
+    return;
+  }
+  try {
+    const result = hook(error);
+    if (result instanceof Promise) result.catch((e) => console.error(`chorus: ${name} failed:`, e));
+  } catch (e) {
+    console.error(`chorus: ${name} failed:`, e);
   }
 }
 
