@@ -15,7 +15,7 @@
  */
 
 import { type Hub, setDefaultUpgrader } from "../hub.ts";
-import type { Keys } from "../session.ts";
+import type { Keys, Session } from "../session.ts";
 import { CLOSED, ERRORED, RECEIVE, type SessionInit } from "../socket.ts";
 
 interface DenoSocket extends EventTarget {
@@ -55,15 +55,35 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout });
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
+    socket.onopen = null; // the only per-socket closure: gone once the session exists
     const session = hub.attach(socket, init);
     if (!session) return;
-    socket.onmessage = (e) => session[RECEIVE](e.data);
-    // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
-    socket.onclose = (e) => session[CLOSED](e.code || 1006, e.reason);
-    socket.onerror = (e) =>
-      session[ERRORED]((e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error"));
+    // Shared handlers that find the session on the socket: nothing allocated per session.
+    (socket as TaggedSocket)[SESSION] = session;
+    socket.onmessage = onMessage;
+    socket.onclose = onClose;
+    socket.onerror = onError;
   };
   return response;
+}
+
+const SESSION: unique symbol = Symbol("chorus.session");
+/** What the shared handlers need of a session. */
+type Events = Pick<Session, typeof RECEIVE | typeof CLOSED | typeof ERRORED>;
+type TaggedSocket = DenoSocket & { [SESSION]: Events };
+
+function onMessage(this: DenoSocket, e: MessageEvent): void {
+  (this as TaggedSocket)[SESSION][RECEIVE](e.data);
+}
+
+function onClose(this: DenoSocket, e: CloseEvent): void {
+  // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
+  (this as TaggedSocket)[SESSION][CLOSED](e.code || 1006, e.reason);
+}
+
+function onError(this: DenoSocket, e: Event): void {
+  const err = (e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error");
+  (this as TaggedSocket)[SESSION][ERRORED](err);
 }
 
 if (runtime()) setDefaultUpgrader(upgradeDeno);
