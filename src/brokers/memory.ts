@@ -19,7 +19,6 @@
  */
 
 import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
-import { BrokerMessageError } from "../errors.ts";
 import { decodeMessage, encodeMessage } from "./wire.ts";
 
 /** Options of {@linkcode MemoryNetwork}. */
@@ -82,11 +81,8 @@ class MemoryBroker implements Broker {
   }
 
   publish(msg: BrokerMessage): void {
-    const bytes = encodeMessage(msg);
-    if (bytes.length > this.#max) {
-      throw new RangeError(`A broadcast of ${bytes.length} bytes exceeds the broker's limit of ${this.#max} bytes`);
-    }
     const max = this.#max;
+    const bytes = encodeMessage(msg, max);
     for (const link of this.#links) queueMicrotask(() => receive(link, bytes, max));
   }
 
@@ -108,13 +104,10 @@ class MemoryBroker implements Broker {
 function receive(link: BrokerLink, bytes: Uint8Array, max: number): void {
   let msg: BrokerMessage;
   try {
-    if (bytes.length > max) {
-      throw new BrokerMessageError(`Refused a broker message of ${bytes.length} bytes: the limit is ${max}`);
-    }
-    msg = decodeMessage(bytes);
+    msg = decodeMessage(bytes, max);
   } catch (err) {
     link.report(err);
     return;
   }
-  if (msg.node !== link.node) link.deliver(msg);
+  link.deliver(msg); // the hub drops its own echo
 }

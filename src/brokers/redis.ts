@@ -25,7 +25,6 @@
 import { Buffer } from "node:buffer";
 import { createClient } from "redis";
 import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
-import { BrokerMessageError } from "../errors.ts";
 import { decodeMessage, encodeMessage } from "./wire.ts";
 
 /**
@@ -219,10 +218,7 @@ class RedisBroker implements Broker {
   }
 
   publish(msg: BrokerMessage): void {
-    const bytes = encodeMessage(msg);
-    if (bytes.length > this.#max) {
-      throw new RangeError(`A broadcast of ${bytes.length} bytes exceeds the broker's limit of ${this.#max} bytes`);
-    }
+    const bytes = encodeMessage(msg, this.#max);
     if (this.#stopped) return;
     this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
       () => {
@@ -293,11 +289,9 @@ class RedisBroker implements Broker {
     const link = this.#link;
     if (!link || this.#stopped) return;
     try {
-      if (message.length > this.#max) {
-        throw new BrokerMessageError(`Refused a broker message of ${message.length} bytes: the limit is ${this.#max}`);
-      }
-      if (this.#isOwn(message)) return;
-      link.deliver(decodeMessage(message));
+      // an oversized message is refused even if it claims to be this node's echo
+      if (message.length <= this.#max && this.#isOwn(message)) return;
+      link.deliver(decodeMessage(message, this.#max));
     } catch (err) {
       link.report(err);
     }

@@ -32,10 +32,20 @@ const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
  * Encodes a broadcast.
  *
  * @param msg The broadcast.
+ * @param max The broker's limit on an encoded message, in bytes.
  * @returns Its bytes.
- * @throws {RangeError} If the node id is empty or longer than 255 bytes, or the room name is missing.
+ * @throws {RangeError} If the node id is empty or longer than 255 bytes, the room name is missing,
+ *   or the encoded message is larger than `max`.
  */
-export function encodeMessage(msg: BrokerMessage): Uint8Array {
+export function encodeMessage(msg: BrokerMessage, max: number = Infinity): Uint8Array {
+  const bytes = encode(msg);
+  if (bytes.length > max) {
+    throw new RangeError(`A broadcast of ${bytes.length} bytes exceeds the broker's limit of ${max} bytes`);
+  }
+  return bytes;
+}
+
+function encode(msg: BrokerMessage): Uint8Array {
   const kind = KINDS.indexOf(msg.kind);
   if (kind < 0) throw new TypeError(`Unknown broadcast kind ${String(msg.kind)}`);
   const node = encoder.encode(msg.node);
@@ -88,10 +98,14 @@ export function peekNode(bytes: Uint8Array): string | undefined {
  * Decodes a broadcast. The payload is a copy: it does not share memory with `bytes`.
  *
  * @param bytes The encoded broadcast.
+ * @param max The broker's limit on an encoded message, in bytes.
  * @returns The broadcast.
- * @throws {BrokerMessageError} If the bytes are not a broadcast of this version.
+ * @throws {BrokerMessageError} If the bytes are larger than `max` or not a broadcast of this version.
  */
-export function decodeMessage(bytes: Uint8Array): BrokerMessage {
+export function decodeMessage(bytes: Uint8Array, max: number = Infinity): BrokerMessage {
+  if (bytes.length > max) {
+    throw new BrokerMessageError(`Refused a broker message of ${bytes.length} bytes: the limit is ${max}`);
+  }
   if (bytes.length < 5 || bytes[0] !== MAGIC) {
     throw new BrokerMessageError(`Refused a broker message of ${bytes.length} bytes: not in chorus' wire format`);
   }
