@@ -7,7 +7,8 @@ import type { Readable } from "node:stream";
 import { createClient } from "redis";
 import type { HubOptions, Keys } from "../mod.ts";
 import { redisBroker, type RedisBrokerOptions } from "../src/brokers/redis.ts";
-import { deadline, deferred, runtime, startServer, type TestServer } from "./_helpers.ts";
+import { deadline, deferred, startServer, type TestServer } from "./_helpers.ts";
+import { runtimeCommand } from "./_examples.ts";
 
 /** The shared Redis of the test machine (started by .ci/run when nothing answers). */
 export const REDIS_URL: string = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
@@ -161,18 +162,6 @@ function streamEnd(stream: Readable | null): Promise<void> {
 export type NodeRuntime = "deno" | "bun";
 
 const root = new URL("../", import.meta.url).pathname;
-
-/** The command that runs a script on a runtime: the current binary, or the one in node_modules/.bin. */
-export function runtimeCommand(which: NodeRuntime, script: string): [string, string[]] {
-  if (which === runtime) {
-    return which === "deno"
-      ? [(globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath(), ["run", "-A", script]]
-      : [process.execPath, ["run", script]];
-  }
-  return which === "deno"
-    ? [`${root}node_modules/.bin/deno`, ["run", "-A", script]]
-    : [`${root}node_modules/.bin/bun`, ["run", script]];
-}
 
 /** A hub in a child process (tests/fixtures/cluster_node.ts), on its own port. */
 export interface ChildNode {

@@ -22,6 +22,13 @@ export function runtimePath(which: "deno" | "bun"): string | undefined {
   return existsSync(bin) ? bin : undefined;
 }
 
+/** The command that runs a script with a runtime: `deno run -A script` or `bun run script`. */
+export function runtimeCommand(which: "deno" | "bun", script: string): [string, string[]] {
+  const exe = runtimePath(which);
+  if (!exe) throw new Error(`no ${which} executable to run ${script}`);
+  return [exe, which === "deno" ? ["run", "-A", script] : ["run", script]];
+}
+
 /** How a child ended. */
 export interface Exit {
   code: number | null;
@@ -52,10 +59,8 @@ export async function startExample(
   opts: { runtime?: "deno" | "bun"; env?: Record<string, string> } = {},
 ): Promise<Example> {
   const which = opts.runtime ?? runtime;
-  const exe = runtimePath(which);
-  if (!exe) throw new Error(`no ${which} executable to run the ${name} example`);
   const script = `examples/${name}/main.ts`;
-  const args = which === "deno" ? ["run", "-A", script] : ["run", script];
+  const [exe, args] = runtimeCommand(which, script);
   const child: ChildProcess = spawn(exe, args, {
     cwd: root,
     env: { ...process.env, PORT: "0", HOST: "127.0.0.1", NO_COLOR: "1", ...opts.env },

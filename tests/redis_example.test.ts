@@ -1,6 +1,7 @@
 // examples/cluster/main.ts as a user runs it: a Deno process and a Bun process sharing Redis.
 import assert from "node:assert/strict";
-import { Child, cleanup, REDIS_URL, runtimeCommand, uniquePrefix } from "./_cluster.ts";
+import { Child, cleanup, REDIS_URL, uniquePrefix } from "./_cluster.ts";
+import { runtimeCommand } from "./_examples.ts";
 import { Client, closeAll, test } from "./_helpers.ts";
 
 test("examples/cluster: a user on one process sees the messages of a user on the other", async () => {
