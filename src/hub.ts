@@ -722,9 +722,9 @@ export class Hub<K extends Keys = Keys> {
   /** A broadcast from another node: delivered here to all (the sender is not on this node). */
   #deliverRemote(msg: BrokerMessage): void {
     if (this.#closing || msg.node === this.#node) return;
-    const room = msg.kind === "room" || msg.kind === "room-others" ? msg.room : undefined;
-    if (room === undefined && (msg.kind === "room" || msg.kind === "room-others")) return;
-    this.#deliverLocal(msg.payload, byteLength(msg.payload), room, undefined);
+    const inRoom = msg.kind === "room" || msg.kind === "room-others";
+    if (inRoom && msg.room === undefined) return;
+    this.#deliverLocal(msg.payload, byteLength(msg.payload), inRoom ? msg.room : undefined, undefined);
   }
 
   #count(room: string | undefined): Promise<number> {
