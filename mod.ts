@@ -15,10 +15,8 @@
  * @module
  */
 
-export { type HandleRequestOptions, Hub, type HubOptions, Room, sameOrigin, type Upgrader } from "./src/hub.ts";
+export { type HandleRequestOptions, Hub, type HubOptions, sameOrigin } from "./src/hub.ts";
+export { Room } from "./src/room.ts";
 export { type Keys, type Message, Session } from "./src/session.ts";
 export { BrokerMessageError, HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
 export type { BroadcastKind, Broker, BrokerLink, BrokerMessage } from "./src/broker.ts";
-export type { HubSocket, Publisher, SessionInit } from "./src/socket.ts";
-// Registers the Deno upgrader (on Deno only) so `hub.handleRequest` works inside `Deno.serve`.
-import "./src/adapters/deno.ts";

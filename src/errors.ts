@@ -6,7 +6,10 @@
 
 /** Thrown by a broadcast or `handleRequest` on a hub that has been closed. */
 export class HubClosedError extends Error {
-  /** @param message What was refused. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was refused. */
   constructor(message = "Hub is closed") {
     super(message);
     this.name = "HubClosedError";
@@ -15,7 +18,10 @@ export class HubClosedError extends Error {
 
 /** Thrown by `write` or `close` on a session that is already closed. */
 export class SessionClosedError extends Error {
-  /** @param message What was refused. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was refused. */
   constructor(message = "Session is closed") {
     super(message);
     this.name = "SessionClosedError";
@@ -27,7 +33,10 @@ export class SessionClosedError extends Error {
  * buffer would exceed `maxBufferedAmount` (or the runtime dropped it for backpressure).
  */
 export class MessageBufferFullError extends Error {
-  /** @param message What was dropped. */
+  /**
+   * Creates the error.
+   *
+   * @param message What was dropped. */
   constructor(message = "Message buffer is full") {
     super(message);
     this.name = "MessageBufferFullError";
@@ -39,7 +48,10 @@ export class MessageBufferFullError extends Error {
  * refused: larger than the broker's limit, not in chorus' wire format, or of an unknown version.
  */
 export class BrokerMessageError extends Error {
-  /** @param message Why the message was refused. */
+  /**
+   * Creates the error.
+   *
+   * @param message Why the message was refused. */
   constructor(message = "Malformed broker message") {
     super(message);
     this.name = "BrokerMessageError";

@@ -32,7 +32,6 @@
 
 import type { Context, Env, MiddlewareHandler } from "hono";
 import type { Hub } from "./hub.ts";
-import type { Keys } from "./session.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
 
@@ -40,7 +39,7 @@ export type { Server } from "./listen.ts";
 
 /** Options of {@linkcode upgrade}. */
 // deno-lint-ignore no-explicit-any
-export interface UpgradeOptions<K extends Keys, E extends Env = any> {
+export interface UpgradeOptions<K extends object, E extends Env = any> {
   /**
    * Initial session keys, read from the context once the request passed every middleware
    * (e.g. `(c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub })` after `hono/jwt`).
@@ -65,7 +64,7 @@ export interface UpgradeOptions<K extends Keys, E extends Env = any> {
  * ```
  */
 // deno-lint-ignore no-explicit-any
-export function upgrade<K extends Keys, E extends Env = any>(
+export function upgrade<K extends object, E extends Env = any>(
   hub: Hub<K>,
   options: UpgradeOptions<K, E> = {},
 ): MiddlewareHandler<E> {
@@ -92,7 +91,7 @@ export function upgrade<K extends Keys, E extends Env = any>(
  * Bun.serve({ port: 8080, fetch: app.fetch, websocket: websocket(hub) });
  * ```
  */
-export function websocket<K extends Keys>(hub: Hub<K>): BunWebSocketHandler<K> {
+export function websocket<K extends object>(hub: Hub<K>): BunWebSocketHandler<K> {
   return bunAdapter(hub).websocket;
 }
 
@@ -126,7 +125,7 @@ export interface ServeAppOptions {
  * console.log(`listening on ${server.url}`);
  * ```
  */
-export function serveApp<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions = {}): Promise<Server> {
+export function serveApp<K extends object>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions = {}): Promise<Server> {
   try {
     return Promise.resolve(start(hub, app, options));
   } catch (err) {
@@ -134,7 +133,7 @@ export function serveApp<K extends Keys>(hub: Hub<K>, app: FetchApp, options: Se
   }
 }
 
-function start<K extends Keys>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions): Server {
+function start<K extends object>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions): Server {
   return listen(
     hub,
     options.port ?? 8080,

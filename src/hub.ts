@@ -1,28 +1,28 @@
 /**
- * The hub: the registry of sessions, the hooks, broadcast, rooms and close.
+ * The hub: options, hooks, broadcast, rooms, counts and close.
  *
  * @module
  */
 
 import type { BroadcastKind, Broker, BrokerLink, BrokerMessage } from "./broker.ts";
+import { copyRequest } from "./adapter.ts";
+import { upgradeDeno } from "./adapters/deno.ts";
 import { HubClosedError } from "./errors.ts";
+import { Registry } from "./_registry.ts";
+import type { SessionCore } from "./_session_core.ts";
+import { Room, type RoomHost } from "./room.ts";
+import type { Keys, Session } from "./session.ts";
 import {
   byteLength,
   checkClose,
-  DELIVER,
-  DROPPED,
-  type Hooks,
-  type Keys,
+  checkRoom,
   type Message,
-  Session,
-  type SessionHost,
-  SHUTDOWN,
-  SOCKET,
-  START,
-  TICK,
+  randomId,
+  reportTo,
+  sizeOption,
+  timeOption,
   toPayload,
-} from "./session.ts";
-import type { HubSocket, Publisher, SessionInit } from "./socket.ts";
+} from "./_util.ts";
 
 /** Options of a {@linkcode Hub}. Times are in milliseconds, sizes in bytes. */
 export interface HubOptions {
@@ -51,7 +51,8 @@ export interface HubOptions {
   pingInterval?: number;
   /**
    * How long a ping may go unanswered before the peer is disconnected. On Deno this becomes
-   * `idleTimeout`, rounded up to whole seconds.
+   * `idleTimeout`, rounded up to whole seconds, and a peer whose outbound queue does not drain
+   * at all for this long (it stopped reading) is disconnected too.
    * @default {60000}
    */
   pongWait?: number;
@@ -86,38 +87,6 @@ export interface HandleRequestOptions<K> {
 }
 
 /**
- * Turns an accepted upgrade request into a WebSocket response and, once the socket opens,
- * attaches it to the hub. Adapters provide one.
- */
-export type Upgrader = <K extends Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>) => Response;
-
-let defaultUpgrader: Upgrader | undefined;
-
-/** Internal: a room broadcast (the room calls its hub). */
-const ROOM_BROADCAST: unique symbol = Symbol("chorus.roomBroadcast");
-/** Internal: a room's cluster-wide count (the room calls its hub). */
-const ROOM_COUNT: unique symbol = Symbol("chorus.roomCount");
-
-/**
- * Internal, for tests and benchmarks: how many broadcasts of a hub went out as one native
- * publish. Not part of the public API.
- * @internal
- */
-export const NATIVE_PUBLISHES: unique symbol = Symbol("chorus.nativePublishes");
-
-let hubCount = 0;
-
-/**
- * Sets the upgrader `handleRequest` uses. The Deno adapter installs itself here when it runs
- * on Deno.
- *
- * @param upgrader The upgrader.
- */
-export function setDefaultUpgrader(upgrader: Upgrader): void {
-  defaultUpgrader = upgrader;
-}
-
-/**
  * The default origin check: the origin's host must equal the request's `Host` header.
  *
  * @param origin The `Origin` header.
@@ -135,64 +104,6 @@ export function sameOrigin(origin: string, req: Request): boolean {
   return host.toLowerCase() === expected.toLowerCase();
 }
 
-/** A room: the sessions that joined it, and broadcast to them. */
-export class Room<K extends Keys = Keys> {
-  /** The room's name. */
-  readonly name: string;
-  #hub: Hub<K>;
-  #members: (name: string) => ReadonlySet<Session<K>> | undefined;
-
-  /** @internal Use `hub.room(name)`. */
-  constructor(hub: Hub<K>, name: string, members: (name: string) => ReadonlySet<Session<K>> | undefined) {
-    this.#hub = hub;
-    this.name = name;
-    this.#members = members;
-  }
-
-  /** How many sessions are in the room. */
-  get size(): number {
-    return this.#members(this.name)?.size ?? 0;
-  }
-
-  /**
-   * Counts the room's sessions on every node of the cluster (with a broker), or on this node.
-   *
-   * @returns The count. It rejects with `HubClosedError` once the hub is closed and, with a
-   * broker, while the broker cannot be reached.
-   */
-  count(): Promise<number> {
-    return this.#hub[ROOM_COUNT](this.name);
-  }
-
-  /** @returns A snapshot of the room's sessions on this node. */
-  sessions(): Session<K>[] {
-    const members = this.#members(this.name);
-    return members ? [...members] : [];
-  }
-
-  /**
-   * Sends a message to every session in the room, on every node when the hub has a broker.
-   *
-   * @param msg The message.
-   * @throws {HubClosedError} If the hub is closed.
-   */
-  broadcast(msg: Message): void {
-    this.#hub[ROOM_BROADCAST](this.name, msg, undefined);
-  }
-
-  /**
-   * Sends a message to every session in the room but one, on every node when the hub has a
-   * broker (the other nodes deliver to all their members).
-   *
-   * @param msg The message.
-   * @param except The session left out (usually the sender).
-   * @throws {HubClosedError} If the hub is closed.
-   */
-  broadcastOthers(msg: Message, except: Session<K>): void {
-    this.#hub[ROOM_BROADCAST](this.name, msg, except);
-  }
-}
-
 /**
  * A WebSocket session hub: hooks, broadcast, rooms and per-session keys, on any runtime.
  *
@@ -200,40 +111,33 @@ export class Room<K extends Keys = Keys> {
  * ```ts
  * import { Hub } from "@chorus/chorus";
  *
- * const hub = new Hub();
- * hub.handleMessage((_s, msg) => hub.broadcast(msg));
+ * interface UserKeys {
+ *   uid: string;
+ * }
+ * const hub = new Hub<UserKeys>();
+ * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));
  * // Deno: Deno.serve((req) => hub.handleRequest(req));
- * // either runtime: await serve(hub, { port: 8080 }) from "./src/serve.ts"
+ * // either runtime: await serve(hub, { port: 8080 }) from "@chorus/chorus/serve"
  * ```
  */
-export class Hub<K extends Keys = Keys> {
-  #sessions = new Map<string, Session<K>>();
-  #rooms = new Map<string, Set<Session<K>>>();
-  #hooks: Hooks<K> = {};
+export class Hub<K extends object = Keys> {
+  #registry: Registry<K>;
   #closing: Promise<void> | undefined;
-  #ticker: ReturnType<typeof setInterval> | undefined;
-  #host: SessionHost<K>;
-  #pingInterval: number;
-  #pongWait: number;
   #checkOrigin: (origin: string, req: Request) => boolean;
   #broker: Broker | undefined;
   #node: string;
   #ready: Promise<void>;
   #brokerError: ((err: Error) => unknown) | undefined;
-  #publisher: Publisher | undefined;
-  /** Sessions whose socket has no native fan-out: while any is connected, broadcasts loop. */
-  #foreign = 0;
+  #rooms: RoomHost<K>;
 
   /**
+   * Creates a hub. Serve it with `serve()` (`chorus/serve`), `chorus/hono`, or an adapter.
+   *
    * @param options Limits, keepalive and origin policy; see {@linkcode HubOptions}.
    * @throws {RangeError} If a number is out of range.
    * @throws {TypeError} If an option has the wrong type.
    */
   constructor(options: HubOptions = {}) {
-    const maxMessageSize = size(options.maxMessageSize, 1 << 20, "maxMessageSize");
-    const maxBufferedAmount = size(options.maxBufferedAmount, 4 << 20, "maxBufferedAmount");
-    this.#pingInterval = time(options.pingInterval, 30_000, "pingInterval");
-    this.#pongWait = time(options.pongWait, 60_000, "pongWait");
     const onBufferFull = options.onBufferFull ?? "drop";
     if (onBufferFull !== "drop" && onBufferFull !== "close") {
       throw new TypeError(`onBufferFull must be "drop" or "close", not ${String(onBufferFull)}`);
@@ -241,63 +145,40 @@ export class Hub<K extends Keys = Keys> {
     const checkOrigin = options.checkOrigin ?? sameOrigin;
     if (typeof checkOrigin !== "function") throw new TypeError("checkOrigin must be a function");
     this.#checkOrigin = checkOrigin;
-    const hooks = this.#hooks;
-    const sessions = this.#sessions;
-    const rooms = this.#rooms;
-    const countChanged = (room: string | undefined) => this.#broker?.changed(room);
-    // Native topics: "chorus.<hub>.all" and "chorus.<hub>.room.<name>" never collide with each
-    // other, with another hub's, or with a room name, whatever the name.
-    const topic = `chorus.${(++hubCount).toString(36)}.`;
-    this.#host = {
-      maxMessageSize,
-      maxBufferedAmount,
-      closeOnBufferFull: onBufferFull === "close",
-      concurrent: options.concurrentMessageHandling === true,
-      hooks,
-      allTopic: `${topic}all`,
-      roomPrefix: `${topic}room.`,
-      publishes: 0,
-      join(session, room) {
-        let members = rooms.get(room);
-        if (!members) rooms.set(room, members = new Set());
-        members.add(session);
-        countChanged(room);
-      },
-      leave(session, room) {
-        const members = rooms.get(room);
-        if (members?.delete(session) && members.size === 0) rooms.delete(room);
-        countChanged(room);
-      },
-      remove: (session) => {
-        if (sessions.delete(session.id) && !session[SOCKET].subscribe) this.#foreign--;
-        countChanged(undefined);
-        if (sessions.size === 0) this.#stopTicker();
-        const onDisconnect = hooks.disconnect;
-        if (!onDisconnect) return undefined;
-        try {
-          const result = onDisconnect(session);
-          if (result instanceof Promise) return result.then(undefined, (err) => this.#report(session, err));
-        } catch (err) {
-          this.#report(session, err);
-        }
-        return undefined;
-      },
-      report: (session, err) => this.#report(session, err),
-    };
-    this.#node = randomId();
     const broker = options.broker;
     if (broker !== undefined && (broker === null || typeof broker.start !== "function")) {
       throw new TypeError("broker must be a Broker (e.g. redisBroker() from chorus/redis)");
     }
     this.#broker = broker;
+    this.#node = randomId();
+    const registry = this.#registry = new Registry<K>(this, {
+      maxMessageSize: sizeOption(options.maxMessageSize, 1 << 20, "maxMessageSize"),
+      maxBufferedAmount: sizeOption(options.maxBufferedAmount, 4 << 20, "maxBufferedAmount"),
+      closeOnBufferFull: onBufferFull === "close",
+      pingInterval: timeOption(options.pingInterval, 30_000, "pingInterval"),
+      pongWait: timeOption(options.pongWait, 60_000, "pongWait"),
+      concurrent: options.concurrentMessageHandling === true,
+      node: this.#node,
+      countChanged: (room) => this.#broker?.changed(room),
+    });
+    this.#rooms = {
+      size: (room) => registry.rooms.get(room)?.size ?? 0,
+      sessions: (room) => Array.from(registry.rooms.get(room) ?? [], (core) => core.session),
+      broadcast: (room, msg, except) => {
+        const payload = this.#prepare(msg);
+        this.#publish(except ? "room-others" : "room", room, payload);
+        registry.deliver(payload, byteLength(payload), room, this.#coreOf(except));
+      },
+      count: (room) => this.#count(room),
+    };
     this.#ready = Promise.resolve();
     if (broker) {
       const link: BrokerLink = {
         node: this.#node,
         deliver: (msg) => this.#deliverRemote(msg),
         report: (err) => this.#reportBroker(err),
-        localCount: (room) => room === undefined ? sessions.size : rooms.get(room)?.size ?? 0,
-        rooms: () => rooms.keys(),
+        localCount: (room) => room === undefined ? registry.sessions.size : registry.rooms.get(room)?.size ?? 0,
+        rooms: () => registry.rooms.keys(),
       };
       try {
         this.#ready = Promise.resolve(broker.start(link));
@@ -323,31 +204,13 @@ export class Hub<K extends Keys = Keys> {
     return this.#ready;
   }
 
-  /** The options adapters map onto the runtime (keepalive and limits), resolved with defaults. */
-  get options(): {
-    readonly maxMessageSize: number;
-    readonly maxBufferedAmount: number;
-    readonly closeOnBufferFull: boolean;
-    readonly pingInterval: number;
-    readonly pongWait: number;
-  } {
-    const host = this.#host;
-    return {
-      maxMessageSize: host.maxMessageSize,
-      maxBufferedAmount: host.maxBufferedAmount,
-      closeOnBufferFull: host.closeOnBufferFull,
-      pingInterval: this.#pingInterval,
-      pongWait: this.#pongWait,
-    };
-  }
-
   /**
    * Sets the handler for a new session; it runs before any message of that session (if it
    * returns a promise, messages wait for it).
    * @param fn The handler.
    */
   handleConnect(fn: (s: Session<K>) => unknown): void {
-    this.#hooks.connect = fn;
+    this.#registry.hooks.connect = fn;
   }
 
   /**
@@ -355,7 +218,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleDisconnect(fn: (s: Session<K>) => unknown): void {
-    this.#hooks.disconnect = fn;
+    this.#registry.hooks.disconnect = fn;
   }
 
   /**
@@ -364,7 +227,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleMessage(fn: (s: Session<K>, msg: string) => unknown): void {
-    this.#hooks.message = fn;
+    this.#registry.hooks.message = fn;
   }
 
   /**
@@ -372,7 +235,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleMessageBinary(fn: (s: Session<K>, msg: Uint8Array) => unknown): void {
-    this.#hooks.messageBinary = fn;
+    this.#registry.hooks.messageBinary = fn;
   }
 
   /**
@@ -380,7 +243,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleSentMessage(fn: (s: Session<K>, msg: string) => unknown): void {
-    this.#hooks.sentMessage = fn;
+    this.#registry.hooks.sentMessage = fn;
   }
 
   /**
@@ -388,7 +251,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleSentMessageBinary(fn: (s: Session<K>, msg: Uint8Array) => unknown): void {
-    this.#hooks.sentMessageBinary = fn;
+    this.#registry.hooks.sentMessageBinary = fn;
   }
 
   /**
@@ -396,7 +259,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handlePong(fn: (s: Session<K>) => unknown): void {
-    this.#hooks.pong = fn;
+    this.#registry.hooks.pong = fn;
   }
 
   /**
@@ -405,7 +268,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleError(fn: (s: Session<K>, err: Error) => unknown): void {
-    this.#hooks.error = fn;
+    this.#registry.hooks.error = fn;
   }
 
   /**
@@ -414,7 +277,7 @@ export class Hub<K extends Keys = Keys> {
    * @param fn The handler.
    */
   handleClose(fn: (s: Session<K>, code: number, reason: string) => unknown): void {
-    this.#hooks.close = fn;
+    this.#registry.hooks.close = fn;
   }
 
   /**
@@ -439,7 +302,7 @@ export class Hub<K extends Keys = Keys> {
   broadcast(msg: Message): void {
     const payload = this.#prepare(msg);
     this.#publish("all", undefined, payload);
-    this.#deliverLocal(payload, byteLength(payload), undefined, undefined);
+    this.#registry.deliver(payload, byteLength(payload), undefined, undefined);
   }
 
   /**
@@ -454,8 +317,8 @@ export class Hub<K extends Keys = Keys> {
     const payload = this.#prepare(msg);
     if (typeof filter !== "function") throw new TypeError("filter must be a function");
     const size = byteLength(payload);
-    for (const s of [...this.#sessions.values()]) {
-      if (!s.isClosed() && filter(s)) s[DELIVER](payload, size);
+    for (const core of [...this.#registry.sessions.values()]) {
+      if (!core.ended && filter(core.session)) core.deliver(payload, size);
     }
   }
 
@@ -471,19 +334,26 @@ export class Hub<K extends Keys = Keys> {
   broadcastOthers(msg: Message, except: Session<K>): void {
     const payload = this.#prepare(msg);
     this.#publish("others", undefined, payload);
-    this.#deliverLocal(payload, byteLength(payload), undefined, except);
+    this.#registry.deliver(payload, byteLength(payload), undefined, this.#coreOf(except));
   }
 
-  /** @internal Room broadcasts, from {@linkcode Room}. */
-  [ROOM_BROADCAST](room: string, msg: Message, except: Session<K> | undefined): void {
+  /**
+   * Sends a message to the given sessions; closed ones are skipped (node-local: a broker does
+   * not carry it).
+   *
+   * @param msg The message.
+   * @param sessions The recipients.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcastMultiple(msg: Message, sessions: Iterable<Session<K>>): void {
     const payload = this.#prepare(msg);
-    this.#publish(except ? "room-others" : "room", room, payload);
-    this.#deliverLocal(payload, byteLength(payload), room, except);
-  }
-
-  /** @internal A room's count, from {@linkcode Room}. */
-  [ROOM_COUNT](room: string): Promise<number> {
-    return this.#count(room);
+    const size = byteLength(payload);
+    const cores: SessionCore<K>[] = [];
+    for (const s of sessions) {
+      const core = this.#coreOf(s);
+      if (core) cores.push(core);
+    }
+    for (const core of cores) if (!core.ended) core.deliver(payload, size);
   }
 
   /**
@@ -504,53 +374,47 @@ export class Hub<K extends Keys = Keys> {
   }
 
   /**
-   * Sends a message to the given sessions; closed ones are skipped (node-local: a broker does
-   * not carry it).
-   *
-   * @param msg The message.
-   * @param sessions The recipients.
-   * @throws {HubClosedError} If the hub is closed.
-   */
-  broadcastMultiple(msg: Message, sessions: Iterable<Session<K>>): void {
-    const payload = this.#prepare(msg);
-    const size = byteLength(payload);
-    for (const s of [...sessions]) if (!s.isClosed()) s[DELIVER](payload, size);
-  }
-
-  /**
    * A room by name; rooms exist while someone is in them.
    *
-   * @param name The room's name.
+   * @param name The room's name: a non-empty string of well-formed Unicode.
    * @returns The room.
-   * @throws {TypeError} If `name` is not a non-empty string.
+   * @throws {TypeError} If `name` is not a non-empty string, or holds a lone surrogate.
    */
   room(name: string): Room<K> {
-    if (typeof name !== "string" || name === "") throw new TypeError("A room name must be a non-empty string");
-    return new Room(this, name, (n) => this.#rooms.get(n));
-  }
-
-  /** @returns A snapshot of the sessions connected to this node. */
-  sessions(): Session<K>[] {
-    return [...this.#sessions.values()];
+    checkRoom(name);
+    return new Room(this.#rooms, name);
   }
 
   /**
+   * Lists the sessions of this node.
+   *
+   * @returns A snapshot array of the sessions connected to this node.
+   */
+  sessions(): Session<K>[] {
+    return Array.from(this.#registry.sessions.values(), (core) => core.session);
+  }
+
+  /**
+   * Finds a session of this node by id.
+   *
    * @param id A session id.
    * @returns The connected session with that id, if any.
    */
   get(id: string): Session<K> | undefined {
-    return this.#sessions.get(id);
+    return this.#registry.sessions.get(id)?.session;
   }
 
   /** How many sessions are connected to this node (see `count()` for the cluster). */
   get size(): number {
-    return this.#sessions.size;
+    return this.#registry.sessions.size;
   }
 
   /**
-   * Closes every session and refuses new ones. Resolves once every disconnect handler has
-   * finished and the broker, if any, has stopped (unsubscribed, this node's counts removed;
-   * the other nodes live on). Calling it again returns the same promise.
+   * Closes every session and refuses new ones. `isClosed()` is true from the first moment, so
+   * the disconnect hooks it runs see it (and broadcasts from them throw `HubClosedError`).
+   * Resolves once every disconnect handler has finished and the broker, if any, has stopped
+   * (unsubscribed, this node's counts removed; the other nodes live on). Calling it again,
+   * from a hook too, returns the same promise.
    *
    * @param code Close code sent to every session. @default {1001}
    * @param reason Close reason. @default {""}
@@ -564,24 +428,35 @@ export class Hub<K extends Keys = Keys> {
     } catch (err) {
       return Promise.reject(err);
     }
+    let done!: (result: Promise<void>) => void;
+    this.#closing = new Promise<void>((resolve) => done = resolve);
+    const registry = this.#registry;
+    registry.closing = true;
     const waits: Promise<void>[] = [];
-    for (const s of [...this.#sessions.values()]) {
-      const done = s[SHUTDOWN](code, reason);
-      if (done) waits.push(done);
+    for (const core of [...registry.sessions.values()]) {
+      const wait = core.end(code, reason, false);
+      if (wait) waits.push(wait);
     }
-    this.#stopTicker();
+    registry.stopTicker();
     const broker = this.#broker;
     const sessionsGone = Promise.all(waits).then(() => {});
-    return this.#closing = !broker ? sessionsGone : sessionsGone.then(async () => {
-      try {
-        await broker.stop();
-      } catch (err) {
-        this.#reportBroker(err);
-      }
-    });
+    done(
+      !broker ? sessionsGone : sessionsGone.then(async () => {
+        try {
+          await broker.stop();
+        } catch (err) {
+          this.#reportBroker(err);
+        }
+      }),
+    );
+    return this.#closing;
   }
 
-  /** @returns Whether `close` has been called. */
+  /**
+   * Tells whether the hub is closed (or closing).
+   *
+   * @returns Whether `close` has been called.
+   */
   isClosed(): boolean {
     return this.#closing !== undefined;
   }
@@ -601,13 +476,7 @@ export class Hub<K extends Keys = Keys> {
     try {
       const refused = this.checkRequest(req);
       if (refused) return Promise.resolve(refused);
-      const upgrader = defaultUpgrader;
-      if (!upgrader) {
-        throw new Error(
-          "hub.handleRequest upgrades with Deno.upgradeWebSocket; on Bun use serve(), chorus/hono or bunAdapter (Bun's upgrade needs its server)",
-        );
-      }
-      return Promise.resolve(upgrader(this, req, sessionInit(req, opts.keys, opts.remoteAddr ?? "")));
+      return Promise.resolve(upgradeDeno(this, req, copyRequest(req, opts.keys, opts.remoteAddr ?? "")));
     } catch (err) {
       return Promise.reject(err);
     }
@@ -633,81 +502,11 @@ export class Hub<K extends Keys = Keys> {
     return undefined;
   }
 
-  /**
-  /**
-   * For adapters: installs (or, with `undefined`, removes) the runtime's native fan-out. From
-   * then on a hub-wide or room broadcast is one `publish` to a topic, as long as every
-   * session's socket offers `subscribe` and no sent-message hook is set for the message's
-   * kind; otherwise it loops over the sessions. `broadcastFilter` and `broadcastMultiple`
-   * always loop. The Bun adapter and `serve()` on Bun install `server.publish` here.
-   *
-   * A session's outbound limit holds on both paths, but differently: a native publish is
-   * dropped by the runtime for a socket whose queue is already past its limit, and when the
-   * runtime says a publish was dropped, each session whose queue is past `maxBufferedAmount`
-   * gets a `MessageBufferFullError` (and is closed, with `onBufferFull: "close"`).
-   *
-   * @param publisher The runtime's publisher, or `undefined` to always loop.
-   */
-  usePublisher(publisher: Publisher | undefined): void {
-    this.#publisher = publisher;
-  }
-
-  /** @internal For tests and benchmarks: how many broadcasts went out as one native publish. */
-  get [NATIVE_PUBLISHES](): number {
-    return this.#host.publishes;
-  }
-
-  /**
-   * For adapters: turns an open socket into a session and runs the connect hook. On a
-   * closed hub the socket is closed with 1001 and nothing is returned.
-   *
-   * @param socket The socket, in the core's contract.
-   * @param init What the adapter kept from the upgrade request.
-   * @returns The session, whose symbol-keyed entry points take the socket's events.
-   */
-  attach(socket: HubSocket, init: SessionInit<K>): Session<K> | undefined {
-    if (this.#closing) {
-      socket.close(1001, "Hub is closed");
-      return undefined;
-    }
-    const session = new Session(this.#host, socket, init);
-    this.#sessions.set(session.id, session);
-    this.#broker?.changed(undefined);
-    if (socket.subscribe) socket.subscribe(this.#host.allTopic);
-    else this.#foreign++;
-    if (socket.ping && this.#pingInterval > 0 && !this.#ticker) {
-      const step = Math.min(this.#pingInterval, this.#pongWait);
-      this.#ticker = setInterval(() => {
-        const now = Date.now();
-        for (const s of this.#sessions.values()) s[TICK](now, this.#pingInterval, this.#pongWait);
-      }, step);
-    }
-    session[START]();
-    return session;
-  }
-
-  /**
-   * Delivers a message on this node to every session, or to a room's, but `except`: the one
-   * place a hub-wide or room broadcast reaches sessions.
-   */
-  #deliverLocal(
-    payload: string | Uint8Array,
-    size: number,
-    room: string | undefined,
-    except: Session<K> | undefined,
-  ): void {
-    const publisher = this.#publisher;
-    if (publisher !== undefined && this.#foreign === 0) {
-      const hooks = this.#hooks;
-      if (typeof payload === "string" ? !hooks.sentMessage : !hooks.sentMessageBinary) {
-        this.#publishLocal(publisher, payload, size, room, except);
-        return;
-      }
-    }
-    // The loop walks the live registry: no snapshot, no closure, nothing allocated per session.
-    const targets = room === undefined ? this.#sessions.values() : this.#rooms.get(room);
-    if (!targets) return;
-    for (const s of targets) if (s !== except) s[DELIVER](payload, size);
+  /** The core of a session of this hub that is still registered. */
+  #coreOf(session: Session<K> | undefined): SessionCore<K> | undefined {
+    if (session === undefined) return undefined;
+    const core = this.#registry.sessions.get(session.id);
+    return core?.session === session ? core : undefined;
   }
 
   /** Hands a broadcast to the broker (before local delivery, so an oversized one throws first). */
@@ -724,13 +523,16 @@ export class Hub<K extends Keys = Keys> {
     if (this.#closing || msg.node === this.#node) return;
     const inRoom = msg.kind === "room" || msg.kind === "room-others";
     if (inRoom && msg.room === undefined) return;
-    this.#deliverLocal(msg.payload, byteLength(msg.payload), inRoom ? msg.room : undefined, undefined);
+    this.#registry.deliver(msg.payload, byteLength(msg.payload), inRoom ? msg.room : undefined, undefined);
   }
 
   #count(room: string | undefined): Promise<number> {
     if (this.#closing) return Promise.reject(new HubClosedError("Hub is closed: count refused"));
     const broker = this.#broker;
-    if (!broker) return Promise.resolve(room === undefined ? this.#sessions.size : this.#rooms.get(room)?.size ?? 0);
+    const registry = this.#registry;
+    if (!broker) {
+      return Promise.resolve(room === undefined ? registry.sessions.size : registry.rooms.get(room)?.size ?? 0);
+    }
     try {
       return broker.count(room);
     } catch (err) {
@@ -743,140 +545,8 @@ export class Hub<K extends Keys = Keys> {
     reportTo(onError && ((error) => onError(error)), err, "broker", "handleBrokerError");
   }
 
-  /**
-   * `#deliverLocal` through the runtime's native fan-out: one publish to the hub's or the
-   * room's topic, from `except`'s own socket when it is a recipient (the runtime skips it).
-   */
-  #publishLocal(
-    publisher: Publisher,
-    payload: string | Uint8Array,
-    size: number,
-    room: string | undefined,
-    except: Session<K> | undefined,
-  ): void {
-    const host = this.#host;
-    let members: Set<Session<K>> | undefined;
-    let topic: string;
-    let recipients: number;
-    let fromExcept: boolean;
-    if (room === undefined) {
-      topic = host.allTopic;
-      recipients = this.#sessions.size;
-      fromExcept = except !== undefined && this.#sessions.get(except.id) === except;
-    } else {
-      members = this.#rooms.get(room);
-      if (!members) return;
-      topic = host.roomPrefix + room;
-      recipients = members.size;
-      fromExcept = except !== undefined && members.has(except);
-    }
-    if (fromExcept) recipients--;
-    if (recipients <= 0) return;
-    host.publishes++;
-    const status = fromExcept ? except![SOCKET].publish!(topic, payload) : publisher.publish(topic, payload);
-    if (status !== 0) return;
-    // Dropped for some subscriber: find the sessions past their limit and report them.
-    for (const s of members ?? this.#sessions.values()) if (s !== except) s[DROPPED](size);
-  }
-
   #prepare(msg: Message): string | Uint8Array {
     if (this.#closing) throw new HubClosedError("Hub is closed: broadcast refused");
     return toPayload(msg);
   }
-
-  #stopTicker(): void {
-    if (this.#ticker !== undefined) clearInterval(this.#ticker);
-    this.#ticker = undefined;
-  }
-
-  #report(session: Session<K>, err: unknown): void {
-    const onError = this.#hooks.error;
-    reportTo(onError && ((error) => onError(session, error)), err, `session ${session.id}`, "handleError");
-  }
-}
-
-/** Hands an error to an error hook, or logs it; a hook that fails is logged, never thrown. */
-function reportTo(hook: ((err: Error) => unknown) | undefined, err: unknown, origin: string, name: string): void {
-  const error = err instanceof Error ? err : new Error(String(err));
-  if (!hook) {
-    console.error(`chorus: ${origin}:`, error);
-    return;
-  }
-  try {
-    const result = hook(error);
-    if (result instanceof Promise) result.catch((e) => console.error(`chorus: ${name} failed:`, e));
-  } catch (e) {
-    console.error(`chorus: ${name} failed:`, e);
-  }
-}
-
-/**
- * Copies what a session keeps of its upgrade request (the original may be unusable after it).
- *
- * @param req The upgrade request.
- * @param keys Initial keys.
- * @param remoteAddr The peer's address.
- * @returns The session's init record.
- */
-export function sessionInit<K>(req: Request, keys: Partial<K> | undefined, remoteAddr: string): SessionInit<K> {
-  return new RequestCopy(req, keys, remoteAddr);
-}
-
-/**
- * A session's init record that keeps the request's url, method and headers as three strings
- * and builds the `Request` on first use: a `Request` per idle session costs kilobytes (about
- * 2.7 KB of heap on Deno), its strings a few hundred bytes. Headers are kept as one string of
- * `name:value` lines (a header can hold neither a newline nor, in its name, a colon).
- *
- * The headers must be copied before the upgrade: on Deno they are unreadable after it. Reading
- * them all has a cost on Deno that no copy avoids: Deno keeps the upgraded request alive as
- * long as its socket, with the full header list the read fetched (about 2 KB per session).
- */
-class RequestCopy<K> implements SessionInit<K> {
-  remoteAddr: string;
-  keys: Partial<K> | undefined;
-  #url: string;
-  #method: string;
-  #headers: string | undefined;
-  #request: Request | undefined;
-
-  constructor(req: Request, keys: Partial<K> | undefined, remoteAddr: string) {
-    this.remoteAddr = remoteAddr;
-    this.keys = keys;
-    this.#url = req.url;
-    this.#method = req.method;
-    const lines: string[] = [];
-    req.headers.forEach((value, name) => void lines.push(`${name}:${value}`));
-    this.#headers = lines.join("\n"); // one flat string, not a rope of concatenations
-  }
-
-  get request(): Request {
-    if (this.#request) return this.#request;
-    const headers = new Headers();
-    for (const line of this.#headers!.split("\n")) {
-      const colon = line.indexOf(":");
-      if (colon > 0) headers.append(line.slice(0, colon), line.slice(colon + 1));
-    }
-    this.#headers = undefined;
-    return this.#request = new Request(this.#url, { method: this.#method, headers });
-  }
-}
-
-function randomId(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(8));
-  return Array.from(bytes, (b) => b.toString(16).padStart(2, "0")).join("");
-}
-
-function size(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
-  if (value <= 0) throw new RangeError(`${name} must be positive, not ${value}`);
-  return value;
-}
-
-function time(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
-  if (value < 0 || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number >= 0, not ${value}`);
-  return value;
 }

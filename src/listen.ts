@@ -6,8 +6,8 @@
  */
 
 import { HubClosedError } from "./errors.ts";
-import { type Hub, sessionInit } from "./hub.ts";
-import type { Keys } from "./session.ts";
+import type { Hub } from "./hub.ts";
+import { copyRequest } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
 
@@ -60,7 +60,7 @@ interface BunServeRuntime {
  * @param handler Every request.
  * @returns The running server.
  */
-export function listen<K extends Keys>(
+export function listen<K extends object>(
   hub: Hub<K>,
   port: number,
   hostname: string,
@@ -115,7 +115,7 @@ export function listen<K extends Keys>(
  * @param decide The caller's verdict: `onUpgrade` of `serve()`, `keys` of the Hono handler.
  * @returns The response, or `undefined` after a Bun upgrade.
  */
-export async function accept<K extends Keys>(
+export async function accept<K extends object>(
   hub: Hub<K>,
   req: Request,
   incoming: Incoming,
@@ -132,7 +132,7 @@ export async function accept<K extends Keys>(
   const verdict = decide ? await decide() : undefined;
   if (verdict instanceof Response) return verdict;
   if (hub.isClosed()) return shuttingDown();
-  const init = sessionInit(req, verdict ?? undefined, incoming.remoteAddr);
+  const init = copyRequest(req, verdict ?? undefined, incoming.remoteAddr);
   return incoming.bun ? upgradeBun(incoming.bun, req, init) : upgradeDeno(hub, req, init);
 }
 

@@ -15,7 +15,6 @@
  */
 
 import type { Hub } from "./hub.ts";
-import type { Keys } from "./session.ts";
 import { accept, listen, type Server } from "./listen.ts";
 
 export type { Server } from "./listen.ts";
@@ -35,7 +34,7 @@ export interface ServeOptions<K> {
   fetch?: (req: Request) => Response | Promise<Response>;
   /**
    * On Bun, send hub-wide and room broadcasts through Bun's native pub/sub where nothing per
-   * session forbids it (see `hub.usePublisher`); off, every broadcast loops in JavaScript and every refused write
+   * session forbids it (see `chorus/bun`); off, every broadcast loops in JavaScript and every refused write
    * is reported exactly. No effect on Deno, which has no native fan-out.
    * @default {true}
    */
@@ -50,7 +49,7 @@ export interface ServeOptions<K> {
  * @param options Port, hostname, upgrade policy and the handler for ordinary requests.
  * @returns The running server.
  */
-export function serve<K extends Keys>(hub: Hub<K>, options: ServeOptions<K> = {}): Promise<Server> {
+export function serve<K extends object>(hub: Hub<K>, options: ServeOptions<K> = {}): Promise<Server> {
   try {
     return Promise.resolve(start(hub, options));
   } catch (err) {
@@ -58,7 +57,7 @@ export function serve<K extends Keys>(hub: Hub<K>, options: ServeOptions<K> = {}
   }
 }
 
-function start<K extends Keys>(hub: Hub<K>, options: ServeOptions<K>): Server {
+function start<K extends object>(hub: Hub<K>, options: ServeOptions<K>): Server {
   const onUpgrade = options.onUpgrade;
   const { port = 8080, hostname = "0.0.0.0", nativeFanout = true } = options;
   return listen(hub, port, hostname, nativeFanout, async (req, incoming) => {

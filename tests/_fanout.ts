@@ -1,6 +1,6 @@
 // Helpers for the fan-out and scale tests: named sessions, and draining clients up to a marker.
 
-import { NATIVE_PUBLISHES } from "../src/hub.ts";
+import { registryOf } from "../src/_registry.ts";
 import type { Hub, Keys, Session } from "../mod.ts";
 import { Client, runtime, type TestServer } from "./_helpers.ts";
 
@@ -9,7 +9,7 @@ export const nativeRuntime: boolean = runtime === "bun";
 
 /** How many broadcasts of `hub` went out as one native publish. */
 export function nativePublishes(hub: Hub<Keys>): number {
-  return (hub as unknown as { [NATIVE_PUBLISHES]: number })[NATIVE_PUBLISHES];
+  return registryOf(hub).publishes;
 }
 
 /**

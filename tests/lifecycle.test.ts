@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { Hub, HubClosedError, type Session, SessionClosedError } from "../mod.ts";
+import { hubLimits } from "../src/adapter.ts";
 import { Client, closeAll, deferred, RawPeer, startServer, test } from "./_helpers.ts";
 
 test("sessions, size and get follow connects and client-side closes", async () => {
@@ -245,7 +246,7 @@ test("options are validated", () => {
   assert.throws(() => new Hub({ onBufferFull: "block" as "drop" }), TypeError);
   assert.throws(() => new Hub({ checkOrigin: true as unknown as () => boolean }), TypeError);
   const hub = new Hub();
-  assert.deepEqual(hub.options, {
+  assert.deepEqual(hubLimits(hub), {
     maxMessageSize: 1 << 20,
     maxBufferedAmount: 4 << 20,
     closeOnBufferFull: false,

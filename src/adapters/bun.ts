@@ -18,12 +18,20 @@
  * @module
  */
 
-import { type Hub, sessionInit } from "../hub.ts";
-import type { Keys, Session } from "../session.ts";
-import { CLOSED, type HubSocket, PONGED, type Publisher, RECEIVE, type SessionInit } from "../socket.ts";
+import {
+  attach,
+  copyRequest,
+  hubLimits,
+  type HubSocket,
+  type Publisher,
+  type SessionInit,
+  type SocketEvents,
+} from "../adapter.ts";
+import type { Hub } from "../hub.ts";
+import type { Keys } from "../session.ts";
 
 /** The parts of Bun's `ServerWebSocket` the adapter uses. */
-export interface BunWebSocket<K extends Keys> {
+export interface BunWebSocket<K extends object> {
   /** Per-connection data given to `server.upgrade`. */
   data: BunSocketData<K>;
   /** The peer's address. */
@@ -44,14 +52,14 @@ export interface BunWebSocket<K extends Keys> {
   publish(topic: string, data: string | Uint8Array, compress?: boolean): number;
 }
 
-/** What the adapter keeps on `ws.data`. */
-export interface BunSocketData<K extends Keys> {
-  /** Set at upgrade, cleared once the session exists. */
-  init?: SessionInit<K>;
-  /** The session, once the socket is open. */
-  session?: Session<K>;
-  /** The server that upgraded the socket, until it opens (its `publish` is the hub's fan-out). */
-  server?: BunServer;
+/** What the adapter keeps on `ws.data`: one object per socket, made at the upgrade. */
+export interface BunSocketData<K extends object> {
+  /** What the session keeps of the upgrade request; cleared once the socket is open. */
+  init: SessionInit<K> | undefined;
+  /** The server that upgraded the socket; cleared once the socket is open. */
+  server: BunServer | undefined;
+  /** The handle the socket's events go to, once it is open. */
+  events: SocketEvents | undefined;
 }
 
 /** The parts of Bun's `Server` the adapter uses. */
@@ -77,7 +85,7 @@ export interface BunAdapterOptions {
 }
 
 /** The handlers and settings to pass as `websocket` to `Bun.serve`. */
-export interface BunWebSocketHandler<K extends Keys> {
+export interface BunWebSocketHandler<K extends object> {
   /** Inbound limit, from `maxMessageSize` (Bun closes with 1009 past it). */
   maxPayloadLength: number;
   /**
@@ -106,7 +114,7 @@ export interface BunWebSocketHandler<K extends Keys> {
 }
 
 /** What `bunAdapter` returns. */
-export interface BunAdapter<K extends Keys> {
+export interface BunAdapter<K extends object> {
   /** Pass as `websocket` to `Bun.serve`. */
   websocket: BunWebSocketHandler<K>;
   /**
@@ -116,46 +124,52 @@ export interface BunAdapter<K extends Keys> {
   upgrade(req: Request, server: BunServer, keys?: Partial<K>): Response | undefined;
 }
 
-class BunSocket<K extends Keys> implements HubSocket {
-  protected ws: BunWebSocket<K>;
-  constructor(ws: BunWebSocket<K>) {
-    this.ws = ws;
+/** A Bun socket in the core's contract, and the `ws.data` that finds its events handle. */
+class BunSocket<K extends object> implements HubSocket, BunSocketData<K> {
+  init: SessionInit<K> | undefined;
+  server: BunServer | undefined;
+  events: SocketEvents | undefined;
+  ws: BunWebSocket<K> | undefined;
+  constructor(init: SessionInit<K>, server: BunServer) {
+    this.init = init;
+    this.server = server;
   }
   get bufferedAmount(): number {
-    return this.ws.getBufferedAmount();
+    return this.ws!.getBufferedAmount();
   }
   send(data: string | Uint8Array): number {
-    return this.ws.send(data);
+    return this.ws!.send(data);
   }
   close(code?: number, reason?: string): void {
-    this.ws.close(code, reason);
+    this.ws!.close(code, reason);
   }
   ping(): void {
-    this.ws.ping();
+    this.ws!.ping();
   }
-}
-
-/** A Bun socket that also offers Bun's native pub/sub to the hub. */
-class BunPubSubSocket<K extends Keys> extends BunSocket<K> {
   subscribe(topic: string): void {
-    this.ws.subscribe(topic);
+    this.ws!.subscribe(topic);
   }
   unsubscribe(topic: string): void {
-    this.ws.unsubscribe(topic);
+    this.ws!.unsubscribe(topic);
   }
   publish(topic: string, data: string | Uint8Array): number {
-    return this.ws.publish(topic, data, false);
+    return this.ws!.publish(topic, data, false);
   }
 }
 
+const publishers = new WeakMap<BunServer, Publisher>();
+
 /**
- * The hub's view of a Bun server's native fan-out, for `hub.usePublisher`.
+ * The native fan-out of a Bun server, for `attach` in `chorus/adapter`: one per server, so a
+ * hub served by several servers publishes once on each.
  *
  * @param server The Bun server.
  * @returns A publisher that sends uncompressed through `server.publish`.
  */
 export function bunPublisher(server: BunServer): Publisher {
-  return { publish: (topic, data) => server.publish(topic, data, false) };
+  let publisher = publishers.get(server);
+  if (!publisher) publishers.set(server, publisher = { publish: (topic, data) => server.publish(topic, data, false) });
+  return publisher;
 }
 
 /**
@@ -166,29 +180,29 @@ export function bunPublisher(server: BunServer): Publisher {
  * @param init What the session keeps of the request.
  * @returns `undefined` when upgraded, else a 400 response.
  */
-export function upgradeBun<K extends Keys>(
+export function upgradeBun<K extends object = Keys>(
   server: BunServer,
   req: Request,
   init: SessionInit<K>,
 ): Response | undefined {
   if (!init.remoteAddr) init.remoteAddr = server.requestIP(req)?.address ?? "";
-  const data: BunSocketData<K> = { init, server };
+  const data = new BunSocket(init, server);
   return server.upgrade(req, { data }) ? undefined : new Response("WebSocket upgrade failed", { status: 400 });
 }
 
 /**
  * Builds the `websocket` handlers for `Bun.serve` and an `upgrade` helper for `fetch`, with
- * the hub's limits mapped onto Bun's settings. Unless `nativeFanout` is false, the first
- * socket to open installs its server's `publish` on the hub (see `hub.usePublisher`).
+ * the hub's limits mapped onto Bun's settings. Unless `nativeFanout` is false, each socket is
+ * attached with its server's `publish` (see {@linkcode bunPublisher}), so a hub served by
+ * several servers reaches the sessions of every one.
  *
  * @param hub The hub.
  * @param options Whether broadcasts use Bun's native pub/sub.
  * @returns The handlers and the upgrade helper.
  */
-export function bunAdapter<K extends Keys>(hub: Hub<K>, options: BunAdapterOptions = {}): BunAdapter<K> {
-  const { maxMessageSize, maxBufferedAmount, closeOnBufferFull } = hub.options;
+export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAdapterOptions = {}): BunAdapter<K> {
+  const { maxMessageSize, maxBufferedAmount, closeOnBufferFull } = hubLimits(hub);
   const native = options.nativeFanout !== false;
-  let publishingServer: BunServer | undefined;
   return {
     websocket: {
       maxPayloadLength: Math.min(maxMessageSize, 0xffffffff),
@@ -197,25 +211,26 @@ export function bunAdapter<K extends Keys>(hub: Hub<K>, options: BunAdapterOptio
       idleTimeout: 0,
       sendPings: false,
       open(ws) {
-        const { init, server } = ws.data;
-        ws.data.init = ws.data.server = undefined;
-        if (native && server && server !== publishingServer) hub.usePublisher(bunPublisher(publishingServer = server));
-        ws.data.session = hub.attach(native ? new BunPubSubSocket(ws) : new BunSocket(ws), init!);
+        const socket = ws.data as BunSocket<K>;
+        const { init, server } = socket;
+        socket.init = socket.server = undefined;
+        socket.ws = ws;
+        socket.events = attach(hub, socket, init!, native && server ? bunPublisher(server) : undefined);
       },
       message(ws, message) {
-        ws.data.session?.[RECEIVE](message);
+        ws.data.events?.receive(message);
       },
       close(ws, code, reason) {
-        ws.data.session?.[CLOSED](code, reason);
+        ws.data.events?.closed(code, reason);
       },
       pong(ws) {
-        ws.data.session?.[PONGED]();
+        ws.data.events?.ponged();
       },
     },
     upgrade(req, server, keys) {
       const refused = hub.checkRequest(req);
       if (refused) return refused;
-      return upgradeBun(server, req, sessionInit(req, keys, ""));
+      return upgradeBun(server, req, copyRequest(req, keys, ""));
     },
   };
 }

@@ -1,22 +1,24 @@
 /**
  * Deno adapter: `Deno.upgradeWebSocket` → the core. A Deno `WebSocket` already is the core's
- * socket contract, so this only forwards events. Importing it on Deno makes
- * `hub.handleRequest` work inside `Deno.serve`.
+ * socket contract (`chorus/adapter`), so this only forwards events. `hub.handleRequest` uses it.
  *
  * @example
  * ```ts ignore
  * import { Hub } from "@chorus/chorus";
- * import "@chorus/chorus/deno";
+ * import { copyRequest } from "@chorus/chorus/adapter";
+ * import { upgradeDeno } from "@chorus/chorus/deno";
  * const hub = new Hub();
- * Deno.serve((req, info) => hub.handleRequest(req, { remoteAddr: info.remoteAddr.hostname }));
+ * Deno.serve((req, info) =>
+ *   hub.checkRequest(req) ?? upgradeDeno(hub, req, copyRequest(req, {}, info.remoteAddr.hostname))
+ * );
  * ```
  *
  * @module
  */
 
-import { type Hub, setDefaultUpgrader } from "../hub.ts";
-import type { Keys, Session } from "../session.ts";
-import { CLOSED, ERRORED, RECEIVE, type SessionInit } from "../socket.ts";
+import { attach, hubLimits, type SessionInit, type SocketEvents } from "../adapter.ts";
+import type { Hub } from "../hub.ts";
+import type { Keys } from "../session.ts";
 
 interface DenoSocket extends EventTarget {
   binaryType: string;
@@ -47,19 +49,23 @@ function runtime(): DenoRuntime | undefined {
  * @param init What the session keeps of the request.
  * @returns The 101 response.
  */
-export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>): Response {
+export function upgradeDeno<K extends object = Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>): Response {
   const deno = runtime();
-  if (!deno) throw new Error("The Deno adapter needs Deno");
-  const { pingInterval, pongWait } = hub.options;
+  if (!deno) {
+    throw new Error(
+      "hub.handleRequest and upgradeDeno upgrade with Deno.upgradeWebSocket; on Bun use serve(), chorus/hono or bunAdapter (Bun's upgrade needs its server)",
+    );
+  }
+  const { pingInterval, pongWait } = hubLimits(hub);
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout });
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
     socket.onopen = null; // the only per-socket closure: gone once the session exists
-    const session = hub.attach(socket, init);
-    if (!session) return;
-    // Shared handlers that find the session on the socket: nothing allocated per session.
-    (socket as TaggedSocket)[SESSION] = session;
+    const events = attach(hub, socket, init);
+    if (!events) return;
+    // Shared handlers that find the events handle on the socket: nothing allocated per session.
+    (socket as TaggedSocket)[EVENTS] = events;
     socket.onmessage = onMessage;
     socket.onclose = onClose;
     socket.onerror = onError;
@@ -67,23 +73,19 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
   return response;
 }
 
-const SESSION: unique symbol = Symbol("chorus.session");
-/** What the shared handlers need of a session. */
-type Events = Pick<Session, typeof RECEIVE | typeof CLOSED | typeof ERRORED>;
-type TaggedSocket = DenoSocket & { [SESSION]: Events };
+const EVENTS: unique symbol = Symbol("chorus.events");
+type TaggedSocket = DenoSocket & { [EVENTS]: SocketEvents };
 
 function onMessage(this: DenoSocket, e: MessageEvent): void {
-  (this as TaggedSocket)[SESSION][RECEIVE](e.data);
+  (this as TaggedSocket)[EVENTS].receive(e.data);
 }
 
 function onClose(this: DenoSocket, e: CloseEvent): void {
   // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
-  (this as TaggedSocket)[SESSION][CLOSED](e.code || 1006, e.reason);
+  (this as TaggedSocket)[EVENTS].closed(e.code || 1006, e.reason);
 }
 
 function onError(this: DenoSocket, e: Event): void {
   const err = (e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error");
-  (this as TaggedSocket)[SESSION][ERRORED](err);
+  (this as TaggedSocket)[EVENTS].errored(err);
 }
-
-if (runtime()) setDefaultUpgrader(upgradeDeno);

@@ -1,0 +1,86 @@
+/**
+ * A room of a hub: the sessions that joined it, and broadcast to them.
+ *
+ * @module
+ */
+
+import type { Keys, Session } from "./session.ts";
+import type { Message } from "./_util.ts";
+
+/** What a room needs of its hub. Internal. */
+export interface RoomHost<K extends object> {
+  size(room: string): number;
+  sessions(room: string): Session<K>[];
+  broadcast(room: string, msg: Message, except: Session<K> | undefined): void;
+  count(room: string): Promise<number>;
+}
+
+/**
+ * A room: the sessions that joined it, and broadcast to them. Get one with `hub.room(name)`;
+ * rooms exist while someone is in them.
+ *
+ * @example
+ * ```ts
+ * import { Hub } from "@chorus/chorus";
+ * const hub = new Hub();
+ * hub.handleConnect((s) => s.join("lobby"));
+ * hub.handleMessage((s, msg) => hub.room("lobby").broadcastOthers(msg, s));
+ * ```
+ */
+export class Room<K extends object = Keys> {
+  /** The room's name. */
+  readonly name: string;
+  #host: RoomHost<K>;
+
+  /** @ignore Use `hub.room(name)`. */
+  constructor(host: RoomHost<K>, name: string) {
+    this.#host = host;
+    this.name = name;
+  }
+
+  /** How many sessions are in the room on this node. */
+  get size(): number {
+    return this.#host.size(this.name);
+  }
+
+  /**
+   * Counts the room's sessions on every node of the cluster (with a broker), or on this node.
+   *
+   * @returns The count. It rejects with `HubClosedError` once the hub is closed and, with a
+   * broker, while the broker cannot be reached.
+   */
+  count(): Promise<number> {
+    return this.#host.count(this.name);
+  }
+
+  /**
+   * Lists the room's sessions on this node.
+   *
+   * @returns A snapshot array.
+   */
+  sessions(): Session<K>[] {
+    return this.#host.sessions(this.name);
+  }
+
+  /**
+   * Sends a message to every session in the room, on every node when the hub has a broker.
+   *
+   * @param msg The message.
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcast(msg: Message): void {
+    this.#host.broadcast(this.name, msg, undefined);
+  }
+
+  /**
+   * Sends a message to every session in the room but one, on every node when the hub has a
+   * broker (the other nodes deliver to all their members).
+   *
+   * @param msg The message.
+   * @param except The session left out (usually the sender).
+   * @throws {HubClosedError} If the hub is closed.
+   */
+  broadcastOthers(msg: Message, except: Session<K>): void {
+    this.#host.broadcast(this.name, msg, except);
+  }
+}
