@@ -17,8 +17,10 @@
 import type { Hub } from "./hub.ts";
 import type { Keys } from "./session.ts";
 import { accept, listen, type Server } from "./listen.ts";
+import type { Upgrade } from "./_upgrade.ts";
 
 export type { Server } from "./listen.ts";
+export type { Upgrade } from "./_upgrade.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions<K> {
@@ -29,8 +31,16 @@ export interface ServeOptions<K> {
   /**
    * Runs before an upgrade (after the origin check): return a Response to refuse it (no
    * session is made), or an object of initial session keys. The place for auth.
+   *
+   * The second argument answers the upgrade: `upgrade.protocols` are the subprotocols the
+   * client offered; set `upgrade.protocol` to one of them (another fails the request with a
+   * `TypeError`, a 500, and makes no session) and add 101 headers to `upgrade.headers`. Left
+   * alone, the answer is the first subprotocol offered, on Deno and on Bun (see {@linkcode Upgrade}).
    */
-  onUpgrade?: (req: Request) => Partial<K> | Response | void | Promise<Partial<K> | Response | void>;
+  onUpgrade?: (
+    req: Request,
+    upgrade: Upgrade,
+  ) => Partial<K> | Response | void | Promise<Partial<K> | Response | void>;
   /** Answers every request that is not a WebSocket upgrade. @default {404} */
   fetch?: (req: Request) => Response | Promise<Response>;
   /**
@@ -65,6 +75,6 @@ function start<K extends Keys>(hub: Hub<K>, options: ServeOptions<K>): Server {
     if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
       return options.fetch ? await options.fetch(req) : new Response("Not found", { status: 404 });
     }
-    return accept(hub, req, incoming, onUpgrade && (() => onUpgrade(req)));
+    return accept(hub, req, incoming, onUpgrade && ((upgrade) => onUpgrade(req, upgrade)));
   });
 }
