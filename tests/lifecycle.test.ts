@@ -86,7 +86,7 @@ test("onUpgrade can refuse: no session, no connect hook, the client gets the res
   }
 });
 
-test("requests that are not upgrades go to fetch (404 without one)", async () => {
+test("requests that are not upgrades go to fetch (426 without one, as on every path)", async () => {
   const t = await startServer({}, { fetch: (req) => new Response(`page ${new URL(req.url).pathname}`) });
   const bare = await startServer();
   try {
@@ -94,7 +94,8 @@ test("requests that are not upgrades go to fetch (404 without one)", async () =>
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "page /hello");
     const none = await fetch(bare.server.url);
-    assert.equal(none.status, 404);
+    assert.equal(none.status, 426);
+    assert.equal(none.headers.get("upgrade"), "websocket");
     await none.body?.cancel();
     assert.equal(t.hub.size, 0);
   } finally {
