@@ -34,8 +34,10 @@ import type { Context, Env, MiddlewareHandler } from "hono";
 import type { Hub } from "./hub.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
+import type { Upgrade } from "./_upgrade.ts";
 
 export type { Server } from "./listen.ts";
+export type { Upgrade } from "./_upgrade.ts";
 
 /** Options of {@linkcode upgrade}. */
 // deno-lint-ignore no-explicit-any
@@ -43,18 +45,25 @@ export interface UpgradeOptions<K extends object, E extends Env = any> {
   /**
    * Initial session keys, read from the context once the request passed every middleware
    * (e.g. `(c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub })` after `hono/jwt`).
+   *
+   * The second argument answers the upgrade, as in `serve()`'s `onUpgrade`: `upgrade.protocols`
+   * are the subprotocols the client offered; set `upgrade.protocol` to one of them (another
+   * fails the request with a `TypeError`, to `app.onError`, and makes no session) and add 101
+   * headers to `upgrade.headers`. Left alone, the answer is the first subprotocol offered, on
+   * Deno and on Bun (see {@linkcode Upgrade}).
    */
-  keys?: (c: Context<E>) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
+  keys?: (c: Context<E>, upgrade: Upgrade) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
 }
 
 /**
  * A Hono handler that upgrades the request to a session of `hub`, on Deno or on Bun. It runs
- * the hub's checks first: a request that is not a WebSocket upgrade gets 426, a refused origin
- * 403, a closed hub 503. On Bun the app must be served with {@linkcode websocket}`(hub)` as
+ * the hub's checks first, and answers as `serve()` does: a request that is not a WebSocket
+ * upgrade gets 426, a refused origin 403, a closed hub 503, a malformed upgrade 400 (also from
+ * `app.request()`, where no server is at hand). On Bun the app must be served with {@linkcode websocket}`(hub)` as
  * `Bun.serve`'s `websocket` and `app.fetch` as its `fetch` (Hono then finds the server in `c.env`).
  *
  * @param hub The hub the sessions join.
- * @param options Where the initial keys come from.
+ * @param options Where the initial keys (and the subprotocol, and extra 101 headers) come from.
  * @returns The handler, for `app.get(path, ...)`.
  *
  * @example
@@ -70,12 +79,13 @@ export function upgrade<K extends object, E extends Env = any>(
 ): MiddlewareHandler<E> {
   return async (c) => {
     const env = c.env as unknown;
+    // On Bun the server is looked for only after the hub's checks (see `Incoming.bun`).
     const incoming: Incoming = "Bun" in globalThis
-      ? { remoteAddr: "", bun: bunServer(env), env }
+      ? { remoteAddr: "", bun: () => bunServer(env), env }
       : { remoteAddr: (env as { remoteAddr?: { hostname?: string } } | undefined)?.remoteAddr?.hostname ?? "", env };
     const keys = options.keys;
     // Bun sends its own 101; the response returned after a successful upgrade is ignored.
-    return (await accept(hub, c.req.raw, incoming, keys && (() => keys(c)))) ?? new Response(null);
+    return (await accept(hub, c.req.raw, incoming, keys && ((upgrade) => keys(c, upgrade)))) ?? new Response(null);
   };
 }
 

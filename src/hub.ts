@@ -7,6 +7,7 @@
 import type { BroadcastKind, Broker, BrokerLink, BrokerMessage } from "./broker.ts";
 import { copyRequest } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
+import { checkUpgrade } from "./_upgrade.ts";
 import { HubClosedError } from "./errors.ts";
 import { Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
@@ -465,16 +466,16 @@ export class Hub<K extends object = Keys> {
    * Upgrades a request to a WebSocket session (melody's `HandleRequest`) on Deno:
    * `Deno.serve((req) => hub.handleRequest(req))`. On Bun, whose upgrade needs the server
    * object, use `serve()`, `chorus/hono` or `bunAdapter`.
-   * A request that is not an upgrade gets 426; a refused origin gets 403.
+   * It answers as every other path does: 426 for a request that is not an upgrade, 403 for a
+   * refused origin, 503 once the hub is closed, 400 for a malformed upgrade.
    *
    * @param req The request.
    * @param opts Initial keys and the peer's address.
    * @returns The response to send.
-   * @throws {HubClosedError} If the hub is closed.
    */
   handleRequest(req: Request, opts: HandleRequestOptions<K> = {}): Promise<Response> {
     try {
-      const refused = this.checkRequest(req);
+      const refused = checkUpgrade(this, req);
       if (refused) return Promise.resolve(refused);
       return Promise.resolve(upgradeDeno(this, req, copyRequest(req, opts.keys, opts.remoteAddr ?? "")));
     } catch (err) {

@@ -5,11 +5,11 @@
  * @module
  */
 
-import { HubClosedError } from "./errors.ts";
 import type { Hub } from "./hub.ts";
 import { copyRequest } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
+import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } from "./_upgrade.ts";
 
 /** A running server. */
 export interface Server {
@@ -25,8 +25,11 @@ export interface Server {
 export interface Incoming {
   /** The peer's address, `""` where not known. */
   remoteAddr: string;
-  /** The Bun server (on Bun). */
-  bun?: BunServer;
+  /**
+   * The Bun server (on Bun), asked for only once the hub's checks passed: a request that
+   * cannot be upgraded gets the same answer whether or not a server is at hand.
+   */
+  bun?: () => BunServer;
   /** What the runtime passed beside the request: Bun's server or Deno's connection info. */
   env: unknown;
 }
@@ -77,7 +80,7 @@ export function listen<K extends object>(
     const server = bun.serve({
       port,
       hostname,
-      fetch: (req, server) => handler(req, { remoteAddr: "", bun: server, env: server }),
+      fetch: (req, server) => handler(req, { remoteAddr: "", bun: () => server, env: server }),
       websocket: bunAdapter(hub, { nativeFanout }).websocket as BunWebSocketHandler<never>,
     });
     return {
@@ -107,35 +110,31 @@ export function listen<K extends object>(
 
 /**
  * Accepts an upgrade request: the hub's checks (426, 403; 503 once closed), then `decide`
- * (a Response refuses, an object becomes the initial keys), then the runtime's upgrade.
+ * (a Response refuses, an object becomes the initial keys; it may pick the subprotocol and
+ * add headers on the {@linkcode Upgrade} it gets), then the runtime's upgrade.
  *
  * @param hub The hub.
  * @param req The request.
  * @param incoming Where it came in.
  * @param decide The caller's verdict: `onUpgrade` of `serve()`, `keys` of the Hono handler.
  * @returns The response, or `undefined` after a Bun upgrade.
+ * @throws {TypeError} If `decide` chose a subprotocol the client did not offer.
  */
 export async function accept<K extends object>(
   hub: Hub<K>,
   req: Request,
   incoming: Incoming,
-  decide?: () => Partial<K> | Response | void | undefined | Promise<Partial<K> | Response | void | undefined>,
+  decide?: (
+    upgrade: Upgrade,
+  ) => Partial<K> | Response | void | undefined | Promise<Partial<K> | Response | void | undefined>,
 ): Promise<Response | undefined> {
-  let refused: Response | undefined;
-  try {
-    refused = hub.checkRequest(req);
-  } catch (err) {
-    if (err instanceof HubClosedError) return shuttingDown();
-    throw err;
-  }
+  const refused = checkUpgrade(hub, req);
   if (refused) return refused;
-  const verdict = decide ? await decide() : undefined;
+  const upgrade = upgradeFor(req);
+  const verdict = decide ? await decide(upgrade) : undefined;
   if (verdict instanceof Response) return verdict;
   if (hub.isClosed()) return shuttingDown();
+  const answer = resolveUpgrade(req, upgrade);
   const init = copyRequest(req, verdict ?? undefined, incoming.remoteAddr);
-  return incoming.bun ? upgradeBun(incoming.bun, req, init) : upgradeDeno(hub, req, init);
-}
-
-function shuttingDown(): Response {
-  return new Response("Server is shutting down", { status: 503 });
+  return incoming.bun ? upgradeBun(incoming.bun(), req, init, answer) : upgradeDeno(hub, req, init, answer);
 }

@@ -16,8 +16,10 @@
 
 import type { Hub } from "./hub.ts";
 import { accept, listen, type Server } from "./listen.ts";
+import type { Upgrade } from "./_upgrade.ts";
 
 export type { Server } from "./listen.ts";
+export type { Upgrade } from "./_upgrade.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions<K> {
@@ -28,9 +30,24 @@ export interface ServeOptions<K> {
   /**
    * Runs before an upgrade (after the origin check): return a Response to refuse it (no
    * session is made), or an object of initial session keys. The place for auth.
+   *
+   * The second argument answers the upgrade: `upgrade.protocols` are the subprotocols the
+   * client offered; set `upgrade.protocol` to one of them and add 101 headers to
+   * `upgrade.headers`. Left alone, the answer is the first subprotocol offered, on Deno and on
+   * Bun (see {@linkcode Upgrade}).
+   *
+   * A hook that throws, or that chooses a subprotocol the client did not offer (a `TypeError`),
+   * fails the request with 500 and makes no session; the error goes to `console.error`, on both
+   * runtimes.
    */
-  onUpgrade?: (req: Request) => Partial<K> | Response | void | Promise<Partial<K> | Response | void>;
-  /** Answers every request that is not a WebSocket upgrade. @default {404} */
+  onUpgrade?: (
+    req: Request,
+    upgrade: Upgrade,
+  ) => Partial<K> | Response | void | Promise<Partial<K> | Response | void>;
+  /**
+   * Answers every request that is not a WebSocket upgrade. Without it such a request gets the
+   * hub's 426 ("Expected a WebSocket upgrade"), as on every other path.
+   */
   fetch?: (req: Request) => Response | Promise<Response>;
   /**
    * On Bun, send hub-wide and room broadcasts through Bun's native pub/sub where nothing per
@@ -61,9 +78,14 @@ function start<K extends object>(hub: Hub<K>, options: ServeOptions<K>): Server 
   const onUpgrade = options.onUpgrade;
   const { port = 8080, hostname = "0.0.0.0", nativeFanout = true } = options;
   return listen(hub, port, hostname, nativeFanout, async (req, incoming) => {
-    if (req.headers.get("upgrade")?.toLowerCase() !== "websocket") {
-      return options.fetch ? await options.fetch(req) : new Response("Not found", { status: 404 });
+    // Without `fetch` a request that is not an upgrade goes to the hub too: 426, as on every path.
+    if (options.fetch && req.headers.get("upgrade")?.toLowerCase() !== "websocket") return await options.fetch(req);
+    try {
+      return await accept(hub, req, incoming, onUpgrade && ((upgrade) => onUpgrade(req, upgrade)));
+    } catch (err) {
+      // What Deno.serve does with a throwing handler, done here so that Bun answers the same.
+      console.error(err);
+      return new Response("Internal Server Error", { status: 500 });
     }
-    return accept(hub, req, incoming, onUpgrade && (() => onUpgrade(req)));
   });
 }

@@ -129,8 +129,8 @@ export class Client {
   #inbox: (string | Uint8Array)[] = [];
   #waiting: ((m: string | Uint8Array) => void) | undefined;
 
-  constructor(url: string) {
-    this.ws = new WebSocket(url);
+  constructor(url: string, protocols?: string[]) {
+    this.ws = new WebSocket(url, protocols);
     this.ws.binaryType = "arraybuffer";
     const opened = deferred();
     const closed = deferred<{ code: number; reason: string }>();
@@ -153,9 +153,9 @@ export class Client {
     };
   }
 
-  /** Opens a client and waits for the open event. */
-  static async open(url: string): Promise<Client> {
-    const c = new Client(url);
+  /** Opens a client (offering `protocols`, if given) and waits for the open event. */
+  static async open(url: string, protocols?: string[]): Promise<Client> {
+    const c = new Client(url, protocols);
     await deadline(c.opened, `open ${url}`);
     return c;
   }

@@ -87,7 +87,7 @@ test("onUpgrade can refuse: no session, no connect hook, the client gets the res
   }
 });
 
-test("requests that are not upgrades go to fetch (404 without one)", async () => {
+test("requests that are not upgrades go to fetch (426 without one, as on every path)", async () => {
   const t = await startServer({}, { fetch: (req) => new Response(`page ${new URL(req.url).pathname}`) });
   const bare = await startServer();
   try {
@@ -95,7 +95,8 @@ test("requests that are not upgrades go to fetch (404 without one)", async () =>
     assert.equal(res.status, 200);
     assert.equal(await res.text(), "page /hello");
     const none = await fetch(bare.server.url);
-    assert.equal(none.status, 404);
+    assert.equal(none.status, 426);
+    assert.equal(none.headers.get("upgrade"), "websocket");
     await none.body?.cancel();
     assert.equal(t.hub.size, 0);
   } finally {
@@ -201,7 +202,9 @@ test("hub.close() closes everyone, awaits every disconnect hook, then refuses br
     assert.throws(() => t.hub.broadcastOthers("x", undefined as unknown as Session), HubClosedError);
     assert.throws(() => t.hub.room("r").broadcast("x"), HubClosedError);
     assert.throws(() => t.hub.broadcastFilter("x", () => true), HubClosedError);
-    await assert.rejects(t.hub.handleRequest(new Request(t.server.url)), HubClosedError);
+    const refused = await t.hub.handleRequest(new Request(t.server.url, { headers: { upgrade: "websocket" } }));
+    assert.equal(refused.status, 503); // as every other path answers
+    await refused.body?.cancel();
     const late = await RawPeer.upgrade(t.port);
     assert.equal(late.status, 503, "serve() answers upgrades on a closed hub with 503");
     await late.destroy();

@@ -29,6 +29,9 @@ import {
 } from "../adapter.ts";
 import type { Hub } from "../hub.ts";
 import type { Keys } from "../session.ts";
+import { checkUpgrade, resolveUpgrade, type Upgrade, type UpgradeAnswer, upgradeFor } from "../_upgrade.ts";
+
+export type { Upgrade, UpgradeAnswer } from "../_upgrade.ts";
 
 /** The parts of Bun's `ServerWebSocket` the adapter uses. */
 export interface BunWebSocket<K extends object> {
@@ -64,8 +67,8 @@ export interface BunSocketData<K extends object> {
 
 /** The parts of Bun's `Server` the adapter uses. */
 export interface BunServer {
-  /** Upgrades a request; true on success. */
-  upgrade(req: Request, options: { data: unknown }): boolean;
+  /** Upgrades a request, with extra 101 headers (Bun's `HeadersInit`; chorus passes a `Headers`); true on success. */
+  upgrade(req: Request, options: { data: unknown; headers?: object }): boolean;
   /** The peer's address of a request. */
   requestIP(req: Request): { address: string } | null;
   /** Sends to every subscriber of a topic; 0 when dropped for some (or none), -1 for backpressure. */
@@ -118,10 +121,22 @@ export interface BunAdapter<K extends object> {
   /** Pass as `websocket` to `Bun.serve`. */
   websocket: BunWebSocketHandler<K>;
   /**
-   * Checks and upgrades a request inside `fetch`. Returns `undefined` once upgraded (return
-   * that from `fetch`), or the refusal to send.
+   * Checks and upgrades a request inside `fetch`, answering as `serve()` does: 426 for a request
+   * that is not an upgrade, 403 for a refused origin, 503 once the hub is closed, 400 for a
+   * malformed upgrade. Returns `undefined` once upgraded (return that from `fetch`), or the
+   * refusal to send.
+   *
+   * `decide` is the initial keys, or a function that gets the {@linkcode Upgrade} (offered
+   * subprotocols; pick one, add headers) and returns the keys, or a Response to refuse.
+   * Without a choice the answer is the first subprotocol the client offered.
+   *
+   * @throws {TypeError} If the chosen subprotocol was not offered (no session is made).
    */
-  upgrade(req: Request, server: BunServer, keys?: Partial<K>): Response | undefined;
+  upgrade(
+    req: Request,
+    server: BunServer,
+    decide?: Partial<K> | ((upgrade: Upgrade) => Partial<K> | Response | void),
+  ): Response | undefined;
 }
 
 /** A Bun socket in the core's contract, and the `ws.data` that finds its events handle. */
@@ -178,16 +193,22 @@ export function bunPublisher(server: BunServer): Publisher {
  * @param server The Bun server.
  * @param req The request (already checked by `hub.checkRequest`).
  * @param init What the session keeps of the request.
+ * @param answer The subprotocol and extra headers to answer; by default the first subprotocol
+ * the client offered, as on every path (see `Upgrade`).
  * @returns `undefined` when upgraded, else a 400 response.
  */
 export function upgradeBun<K extends object = Keys>(
   server: BunServer,
   req: Request,
   init: SessionInit<K>,
+  answer: UpgradeAnswer = resolveUpgrade(req),
 ): Response | undefined {
   if (!init.remoteAddr) init.remoteAddr = server.requestIP(req)?.address ?? "";
   const data = new BunSocket(init, server);
-  return server.upgrade(req, { data }) ? undefined : new Response("WebSocket upgrade failed", { status: 400 });
+  // Always say it: left to itself, Bun answers the first offered subprotocol on its own.
+  const headers = new Headers(answer.headers);
+  if (answer.protocol !== undefined) headers.set("sec-websocket-protocol", answer.protocol);
+  return server.upgrade(req, { data, headers }) ? undefined : new Response("WebSocket upgrade failed", { status: 400 });
 }
 
 /**
@@ -227,10 +248,14 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
         ws.data.events?.ponged();
       },
     },
-    upgrade(req, server, keys) {
-      const refused = hub.checkRequest(req);
+    upgrade(req, server, decide) {
+      const refused = checkUpgrade(hub, req);
       if (refused) return refused;
-      return upgradeBun(server, req, copyRequest(req, keys, ""));
+      const upgrade = upgradeFor(req);
+      const verdict = typeof decide === "function" ? decide(upgrade) : decide;
+      if (verdict instanceof Response) return verdict;
+      const answer = resolveUpgrade(req, upgrade);
+      return upgradeBun(server, req, copyRequest(req, verdict ?? undefined, ""), answer);
     },
   };
 }

@@ -19,6 +19,9 @@
 import { attach, hubLimits, type SessionInit, type SocketEvents } from "../adapter.ts";
 import type { Hub } from "../hub.ts";
 import type { Keys } from "../session.ts";
+import { resolveUpgrade, type UpgradeAnswer } from "../_upgrade.ts";
+
+export type { Upgrade, UpgradeAnswer } from "../_upgrade.ts";
 
 interface DenoSocket extends EventTarget {
   binaryType: string;
@@ -32,7 +35,10 @@ interface DenoSocket extends EventTarget {
 }
 
 interface DenoRuntime {
-  upgradeWebSocket(req: Request, options?: { idleTimeout?: number }): { socket: DenoSocket; response: Response };
+  upgradeWebSocket(
+    req: Request,
+    options?: { idleTimeout?: number; protocol?: string },
+  ): { socket: DenoSocket; response: Response };
 }
 
 function runtime(): DenoRuntime | undefined {
@@ -47,9 +53,16 @@ function runtime(): DenoRuntime | undefined {
  * @param hub The hub.
  * @param req The upgrade request (already checked by `hub.checkRequest`).
  * @param init What the session keeps of the request.
+ * @param answer The subprotocol and extra headers to answer; by default the first subprotocol
+ * the client offered, as on every path (see `Upgrade`).
  * @returns The 101 response.
  */
-export function upgradeDeno<K extends object = Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>): Response {
+export function upgradeDeno<K extends object = Keys>(
+  hub: Hub<K>,
+  req: Request,
+  init: SessionInit<K>,
+  answer: UpgradeAnswer = resolveUpgrade(req),
+): Response {
   const deno = runtime();
   if (!deno) {
     throw new Error(
@@ -58,7 +71,8 @@ export function upgradeDeno<K extends object = Keys>(hub: Hub<K>, req: Request, 
   }
   const { pingInterval, pongWait } = hubLimits(hub);
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
-  const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout });
+  const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout, protocol: answer.protocol });
+  answer.headers?.forEach((value, name) => response.headers.append(name, value));
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
     socket.onopen = null; // the only per-socket closure: gone once the session exists
