@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { MessageBufferFullError, type Session } from "../mod.ts";
+import * as net from "node:net";
 import { Client, deadline, deferred, RawPeer, runtime, startServer, test } from "./_helpers.ts";
 
 test("a cross-origin upgrade is refused with 403 by default; same origin and no origin pass", async () => {
@@ -139,4 +140,69 @@ test('onBufferFull: "close" closes a client that never reads', async () => {
   assert.ok(disconnected, "the disconnect hook ran");
   assert.equal(errors.length, 1);
   assert.ok(errors[0] instanceof MessageBufferFullError);
+});
+
+/** Sends a raw HTTP request over TCP; resolves with the response head, then closes the connection. */
+async function rawRequest(port: number, headers: string[]): Promise<string> {
+  const socket = net.connect({ port, host: "127.0.0.1" });
+  socket.on("error", () => {});
+  const closed = new Promise<void>((res) => socket.once("close", () => res()));
+  try {
+    await deadline(new Promise<void>((res) => socket.once("connect", () => res())), "tcp connect");
+    let buf = "";
+    const head = new Promise<string>((res, rej) => {
+      socket.on("data", (chunk: Uint8Array) => {
+        buf += new TextDecoder().decode(chunk);
+        const end = buf.indexOf("\r\n\r\n");
+        if (end >= 0) res(buf.slice(0, end));
+      });
+      socket.once("close", () => rej(new Error("connection closed before a response")));
+    });
+    head.catch(() => {});
+    socket.write([`GET / HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...headers, "", ""].join("\r\n"));
+    return await deadline(head, "response head");
+  } finally {
+    socket.destroy();
+    await deadline(closed, "raw socket close");
+  }
+}
+
+test("a malformed upgrade is refused with 400 (426 for a bad version), never 500, and nothing is logged", async () => {
+  const t = await startServer();
+  const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+  const cases: [string, string[], number][] = [
+    ["no Sec-WebSocket-Key", ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13"], 400],
+    ["a short key", [
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      "Sec-WebSocket-Key: abc",
+      "Sec-WebSocket-Version: 13",
+    ], 400],
+    ["version 8", ["Upgrade: websocket", "Connection: Upgrade", key, "Sec-WebSocket-Version: 8"], 426],
+    ["no version", ["Upgrade: websocket", "Connection: Upgrade", key], 426],
+    // Bun upgrades this one (it does not look at Connection); Deno cannot
+    [
+      "Connection: keep-alive",
+      ["Upgrade: websocket", "Connection: keep-alive", key, "Sec-WebSocket-Version: 13"],
+      runtime === "bun" ? 101 : 400,
+    ],
+  ];
+  const logged: unknown[][] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args);
+  try {
+    for (let round = 0; round < 4; round++) {
+      for (const [what, headers, status] of cases) {
+        const head = await rawRequest(t.port, headers);
+        assert.equal(Number(head.split(" ")[1]), status, `${what}: ${head.split("\r\n")[0]}`);
+      }
+    }
+    // a 101 above (Bun, keep-alive) became a session that was then dropped
+    await t.signal.until(() => t.hub.size === 0, "no session left");
+  } finally {
+    console.error = error;
+    await t.close();
+  }
+  assert.deepEqual(logged, [], "nothing was logged");
+  assert.deepEqual(t.errors, []);
 });

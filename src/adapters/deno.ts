@@ -50,6 +50,8 @@ function runtime(): DenoRuntime | undefined {
 export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: SessionInit<K>): Response {
   const deno = runtime();
   if (!deno) throw new Error("The Deno adapter needs Deno");
+  const refused = checkHandshake(req.headers);
+  if (refused) return refused;
   const { pingInterval, pongWait } = hub.options;
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout });
@@ -65,6 +67,23 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
     socket.onerror = onError;
   };
   return response;
+}
+
+/**
+ * The handshake headers `Deno.upgradeWebSocket` needs (it throws without them, and `Deno.serve`
+ * then logs a stack trace and answers 500: a log flood any client can start) and those Bun
+ * checks. Refused as Bun refuses them: 400, or 426 for a version other than 13.
+ */
+function checkHandshake(headers: Headers): Response | undefined {
+  const connection = headers.get("connection")?.toLowerCase().split(",").map((t) => t.trim());
+  const key = headers.get("sec-websocket-key");
+  if (!connection?.includes("upgrade") || key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) {
+    return new Response("WebSocket upgrade failed", { status: 400 });
+  }
+  if (headers.get("sec-websocket-version")?.trim() !== "13") {
+    return new Response("Unsupported WebSocket version", { status: 426, headers: { "sec-websocket-version": "13" } });
+  }
+  return undefined;
 }
 
 const SESSION: unique symbol = Symbol("chorus.session");
