@@ -100,8 +100,16 @@ function onClose(this: DenoSocket, e: CloseEvent): void {
   (this as TaggedSocket)[SESSION][CLOSED](e.code || 1006, e.reason);
 }
 
+/**
+ * How Deno words a connection that ended without a closing handshake (the peer vanished, or
+ * reset it). That is a close (1006, which follows), not an error: Bun reports only the close.
+ */
+const LOST = /^(Unexpected EOF|Connection is closed)$|\(os error (32|54|103|104|110|10053|10054|10060)\)$/;
+
 function onError(this: DenoSocket, e: Event): void {
-  const err = (e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error");
+  const message = (e as ErrorEvent).message ?? "";
+  if (LOST.test(message)) return;
+  const err = (e as ErrorEvent).error ?? new Error(message || "WebSocket error");
   (this as TaggedSocket)[SESSION][ERRORED](err);
 }
 
