@@ -8,7 +8,7 @@
 import { HubClosedError } from "./errors.ts";
 import { type Hub, sessionInit } from "./hub.ts";
 import type { Keys } from "./session.ts";
-import { upgradeDeno } from "./adapters/deno.ts";
+import { socketsClosed, upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
 
 /** A running server. */
@@ -17,7 +17,10 @@ export interface Server {
   readonly port: number;
   /** Its base URL (`http://host:port/`). */
   readonly url: URL;
-  /** Closes the hub (every session, awaiting disconnect hooks), then stops listening. */
+  /**
+   * Closes the hub (every session, awaiting disconnect hooks), lets the closing handshakes
+   * finish (on Deno at most 1 s), then stops listening.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -100,10 +103,15 @@ export function listen<K extends Keys>(
     url: new URL(`http://${host}:${server.addr.port}/`),
     async shutdown() {
       await hub.close();
+      // Let the hub's close frames go out before Deno.serve sends its own (1001) to every socket.
+      await socketsClosed(hub, CLOSE_WAIT);
       await server.shutdown();
     },
   };
 }
+
+/** How long a Deno server's shutdown waits for closing handshakes (peers that never answer). */
+const CLOSE_WAIT = 1000;
 
 /**
  * Accepts an upgrade request: the hub's checks (426, 403; 503 once closed), then `decide`

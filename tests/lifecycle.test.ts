@@ -181,6 +181,26 @@ for (const how of ["vanishes (FIN, no close frame)", "resets the connection (TCP
   });
 }
 
+test("hub.close(code, reason) then server.shutdown(): clients get the hub's code and reason", async () => {
+  const t = await startServer();
+  const clients = [await Client.open(t.wsUrl()), await Client.open(t.wsUrl())];
+  // a peer that never answers the close frame: shutdown waits for it, but not forever
+  const mute = await RawPeer.upgrade(t.port);
+  try {
+    await t.signal.until(() => t.hub.size === 3, "3 sessions");
+    await t.hub.close(4001, "custom reason");
+    const started = Date.now();
+    await t.close();
+    const took = Date.now() - started;
+    assert.ok(took < 3000, `shutdown took ${took} ms`);
+    for (const c of clients) assert.deepEqual(await c.closed, { code: 4001, reason: "custom reason" });
+  } finally {
+    await mute.destroy();
+    await closeAll(clients);
+    await t.close();
+  }
+});
+
 test("hub.close() closes everyone, awaits every disconnect hook, then refuses broadcasts and upgrades", async () => {
   const t = await startServer();
   const finished: string[] = [];

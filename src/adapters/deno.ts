@@ -56,6 +56,12 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout });
   socket.binaryType = "arraybuffer";
+  let open = live.get(hub);
+  if (!open) live.set(hub, open = { sockets: new Set() });
+  open.sockets.add(socket);
+  (socket as TaggedSocket)[LIVE] = open;
+  socket.onclose = onClose;
+  socket.onerror = onError;
   socket.onopen = () => {
     socket.onopen = null; // the only per-socket closure: gone once the session exists
     const session = hub.attach(socket, init);
@@ -63,8 +69,6 @@ export function upgradeDeno<K extends Keys>(hub: Hub<K>, req: Request, init: Ses
     // Shared handlers that find the session on the socket: nothing allocated per session.
     (socket as TaggedSocket)[SESSION] = session;
     socket.onmessage = onMessage;
-    socket.onclose = onClose;
-    socket.onerror = onError;
   };
   return response;
 }
@@ -86,18 +90,58 @@ function checkHandshake(headers: Headers): Response | undefined {
   return undefined;
 }
 
+/** A hub's sockets whose close event has not fired yet, and who waits for there to be none. */
+interface LiveSockets {
+  sockets: Set<DenoSocket>;
+  emptied?: () => void;
+}
+
+const live = new WeakMap<object, LiveSockets>();
+
+/**
+ * Waits until every socket this adapter upgraded for `hub` has closed, or `ms` passed. For a
+ * server's shutdown after `hub.close()`: `Deno.serve`'s own shutdown sends every socket it
+ * still holds a close frame of its own (1001 "Server shutting down"), and `socket.close()`
+ * only claims the socket once Deno's event loop runs its op, so without this wait the
+ * client would get Deno's code and reason instead of the hub's. Internal.
+ *
+ * @param hub The hub.
+ * @param ms The longest wait (for peers that never answer a close frame).
+ * @returns A promise that resolves when the sockets are closed or the time is up.
+ */
+export function socketsClosed<K extends Keys>(hub: Hub<K>, ms: number): Promise<void> {
+  const open = live.get(hub);
+  if (!open || open.sockets.size === 0) return Promise.resolve();
+  return new Promise<void>((resolve) => {
+    const timer = setTimeout(done, ms);
+    function done(): void {
+      clearTimeout(timer);
+      open!.emptied = undefined;
+      resolve();
+    }
+    open.emptied = done;
+  });
+}
+
 const SESSION: unique symbol = Symbol("chorus.session");
+const LIVE: unique symbol = Symbol("chorus.live");
 /** What the shared handlers need of a session. */
 type Events = Pick<Session, typeof RECEIVE | typeof CLOSED | typeof ERRORED>;
-type TaggedSocket = DenoSocket & { [SESSION]: Events };
+type TaggedSocket = DenoSocket & { [SESSION]?: Events; [LIVE]: LiveSockets };
+
+function forget(socket: DenoSocket): void {
+  const open = (socket as TaggedSocket)[LIVE];
+  if (open.sockets.delete(socket) && open.sockets.size === 0) open.emptied?.();
+}
 
 function onMessage(this: DenoSocket, e: MessageEvent): void {
-  (this as TaggedSocket)[SESSION][RECEIVE](e.data);
+  (this as TaggedSocket)[SESSION]?.[RECEIVE](e.data);
 }
 
 function onClose(this: DenoSocket, e: CloseEvent): void {
+  forget(this);
   // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
-  (this as TaggedSocket)[SESSION][CLOSED](e.code || 1006, e.reason);
+  (this as TaggedSocket)[SESSION]?.[CLOSED](e.code || 1006, e.reason);
 }
 
 /**
@@ -107,10 +151,13 @@ function onClose(this: DenoSocket, e: CloseEvent): void {
 const LOST = /^(Unexpected EOF|Connection is closed)$|\(os error (32|54|103|104|110|10053|10054|10060)\)$/;
 
 function onError(this: DenoSocket, e: Event): void {
+  const session = (this as TaggedSocket)[SESSION];
+  // Before it opened (the upgrade failed) no close event follows, and there is no session.
+  if (!session) return forget(this);
   const message = (e as ErrorEvent).message ?? "";
   if (LOST.test(message)) return;
   const err = (e as ErrorEvent).error ?? new Error(message || "WebSocket error");
-  (this as TaggedSocket)[SESSION][ERRORED](err);
+  session[ERRORED](err);
 }
 
 if (runtime()) setDefaultUpgrader(upgradeDeno);
