@@ -206,3 +206,68 @@ test("a malformed upgrade is refused with 400 (426 for a bad version), never 500
   assert.deepEqual(logged, [], "nothing was logged");
   assert.deepEqual(t.errors, []);
 });
+
+/** A masked client frame (RFC 6455 §5.2). */
+function clientFrame(opcode: number, fin: boolean, payload: Uint8Array): Uint8Array {
+  const len = payload.byteLength;
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + ext + 4 + len);
+  out[0] = (fin ? 0x80 : 0) | opcode;
+  const view = new DataView(out.buffer);
+  if (ext === 0) out[1] = 0x80 | len;
+  else if (ext === 2) {
+    out[1] = 0x80 | 126;
+    view.setUint16(2, len);
+  } else {
+    out[1] = 0x80 | 127;
+    view.setBigUint64(2, BigInt(len));
+  }
+  const mask = [1, 2, 3, 4];
+  out.set(mask, 2 + ext);
+  for (let i = 0; i < len; i++) out[2 + ext + 4 + i] = payload[i] ^ mask[i & 3];
+  return out;
+}
+
+test(
+  "an oversized message sent in fragments closes the session with 1009",
+  async () => {
+    const limit = 64 * 1024;
+    const t = await startServer({ maxMessageSize: limit });
+    const peer = await RawPeer.upgrade(t.port);
+    // the server's frames after the 101: the close frame is what we wait for
+    let bytes = new Uint8Array(0);
+    const closeFrame = deferred<{ code: number; reason: string }>();
+    peer.socket.on("data", (chunk: Uint8Array) => {
+      const next = new Uint8Array(bytes.byteLength + chunk.byteLength);
+      next.set(bytes);
+      next.set(chunk, bytes.byteLength);
+      bytes = next;
+      // unmasked server frames; a close frame's payload is short (length < 126)
+      if (bytes.byteLength >= 4 && (bytes[0] & 0x0f) === 8 && bytes.byteLength >= 2 + (bytes[1] & 0x7f)) {
+        const view = new DataView(bytes.buffer, bytes.byteOffset);
+        closeFrame.resolve({
+          code: view.getUint16(2),
+          reason: new TextDecoder().decode(bytes.subarray(4, 2 + (bytes[1] & 0x7f))),
+        });
+      }
+    });
+    try {
+      assert.equal(peer.status, 101);
+      await t.signal.until(() => t.hub.size === 1, "the session");
+      const piece = new Uint8Array(16 * 1024);
+      // 32 fragments of 16 KiB = 512 KiB, 8 times the limit, each frame well under it
+      peer.socket.write(clientFrame(2, false, piece));
+      for (let i = 0; i < 31 && !peer.socket.destroyed; i++) peer.socket.write(clientFrame(0, false, piece));
+      const { code } = await deadline(closeFrame.promise, "a close frame from the server");
+      assert.equal(code, 1009);
+      await t.signal.until(() => t.disconnects.length === 1, "the disconnect");
+    } finally {
+      await peer.destroy();
+      await t.close();
+    }
+  },
+  {
+    skip: runtime === "deno" &&
+      "Deno 2.9.6 assembles a fragmented message before chorus sees it, with no size option (see README, Security note)",
+  },
+);
