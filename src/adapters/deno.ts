@@ -146,9 +146,11 @@ function onClose(this: DenoSocket, e: CloseEvent): void {
 
 /**
  * How Deno words a connection that ended without a closing handshake (the peer vanished, or
- * reset it). That is a close (1006, which follows), not an error: Bun reports only the close.
+ * reset it), or a peer that left its ping unanswered (`idleTimeout`). That is a close (which
+ * follows), not an error: Bun reports only the close.
  */
-const LOST = /^(Unexpected EOF|Connection is closed)$|\(os error (32|54|103|104|110|10053|10054|10060)\)$/;
+const LOST =
+  /^(Unexpected EOF|Connection is closed|No response from ping frame\.)$|\(os error (32|54|103|104|110|10053|10054|10060)\)$/;
 
 function onError(this: DenoSocket, e: Event): void {
   const session = (this as TaggedSocket)[SESSION];
