@@ -94,6 +94,7 @@ export class Connection<K extends object> implements SocketEvents {
 
   /** Adapter event: the socket closed. */
   closed(code: number, reason: string): void {
+    this.#registry.closeEnded(this);
     this.core?.connectionClosed(this, code, reason);
   }
 
@@ -112,6 +113,7 @@ export class Connection<K extends object> implements SocketEvents {
 
   /** Lets go of the socket: no publish reaches it any more, and it is closed. */
   close(code: number, reason: string): void {
+    this.#registry.closeStarted(this);
     try {
       this.unsubscribeAll();
       this.socket.close(code, reason);

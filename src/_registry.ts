@@ -65,6 +65,9 @@ export class Registry<K extends object = Keys> {
   #publishers = new Map<Publisher, number>();
   /** Sessions without native fan-out: while any is here, broadcasts loop. */
   #foreign = 0;
+  /** Connections the hub closed whose socket has not reported its close yet. */
+  #closingConns = new Set<Connection<K>>();
+  #noneClosing: (() => void) | undefined;
   #ticker: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #countChanged: (room: string | undefined) => void;
@@ -176,6 +179,30 @@ export class Registry<K extends object = Keys> {
     const targets = room === undefined ? this.sessions.values() : this.rooms.get(room);
     if (!targets) return;
     for (const core of targets) if (core !== except) core.deliver(payload, size);
+  }
+
+  /** A connection the hub closed: its closing handshake is under way. */
+  closeStarted(conn: Connection<K>): void {
+    this.#closingConns.add(conn);
+  }
+
+  /** A connection's socket reported its close. */
+  closeEnded(conn: Connection<K>): void {
+    if (this.#closingConns.delete(conn) && this.#closingConns.size === 0) this.#noneClosing?.();
+  }
+
+  /** Resolves when no closing handshake is pending, or after `ms`. */
+  socketsClosed(ms: number): Promise<void> {
+    if (this.#closingConns.size === 0) return Promise.resolve();
+    return new Promise((resolve) => {
+      const done = () => {
+        clearTimeout(timer);
+        this.#noneClosing = undefined;
+        resolve();
+      };
+      const timer = setTimeout(done, ms);
+      this.#noneClosing = done;
+    });
   }
 
   report(core: SessionCore<K>, err: unknown): void {

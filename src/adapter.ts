@@ -147,6 +147,21 @@ export function hubLimits<K extends object>(hub: Hub<K>): HubLimits {
 }
 
 /**
+ * Waits until every socket the hub closed has finished its closing handshake (its adapter
+ * reported `closed`), or `ms` passed. For a server's shutdown after `hub.close()`: a runtime
+ * that stops listening may close the sockets it still holds with a code of its own (Deno's
+ * `Deno.serve` sends 1001 "Server shutting down"), so without this wait a client could get the
+ * runtime's code and reason instead of those given to `hub.close()`.
+ *
+ * @param hub The hub.
+ * @param ms The longest wait (for peers that never answer a close frame).
+ * @returns A promise that resolves when no closing handshake is pending, or the time is up.
+ */
+export function socketsClosed<K extends object>(hub: Hub<K>, ms: number): Promise<void> {
+  return registryOf(hub).socketsClosed(ms);
+}
+
+/**
  * Copies what a session keeps of its upgrade request: call it before the upgrade (on Deno the
  * request is unusable after it). The copy keeps url, method and headers as strings and builds
  * the `Request` on first use: an idle session costs a fraction of what a `Request` does.

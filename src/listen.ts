@@ -6,7 +6,7 @@
  */
 
 import type { Hub } from "./hub.ts";
-import { copyRequest } from "./adapter.ts";
+import { copyRequest, socketsClosed } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
 import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } from "./_upgrade.ts";
@@ -17,7 +17,10 @@ export interface Server {
   readonly port: number;
   /** Its base URL (`http://host:port/`). */
   readonly url: URL;
-  /** Closes the hub (every session, awaiting disconnect hooks), then stops listening. */
+  /**
+   * Closes the hub (every session, awaiting disconnect hooks), lets the closing handshakes
+   * finish (on Deno at most 1 s), then stops listening.
+   */
   shutdown(): Promise<void>;
 }
 
@@ -103,10 +106,16 @@ export function listen<K extends object>(
     url: new URL(`http://${host}:${server.addr.port}/`),
     async shutdown() {
       await hub.close();
+      // Let the hub's closing handshakes finish before Deno.serve sends its own close frame
+      // (1001 "Server shutting down") to every socket it still holds.
+      await socketsClosed(hub, CLOSE_WAIT);
       await server.shutdown();
     },
   };
 }
+
+/** How long a Deno server's shutdown waits for closing handshakes (peers that never answer). */
+const CLOSE_WAIT = 1000;
 
 /**
  * Accepts an upgrade request: the hub's checks (426, 403; 503 once closed), then `decide`

@@ -273,6 +273,12 @@ export class RawPeer {
     this.socket.pause();
   }
 
+  /** Resets the connection (TCP RST, as a peer that crashed) and waits until it is gone. */
+  async reset(): Promise<void> {
+    this.socket.resetAndDestroy();
+    await deadline(this.ended, "raw socket reset");
+  }
+
   /** Destroys the connection and waits until it is gone. */
   async destroy(): Promise<void> {
     this.socket.destroy();

@@ -161,22 +161,46 @@ test("close validates its code and reason", async () => {
   }
 });
 
-test("a client that vanishes (TCP reset) is disconnected once, with code 1006", async () => {
+for (const how of ["vanishes (FIN, no close frame)", "resets the connection (TCP RST)"]) {
+  test(`a client that ${how} is disconnected once, with code 1006, and is no error`, async () => {
+    const t = await startServer();
+    const closes: number[] = [];
+    t.hub.handleClose((_s, code) => void closes.push(code));
+    const peer = await RawPeer.upgrade(t.port);
+    try {
+      assert.equal(peer.status, 101);
+      await t.signal.until(() => t.hub.size === 1, "raw session");
+      await (how.includes("RST") ? peer.reset() : peer.destroy());
+      await t.signal.until(() => t.disconnects.length === 1, "disconnect after the connection was lost");
+      assert.equal(t.hub.size, 0);
+      assert.deepEqual(closes, [1006]);
+      // Deno reports "Unexpected EOF" / "Connection reset by peer" as an error event first
+      assert.deepEqual(t.errors.map((e) => e.message), [], "a lost connection is a close, not an error");
+    } finally {
+      await t.close();
+    }
+    assert.equal(t.disconnects.length, 1);
+  });
+}
+
+test("hub.close(code, reason) then server.shutdown(): clients get the hub's code and reason", async () => {
   const t = await startServer();
-  const closes: number[] = [];
-  t.hub.handleClose((_s, code) => void closes.push(code));
-  const peer = await RawPeer.upgrade(t.port);
+  const clients = [await Client.open(t.wsUrl()), await Client.open(t.wsUrl())];
+  // a peer that never answers the close frame: shutdown waits for it, but not forever
+  const mute = await RawPeer.upgrade(t.port);
   try {
-    assert.equal(peer.status, 101);
-    await t.signal.until(() => t.hub.size === 1, "raw session");
-    await peer.destroy();
-    await t.signal.until(() => t.disconnects.length === 1, "disconnect after reset");
-    assert.equal(t.hub.size, 0);
-    assert.deepEqual(closes, [1006]);
+    await t.signal.until(() => t.hub.size === 3, "3 sessions");
+    await t.hub.close(4001, "custom reason");
+    const started = Date.now();
+    await t.close();
+    const took = Date.now() - started;
+    assert.ok(took < 3000, `shutdown took ${took} ms`);
+    for (const c of clients) assert.deepEqual(await c.closed, { code: 4001, reason: "custom reason" });
   } finally {
+    await mute.destroy();
+    await closeAll(clients);
     await t.close();
   }
-  assert.equal(t.disconnects.length, 1);
 });
 
 test("hub.close() closes everyone, awaits every disconnect hook, then refuses broadcasts and upgrades", async () => {

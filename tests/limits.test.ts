@@ -1,5 +1,6 @@
 import assert from "node:assert/strict";
 import { MessageBufferFullError, type Session } from "../mod.ts";
+import * as net from "node:net";
 import { Client, deadline, deferred, RawPeer, runtime, startServer, test } from "./_helpers.ts";
 
 test("a cross-origin upgrade is refused with 403 by default; same origin and no origin pass", async () => {
@@ -76,6 +77,8 @@ test("a peer that never answers pings is dropped within pongWait; a live one sta
     assert.equal(await live.next(), "still here");
     assert.equal(live.ws.readyState, WebSocket.OPEN);
     assert.equal(t.hub.size, 1);
+    // a silent peer is a lost connection, not an error (Deno says "No response from ping frame.")
+    assert.deepEqual(t.errors.map((e) => e.message), []);
   } finally {
     await silent.destroy();
     await live.close();
@@ -140,3 +143,133 @@ test('onBufferFull: "close" closes a client that never reads', async () => {
   assert.equal(errors.length, 1);
   assert.ok(errors[0] instanceof MessageBufferFullError);
 });
+
+/** Sends a raw HTTP request over TCP; resolves with the response head, then closes the connection. */
+async function rawRequest(port: number, headers: string[]): Promise<string> {
+  const socket = net.connect({ port, host: "127.0.0.1" });
+  socket.on("error", () => {});
+  const closed = new Promise<void>((res) => socket.once("close", () => res()));
+  try {
+    await deadline(new Promise<void>((res) => socket.once("connect", () => res())), "tcp connect");
+    let buf = "";
+    const head = new Promise<string>((res, rej) => {
+      socket.on("data", (chunk: Uint8Array) => {
+        buf += new TextDecoder().decode(chunk);
+        const end = buf.indexOf("\r\n\r\n");
+        if (end >= 0) res(buf.slice(0, end));
+      });
+      socket.once("close", () => rej(new Error("connection closed before a response")));
+    });
+    head.catch(() => {});
+    socket.write([`GET / HTTP/1.1`, `Host: 127.0.0.1:${port}`, ...headers, "", ""].join("\r\n"));
+    return await deadline(head, "response head");
+  } finally {
+    socket.destroy();
+    await deadline(closed, "raw socket close");
+  }
+}
+
+test("a malformed upgrade is refused with 400 (426 for a bad version), never 500, and nothing is logged", async () => {
+  const t = await startServer();
+  const key = "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==";
+  const cases: [string, string[], number][] = [
+    ["no Sec-WebSocket-Key", ["Upgrade: websocket", "Connection: Upgrade", "Sec-WebSocket-Version: 13"], 400],
+    ["a short key", [
+      "Upgrade: websocket",
+      "Connection: Upgrade",
+      "Sec-WebSocket-Key: abc",
+      "Sec-WebSocket-Version: 13",
+    ], 400],
+    ["version 8", ["Upgrade: websocket", "Connection: Upgrade", key, "Sec-WebSocket-Version: 8"], 426],
+    ["no version", ["Upgrade: websocket", "Connection: Upgrade", key], 426],
+    // Bun upgrades this one (it does not look at Connection); Deno cannot
+    [
+      "Connection: keep-alive",
+      ["Upgrade: websocket", "Connection: keep-alive", key, "Sec-WebSocket-Version: 13"],
+      runtime === "bun" ? 101 : 400,
+    ],
+  ];
+  const logged: unknown[][] = [];
+  const error = console.error;
+  console.error = (...args: unknown[]) => void logged.push(args);
+  try {
+    for (let round = 0; round < 4; round++) {
+      for (const [what, headers, status] of cases) {
+        const head = await rawRequest(t.port, headers);
+        assert.equal(Number(head.split(" ")[1]), status, `${what}: ${head.split("\r\n")[0]}`);
+      }
+    }
+    // a 101 above (Bun, keep-alive) became a session that was then dropped
+    await t.signal.until(() => t.hub.size === 0, "no session left");
+  } finally {
+    console.error = error;
+    await t.close();
+  }
+  assert.deepEqual(logged, [], "nothing was logged");
+  assert.deepEqual(t.errors, []);
+});
+
+/** A masked client frame (RFC 6455 §5.2). */
+function clientFrame(opcode: number, fin: boolean, payload: Uint8Array): Uint8Array {
+  const len = payload.byteLength;
+  const ext = len < 126 ? 0 : len < 65536 ? 2 : 8;
+  const out = new Uint8Array(2 + ext + 4 + len);
+  out[0] = (fin ? 0x80 : 0) | opcode;
+  const view = new DataView(out.buffer);
+  if (ext === 0) out[1] = 0x80 | len;
+  else if (ext === 2) {
+    out[1] = 0x80 | 126;
+    view.setUint16(2, len);
+  } else {
+    out[1] = 0x80 | 127;
+    view.setBigUint64(2, BigInt(len));
+  }
+  const mask = [1, 2, 3, 4];
+  out.set(mask, 2 + ext);
+  for (let i = 0; i < len; i++) out[2 + ext + 4 + i] = payload[i] ^ mask[i & 3];
+  return out;
+}
+
+test(
+  "an oversized message sent in fragments closes the session with 1009",
+  async () => {
+    const limit = 64 * 1024;
+    const t = await startServer({ maxMessageSize: limit });
+    const peer = await RawPeer.upgrade(t.port);
+    // the server's frames after the 101: the close frame is what we wait for
+    let bytes = new Uint8Array(0);
+    const closeFrame = deferred<{ code: number; reason: string }>();
+    peer.socket.on("data", (chunk: Uint8Array) => {
+      const next = new Uint8Array(bytes.byteLength + chunk.byteLength);
+      next.set(bytes);
+      next.set(chunk, bytes.byteLength);
+      bytes = next;
+      // unmasked server frames; a close frame's payload is short (length < 126)
+      if (bytes.byteLength >= 4 && (bytes[0] & 0x0f) === 8 && bytes.byteLength >= 2 + (bytes[1] & 0x7f)) {
+        const view = new DataView(bytes.buffer, bytes.byteOffset);
+        closeFrame.resolve({
+          code: view.getUint16(2),
+          reason: new TextDecoder().decode(bytes.subarray(4, 2 + (bytes[1] & 0x7f))),
+        });
+      }
+    });
+    try {
+      assert.equal(peer.status, 101);
+      await t.signal.until(() => t.hub.size === 1, "the session");
+      const piece = new Uint8Array(16 * 1024);
+      // 32 fragments of 16 KiB = 512 KiB, 8 times the limit, each frame well under it
+      peer.socket.write(clientFrame(2, false, piece));
+      for (let i = 0; i < 31 && !peer.socket.destroyed; i++) peer.socket.write(clientFrame(0, false, piece));
+      const { code } = await deadline(closeFrame.promise, "a close frame from the server");
+      assert.equal(code, 1009);
+      await t.signal.until(() => t.disconnects.length === 1, "the disconnect");
+    } finally {
+      await peer.destroy();
+      await t.close();
+    }
+  },
+  {
+    skip: runtime === "deno" &&
+      "Deno 2.9.6 assembles a fragmented message before chorus sees it, with no size option (see README, Security note)",
+  },
+);

@@ -69,6 +69,8 @@ export function upgradeDeno<K extends object = Keys>(
       "hub.handleRequest and upgradeDeno upgrade with Deno.upgradeWebSocket; on Bun use serve(), chorus/hono or bunAdapter (Bun's upgrade needs its server)",
     );
   }
+  const refused = checkHandshake(req.headers);
+  if (refused) return refused;
   const { pingInterval, pongWait } = hubLimits(hub);
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout, protocol: answer.protocol });
@@ -87,6 +89,23 @@ export function upgradeDeno<K extends object = Keys>(
   return response;
 }
 
+/**
+ * The handshake headers `Deno.upgradeWebSocket` needs (it throws without them, and `Deno.serve`
+ * then logs a stack trace and answers 500: a log flood any client can start) and those Bun
+ * checks. Refused as Bun refuses them: 400, or 426 for a version other than 13.
+ */
+function checkHandshake(headers: Headers): Response | undefined {
+  const connection = headers.get("connection")?.toLowerCase().split(",").map((t) => t.trim());
+  const key = headers.get("sec-websocket-key");
+  if (!connection?.includes("upgrade") || key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) {
+    return new Response("WebSocket upgrade failed", { status: 400 });
+  }
+  if (headers.get("sec-websocket-version")?.trim() !== "13") {
+    return new Response("Unsupported WebSocket version", { status: 426, headers: { "sec-websocket-version": "13" } });
+  }
+  return undefined;
+}
+
 const EVENTS: unique symbol = Symbol("chorus.events");
 type TaggedSocket = DenoSocket & { [EVENTS]: SocketEvents };
 
@@ -99,7 +118,17 @@ function onClose(this: DenoSocket, e: CloseEvent): void {
   (this as TaggedSocket)[EVENTS].closed(e.code || 1006, e.reason);
 }
 
+/**
+ * How Deno words a connection that ended without a closing handshake (the peer vanished, or
+ * reset it), or a peer that left its ping unanswered (`idleTimeout`). That is a close (which
+ * follows), not an error: Bun reports only the close.
+ */
+const LOST =
+  /^(Unexpected EOF|Connection is closed|No response from ping frame\.)$|\(os error (32|54|103|104|110|10053|10054|10060)\)$/;
+
 function onError(this: DenoSocket, e: Event): void {
-  const err = (e as ErrorEvent).error ?? new Error((e as ErrorEvent).message ?? "WebSocket error");
+  const message = (e as ErrorEvent).message ?? "";
+  if (LOST.test(message)) return;
+  const err = (e as ErrorEvent).error ?? new Error(message || "WebSocket error");
   (this as TaggedSocket)[EVENTS].errored(err);
 }
