@@ -2,8 +2,10 @@
 // internal counter), on Deno through the JavaScript loop; the recipients must be the same.
 
 import assert from "node:assert/strict";
-import { MessageBufferFullError } from "../mod.ts";
-import { Client, closeAll, RawPeer, startServer, test } from "./_helpers.ts";
+import { Hub, MessageBufferFullError } from "../mod.ts";
+import { serve } from "../src/serve.ts";
+import { registryOf } from "../src/_registry.ts";
+import { Client, closeAll, RawPeer, Signal, startServer, test } from "./_helpers.ts";
 import { nameSessions, nativePublishes, nativeRuntime, openNamed, sessionNamed, until } from "./_fanout.ts";
 
 test("every broadcast form reaches exactly the right sessions", async () => {
@@ -218,3 +220,53 @@ test("bunAdapter installs Bun's publish at the first upgrade", async () => {
     await server.stop(true);
   }
 }, { skip: nativeRuntime ? false : "Bun only" });
+
+test("a hub served by two servers reaches the sessions of both (on Bun: one native publish per server)", async () => {
+  const hub = new Hub<{ name: string }>();
+  const names = new Signal();
+  hub.handleConnect((s) => {
+    s.set("name", new URL(s.request.url).searchParams.get("name") ?? "");
+    s.join("room");
+    names.ping();
+  });
+  const servers = [
+    await serve(hub, { port: 0, hostname: "127.0.0.1" }),
+    await serve(hub, { port: 0, hostname: "127.0.0.1" }),
+  ];
+  const clients = new Map<string, Client>();
+  try {
+    for (const [i, name] of ["a1", "a2", "b1", "b2"].entries()) {
+      clients.set(name, await Client.open(`ws://127.0.0.1:${servers[i >> 1].port}/?name=${name}`));
+    }
+    await names.until(() => hub.size === 4, "4 sessions");
+    const a1 = hub.sessions().find((s) => s.get("name") === "a1")!;
+    const before = nativePublishes(hub);
+    hub.broadcast("all");
+    hub.room("room").broadcast("room");
+    hub.broadcastOthers("others", a1);
+    hub.room("room").broadcastOthers("room-others", a1);
+    for (const [name, c] of clients) {
+      const want = name === "a1" ? ["all", "room"] : ["all", "room", "others", "room-others"];
+      hub.broadcastMultiple("end", [hub.sessions().find((s) => s.get("name") === name)!]);
+      assert.deepEqual(await until(c, "end"), want, name);
+    }
+    assert.equal(nativePublishes(hub) - before, nativeRuntime ? 4 : 0);
+  } finally {
+    await closeAll([...clients.values()]);
+    for (const server of servers) await server.shutdown();
+  }
+});
+
+test("native topics are named after the hub's random node id, not a module-level counter", async () => {
+  // Two copies of the module in one process (two bundles, two versions) each counted from 1,
+  // so their first hubs shared topics. A node id is 64 random bits.
+  const hubs = [new Hub(), new Hub()];
+  try {
+    const topics = hubs.map((hub) => registryOf(hub).allTopic);
+    assert.deepEqual(topics, hubs.map((hub) => `chorus.${hub.node}.all`));
+    assert.notEqual(topics[0], topics[1]);
+    assert.equal(registryOf(hubs[0]).roomPrefix, `chorus.${hubs[0].node}.room.`);
+  } finally {
+    await Promise.all(hubs.map((h) => h.close()));
+  }
+});

@@ -273,3 +273,24 @@ test(
       "Deno 2.9.6 assembles a fragmented message before chorus sees it, with no size option (see README, Security note)",
   },
 );
+
+test("a peer that stops reading is dropped within about pongWait (on Deno: its queue stopped draining)", async () => {
+  // Deno's own ping cannot get past a full send queue, so Deno never drops such a peer by itself.
+  const pongWait = 1000;
+  const t = await startServer({ pingInterval: 250, pongWait, maxBufferedAmount: 64 << 20 });
+  const connected = deferred<Session>();
+  t.hub.handleConnect((s) => connected.resolve(s));
+  const peer = await RawPeer.upgrade(t.port);
+  peer.pause();
+  try {
+    const session = await connected.promise;
+    const chunk = new Uint8Array(1 << 20);
+    for (let i = 0; i < 24 && !session.isClosed(); i++) session.write(chunk);
+    await t.signal.until(() => t.disconnects.includes(session.id), "the stalled peer dropped", pongWait * 8);
+    assert.equal(session.isClosed(), true);
+    assert.equal(t.hub.size, 0);
+  } finally {
+    await peer.destroy();
+    await t.close();
+  }
+});
