@@ -1,5 +1,5 @@
 #!/usr/bin/env bash
-# Every check of `npm test`: format, lint, types (Deno, web-only core, Bun), publish dry run,
+# Every check of `npm test`: format, lint, types (Deno, web-only core, Bun), public docs, publish dry run,
 # then the one suite under `deno test` and under `bun test`. Runs every step, fails if any did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
@@ -23,6 +23,8 @@ step lint deno lint
 step check deno check --doc mod.ts src/ tests/ examples/ $(ls bench/*.ts 2>/dev/null)
 step core-web-only tsc -p tsconfig.core.json
 step bun-types tsc -p tsconfig.json
+# The public docs of every entry point (deno.json's exports): no missing JSDoc, no private types.
+step doc deno doc --lint $(node -p 'Object.values(require("./deno.json").exports).join(" ")')
 step publish deno publish --dry-run --allow-dirty
 
 echo "== deno test"

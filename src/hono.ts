@@ -30,7 +30,6 @@
  * @module
  */
 
-import type { Context, Env, MiddlewareHandler } from "hono";
 import type { Hub } from "./hub.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
@@ -39,9 +38,54 @@ import type { Upgrade } from "./_upgrade.ts";
 export type { Server } from "./listen.ts";
 export type { Upgrade } from "./_upgrade.ts";
 
+/**
+ * What {@linkcode upgrade} and its `keys` read of a Hono context: Hono's `Context` is one (a
+ * small local interface, so chorus/hono's types do not depend on Hono's version).
+ */
+export interface UpgradeContext {
+  /** Hono's request. */
+  readonly req: UpgradeRequest;
+  /** What the runtime passed beside the request: Bun's server, or Deno's connection info. */
+  readonly env: unknown;
+  /**
+   * A variable a middleware set on the context (`c.set`), e.g. `jwtPayload` after `hono/jwt`.
+   *
+   * @param key The variable's name.
+   * @returns Its value.
+   */
+  // deno-lint-ignore no-explicit-any
+  get(key: string): any;
+}
+
+/** What {@linkcode UpgradeContext} reads of Hono's request. */
+export interface UpgradeRequest {
+  /** The raw request: the one upgraded. */
+  readonly raw: Request;
+  /**
+   * A path parameter (`/room/:name`).
+   *
+   * @param name Its name.
+   * @returns Its value.
+   */
+  param(name: string): string | undefined;
+  /**
+   * A query parameter.
+   *
+   * @param name Its name.
+   * @returns Its first value.
+   */
+  query(name: string): string | undefined;
+  /**
+   * A request header.
+   *
+   * @param name Its name.
+   * @returns Its value.
+   */
+  header(name: string): string | undefined;
+}
+
 /** Options of {@linkcode upgrade}. */
-// deno-lint-ignore no-explicit-any
-export interface UpgradeOptions<K extends object, E extends Env = any> {
+export interface UpgradeOptions<K extends object> {
   /**
    * Initial session keys, read from the context once the request passed every middleware
    * (e.g. `(c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub })` after `hono/jwt`).
@@ -52,7 +96,7 @@ export interface UpgradeOptions<K extends object, E extends Env = any> {
    * headers to `upgrade.headers`. Left alone, the answer is the first subprotocol offered, on
    * Deno and on Bun (see {@linkcode Upgrade}).
    */
-  keys?: (c: Context<E>, upgrade: Upgrade) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
+  keys?: (c: UpgradeContext, upgrade: Upgrade) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
 }
 
 /**
@@ -72,11 +116,10 @@ export interface UpgradeOptions<K extends object, E extends Env = any> {
  * app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub }) }));
  * ```
  */
-// deno-lint-ignore no-explicit-any
-export function upgrade<K extends object, E extends Env = any>(
+export function upgrade<K extends object>(
   hub: Hub<K>,
-  options: UpgradeOptions<K, E> = {},
-): MiddlewareHandler<E> {
+  options: UpgradeOptions<K> = {},
+): (c: UpgradeContext) => Promise<Response> {
   return async (c) => {
     const env = c.env as unknown;
     // On Bun the server is looked for only after the hub's checks (see `Incoming.bun`).
