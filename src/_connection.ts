@@ -2,8 +2,8 @@
 // native subscriptions, closing. It is the handle an adapter reports the socket's events to.
 // Internal.
 
-import type { HubSocket, Publisher, SocketEvents } from "./adapter.ts";
-import { MessageBufferFullError } from "./errors.ts";
+import type { HubSocket, Publisher, SessionInit, SocketEvents } from "./adapter.ts";
+import { PING } from "./protocol.ts";
 import type { Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
 import { utf8Length } from "./_util.ts";
@@ -20,6 +20,8 @@ export class Connection<K extends object> implements SocketEvents {
   publisher: Publisher | undefined;
   /** The session this connection carries. */
   core: SessionCore<K> | undefined;
+  /** A `chorus.v1` connection in its handshake: what the session will keep of the request. */
+  pending: SessionInit<K> | undefined;
   #registry: Registry<K>;
   /**
    * Bytes this connection may still send before `bufferedAmount` must be read again: the limit
@@ -35,6 +37,8 @@ export class Connection<K extends object> implements SocketEvents {
   #awaitingPong = false;
   /** Without `ping`: `bufferedAmount` at the last tick plus the bytes sent since. */
   #queued = 0;
+  /** A resumable session's last heartbeat frame. */
+  #beatAt = 0;
 
   constructor(registry: Registry<K>, socket: HubSocket, publisher: Publisher | undefined) {
     this.#registry = registry;
@@ -42,59 +46,69 @@ export class Connection<K extends object> implements SocketEvents {
     this.publisher = publisher;
   }
 
-  /** Sends a validated payload of known size, applying the outbound limit. */
-  send(payload: string | Uint8Array, size: number): void {
+  /**
+   * Sends a frame of known size within the outbound limit. Returns false when the limit (or
+   * the runtime) refused it; a socket that throws is reported and counts as sent (its close
+   * follows).
+   */
+  send(data: string | Uint8Array, size: number): boolean {
     const registry = this.#registry;
     const socket = this.socket;
     const max = registry.limits.maxBufferedAmount;
     let credit = this.#credit - size - FRAME_OVERHEAD;
     if (credit < 0 || this.#epoch !== registry.publishes) {
-      const queued = socket.bufferedAmount;
-      if (queued + size > max) {
-        this.#refuse(size, queued);
-        return;
-      }
-      credit = max - queued - size - FRAME_OVERHEAD;
+      if (socket.bufferedAmount + size > max) return false;
+      credit = max - socket.bufferedAmount - size - FRAME_OVERHEAD;
       this.#epoch = registry.publishes;
     }
     let status: number | void;
     try {
-      status = socket.send(payload);
+      status = socket.send(data);
     } catch (err) {
       this.#credit = 0;
       this.#report(err);
-      return;
+      return true;
     }
     if (status === 0) {
       this.#credit = 0;
-      this.#refuse(size, socket.bufferedAmount);
-      return;
+      return false;
     }
     this.#credit = credit;
     this.#queued += size;
-    const hooks = registry.hooks;
-    const core = this.core!;
-    if (typeof payload === "string") {
-      if (hooks.sentMessage) core.call(hooks.sentMessage, payload);
-    } else if (hooks.sentMessageBinary) core.call(hooks.sentMessageBinary, payload);
+    return true;
+  }
+
+  /** Sends a protocol frame (handshake, ack, heartbeat): small, never counted as a message. */
+  sendControl(frame: string): void {
+    try {
+      this.socket.send(frame);
+    } catch (err) {
+      this.#report(err);
+    }
   }
 
   /** Adapter event: a frame arrived. */
   receive(data: string | ArrayBuffer | Uint8Array): void {
+    const msg = typeof data === "string" || data instanceof Uint8Array ? data : new Uint8Array(data);
+    if (this.pending) {
+      this.#registry.handshake(this, msg);
+      return;
+    }
     const core = this.core;
     if (!core || core.ended) return;
-    const msg = typeof data === "string" || data instanceof Uint8Array ? data : new Uint8Array(data);
     const max = this.#registry.limits.maxMessageSize;
     if (typeof msg === "string" ? msg.length > max / 3 && utf8Length(msg) > max : msg.byteLength > max) {
       core.end(1009, "Message too big", false);
       return;
     }
-    core.receive(msg);
+    if (core.framed) core.receiveFrame(msg);
+    else core.receive(msg);
   }
 
   /** Adapter event: the socket closed. */
   closed(code: number, reason: string): void {
     this.#registry.closeEnded(this);
+    if (this.pending) this.#registry.handshakeGone(this);
     this.core?.connectionClosed(this, code, reason);
   }
 
@@ -108,7 +122,7 @@ export class Connection<K extends object> implements SocketEvents {
     this.#awaitingPong = false;
     const core = this.core;
     const onPong = this.#registry.hooks.pong;
-    if (core && !core.ended && onPong) core.call(onPong, undefined);
+    if (core && core.conn === this && !core.ended && onPong) core.call(onPong, undefined);
   }
 
   /** Lets go of the socket: no publish reaches it any more, and it is closed. */
@@ -145,13 +159,13 @@ export class Connection<K extends object> implements SocketEvents {
 
   /** Leaves every native topic of the session, quietly (the socket may be closed already). */
   unsubscribeAll(): void {
-    if (!this.publisher) return;
+    const core = this.core;
+    if (!this.publisher || !core) return;
     const registry = this.#registry;
     const socket = this.socket;
     try {
-      socket.unsubscribe!(registry.allTopic);
-      const rooms = this.core?.rooms;
-      if (rooms) { for (const room of rooms) socket.unsubscribe!(registry.roomPrefix + room); }
+      socket.unsubscribe!(registry.topic(core));
+      if (core.rooms) { for (const room of core.rooms) socket.unsubscribe!(registry.topic(core, room)); }
     } catch {
       // a closed socket has no subscriptions left
     }
@@ -160,28 +174,34 @@ export class Connection<K extends object> implements SocketEvents {
   /**
    * A native publish of `size` bytes was dropped for some subscriber. The runtime drops for a
    * socket whose queue is already past the limit, so a connection whose queue is past it now
-   * reports the drop (and closes, with `onBufferFull: "close"`), as a refused write would.
+   * was refused the message, as a write would be.
    */
   dropped(size: number): void {
     const queued = this.socket.bufferedAmount;
-    if (queued > this.#registry.limits.maxBufferedAmount) this.#refuse(size, queued);
+    if (queued > this.#registry.limits.maxBufferedAmount) this.core?.refused(this, size, queued);
   }
 
   /**
    * Keepalive step. With `ping`: pings when `interval` has passed since the last one; returns
-   * whether it pinged. Without: ends the session when its queue has not drained at all for
-   * `wait` (a peer that stopped reading; a runtime's own ping cannot get past a full queue).
+   * whether it pinged. Without: gives up the connection when its queue has not drained at all
+   * for `wait` (a peer that stopped reading; a runtime's own ping cannot get past a full queue).
+   * A resumable session also gets a heartbeat frame every `interval`, for its client to tell a
+   * dead connection.
    */
   tick(now: number, interval: number, wait: number): boolean {
     const core = this.core;
     if (!core || core.ended) return false;
     const socket = this.socket;
+    if (core.framed && now - this.#beatAt >= interval) {
+      this.#beatAt = now;
+      this.sendControl(PING);
+    }
     if (!socket.ping) {
       const queued = socket.bufferedAmount;
       if (queued === 0 || queued < this.#queued) this.#watchAt = 0;
       else if (this.#watchAt === 0) this.#watchAt = now;
       else if (now - this.#watchAt >= wait) {
-        core.end(1001, "Peer stopped reading", false);
+        core.lost(this, "Peer stopped reading");
         return false;
       }
       this.#queued = queued;
@@ -198,28 +218,14 @@ export class Connection<K extends object> implements SocketEvents {
     return true;
   }
 
-  /** Ends the session if its pong is overdue; else returns the ms left (-1: no pong awaited). */
+  /** Gives up the connection if its pong is overdue; else returns the ms left (-1: no pong awaited). */
   checkPong(now: number, wait: number): number {
     const core = this.core;
     if (!this.#awaitingPong || !core || core.ended) return -1;
     const left = this.#watchAt + wait - now;
     if (left > 0) return left;
-    core.end(1001, "Pong timeout", false);
+    core.lost(this, "Pong timeout");
     return -1;
-  }
-
-  #refuse(size: number, queued: number): void {
-    const core = this.core;
-    if (!core) return;
-    const registry = this.#registry;
-    const max = registry.limits.maxBufferedAmount;
-    registry.report(
-      core,
-      new MessageBufferFullError(
-        `Dropped a message of ${size} bytes: ${queued} bytes are queued and maxBufferedAmount is ${max}`,
-      ),
-    );
-    if (registry.limits.closeOnBufferFull) core.end(1008, "Message buffer full", false);
   }
 
   #report(err: unknown): void {

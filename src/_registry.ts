@@ -1,17 +1,19 @@
-// The registry of a hub: its sessions and rooms, its hooks, the native topics, local delivery
-// and keepalive. One per hub; the hub, the adapters (through `chorus/adapter`), sessions and
-// connections all reach it. Internal.
+// The registry of a hub: its sessions and rooms, its hooks, the native topics, local delivery,
+// keepalive, and the chorus.v1 handshake. One per hub; the hub, the adapters (through
+// `chorus/adapter`), sessions and connections all reach it. Internal.
 
 import type { HubLimits, HubSocket, Publisher, SessionInit, SocketEvents } from "./adapter.ts";
 import { Connection } from "./_connection.ts";
 import { SessionCore } from "./_session_core.ts";
 import type { Keys, Session } from "./session.ts";
+import { dataOverhead, decodeFrame, encodeControl, encodeData, PROTOCOL } from "./protocol.ts";
 import { reportTo } from "./_util.ts";
 
 /** The hub's handlers, as set by `handleConnect` and its siblings. */
 export interface Hooks<K extends object> {
   connect?: (s: Session<K>) => unknown;
   disconnect?: (s: Session<K>) => unknown;
+  resume?: (s: Session<K>) => unknown;
   message?: (s: Session<K>, msg: string) => unknown;
   messageBinary?: (s: Session<K>, msg: Uint8Array) => unknown;
   sentMessage?: (s: Session<K>, msg: string) => unknown;
@@ -21,12 +23,22 @@ export interface Hooks<K extends object> {
   close?: (s: Session<K>, code: number, reason: string) => unknown;
 }
 
+/** Resumable sessions, resolved with their defaults. */
+export interface ResumeLimits {
+  /** How long a detached session waits for its client (ms). */
+  readonly window: number;
+  /** Most messages kept for one session. */
+  readonly maxMessages: number;
+}
+
 /** What the registry needs from its hub beyond the limits. */
 export interface RegistryInit extends HubLimits {
   /** `concurrentMessageHandling`. */
   readonly concurrent: boolean;
   /** The hub's node id: its native topics are named after it, so no two hubs' topics meet. */
   readonly node: string;
+  /** `resume`, when on. */
+  readonly resume: ResumeLimits | undefined;
   /** This node's count of a room's sessions (or of all, `undefined`) changed. */
   readonly countChanged: (room: string | undefined) => void;
 }
@@ -43,17 +55,30 @@ export function registryOf<K extends object>(hub: object): Registry<K> {
 
 /** Pong deadlines and pings are compared with this much slack for timer jitter (ms). */
 const SLACK = 5;
+/** How long a `chorus.v1` connection may take to say whether it is new or resumes (ms). */
+const HANDSHAKE_WAIT = 10_000;
+const HELLO = encodeControl({ t: "hello", v: 1 });
 
 export class Registry<K extends object = Keys> {
   readonly limits: HubLimits;
   readonly concurrent: boolean;
+  readonly resume: ResumeLimits | undefined;
   readonly hooks: Hooks<K> = {};
   readonly sessions: Map<string, SessionCore<K>> = new Map();
   readonly rooms: Map<string, Set<SessionCore<K>>> = new Map();
-  /** The native topic of every session with native fan-out. */
+  /** Resumable sessions (they get numbered frames, kept until acknowledged), and per room. */
+  readonly framed: Set<SessionCore<K>> = new Set();
+  readonly framedRooms: Map<string, Set<SessionCore<K>>> = new Map();
+  /** Resume credentials, each naming its session. */
+  readonly tokens: Map<string, SessionCore<K>> = new Map();
+  /** The offset of the last numbered frame. */
+  offset = 0;
+  /** The native topic of every plain session with native fan-out; `chorus.v1` sessions have their own. */
   readonly allTopic: string;
   /** Prefix of a room's native topic (the room's name follows). */
   readonly roomPrefix: string;
+  readonly #v1Topic: string;
+  readonly #v1RoomPrefix: string;
   /**
    * How many native publishes were made. A native publish queues bytes on sockets behind the
    * sessions' backs, so a connection re-reads `bufferedAmount` when this changed.
@@ -63,8 +88,10 @@ export class Registry<K extends object = Keys> {
   closing = false;
   /** Servers whose native fan-out reaches some session, with how many sessions each. */
   #publishers = new Map<Publisher, number>();
-  /** Sessions without native fan-out: while any is here, broadcasts loop. */
+  /** Connected sessions without native fan-out: while any is here, broadcasts loop. */
   #foreign = 0;
+  /** `chorus.v1` connections that have not said yet whether they are new or resume. */
+  #handshakes = new Map<Connection<K>, ReturnType<typeof setTimeout>>();
   /** Connections the hub closed whose socket has not reported its close yet. */
   #closingConns = new Set<Connection<K>>();
   #noneClosing: (() => void) | undefined;
@@ -81,11 +108,14 @@ export class Registry<K extends object = Keys> {
       pongWait: init.pongWait,
     };
     this.concurrent = init.concurrent;
+    this.resume = init.resume;
     this.#countChanged = init.countChanged;
     // "chorus.<node>.all" and "chorus.<node>.room.<name>": distinct for every hub (the node id is
     // random, so two copies of this module in one process do not meet) and for every name.
     this.allTopic = `chorus.${init.node}.all`;
     this.roomPrefix = `chorus.${init.node}.room.`;
+    this.#v1Topic = `chorus.${init.node}.v1.all`;
+    this.#v1RoomPrefix = `chorus.${init.node}.v1.room.`;
     registries.set(hub, this);
   }
 
@@ -99,24 +129,51 @@ export class Registry<K extends object = Keys> {
       }
       return undefined;
     }
-    const core = new SessionCore(this, init);
     const conn = new Connection(this, socket, socket.subscribe && publisher ? publisher : undefined);
-    conn.core = core;
-    core.conn = conn;
-    this.sessions.set(core.id, core);
-    this.#track(conn);
-    this.#countChanged(undefined);
-    this.#startTicker();
-    conn.subscribe(this.allTopic);
-    core.start();
+    if (init.protocol === PROTOCOL) {
+      // The client says whether it is new or resumes before there is a session.
+      conn.pending = init;
+      this.#handshakes.set(conn, setTimeout(() => this.#refuseHandshake(conn, "No chorus.v1 request"), HANDSHAKE_WAIT));
+      conn.sendControl(HELLO);
+      return conn;
+    }
+    this.#open(conn, init, false);
     return conn;
+  }
+
+  /** A frame from a `chorus.v1` connection in its handshake: the client's request. */
+  handshake(conn: Connection<K>, data: string | Uint8Array): void {
+    const init = conn.pending;
+    if (!init) return;
+    const frame = typeof data === "string" ? decodeFrame(data) : undefined;
+    const request = frame?.kind === "control" ? frame.message : undefined;
+    if (request?.t !== "new" && request?.t !== "resume") {
+      this.#refuseHandshake(conn, "Expected a chorus.v1 request");
+      return;
+    }
+    this.#endHandshake(conn);
+    if (request.t === "resume" && this.resume) {
+      const core = this.tokens.get(request.token);
+      // A forged, used or expired credential gets a fresh session, never someone else's.
+      if (core && !core.ended && core.framed) {
+        core.resumeOn(conn, request.token, request.last);
+        return;
+      }
+    }
+    this.#open(conn, init, true);
+  }
+
+  /** A `chorus.v1` connection closed during its handshake. */
+  handshakeGone(conn: Connection<K>): void {
+    this.#endHandshake(conn);
   }
 
   /** Takes an ended session out of the sessions and its rooms, before any hook sees the hub. */
   unregister(core: SessionCore<K>): void {
     if (this.sessions.get(core.id) !== core) return;
     this.sessions.delete(core.id);
-    if (core.conn) this.#untrack(core.conn);
+    this.framed.delete(core);
+    if (core.conn) this.release(core.conn);
     if (core.rooms) { for (const room of core.rooms) this.leave(core, room); }
     this.#countChanged(undefined);
     if (this.sessions.size === 0) this.stopTicker();
@@ -126,6 +183,11 @@ export class Registry<K extends object = Keys> {
     let members = this.rooms.get(room);
     if (!members) this.rooms.set(room, members = new Set());
     members.add(core);
+    if (core.framed) {
+      let framed = this.framedRooms.get(room);
+      if (!framed) this.framedRooms.set(room, framed = new Set());
+      framed.add(core);
+    }
     this.#countChanged(room);
   }
 
@@ -133,16 +195,38 @@ export class Registry<K extends object = Keys> {
     const members = this.rooms.get(room);
     if (!members?.delete(core)) return;
     if (members.size === 0) this.rooms.delete(room);
+    const framed = this.framedRooms.get(room);
+    if (framed?.delete(core) && framed.size === 0) this.framedRooms.delete(room);
     this.#countChanged(room);
+  }
+
+  /** The native topic of the hub, or of a room, for a session of this kind. */
+  topic(core: SessionCore<K>, room?: string): string {
+    if (room === undefined) return core.framed ? this.#v1Topic : this.allTopic;
+    return (core.framed ? this.#v1RoomPrefix : this.roomPrefix) + room;
+  }
+
+  /** A connection now carries a session: count it for native fan-out, subscribe it to its topics. */
+  adopt(conn: Connection<K>): void {
+    this.#track(conn);
+    const core = conn.core!;
+    conn.subscribe(this.topic(core));
+    if (core.rooms) { for (const room of core.rooms) conn.subscribe(this.topic(core, room)); }
+    this.#startTicker();
+  }
+
+  /** A connection no longer carries a session. */
+  release(conn: Connection<K>): void {
+    this.#untrack(conn);
   }
 
   /** A connection whose socket refused a subscription: from now on it is reached by the loop. */
   demote(conn: Connection<K>): void {
     if (!conn.publisher) return;
-    const registered = conn.core !== undefined && this.sessions.get(conn.core.id) === conn.core;
-    if (registered) this.#untrack(conn);
+    const tracked = conn.core !== undefined && conn.core.conn === conn && !conn.core.ended;
+    if (tracked) this.#untrack(conn);
     conn.publisher = undefined;
-    if (registered) this.#track(conn);
+    if (tracked) this.#track(conn);
   }
 
   /** Runs the disconnect hook; resolves when it is done. */
@@ -175,10 +259,36 @@ export class Registry<K extends object = Keys> {
         return;
       }
     }
-    // The loop walks the live registry: no snapshot, no closure, nothing allocated per session.
     const targets = room === undefined ? this.sessions.values() : this.rooms.get(room);
-    if (!targets) return;
-    for (const core of targets) if (core !== except) core.deliver(payload, size);
+    if (targets) this.deliverTo(targets, payload, size, except);
+  }
+
+  /**
+   * The loop: delivers to each target but `except`. Resumable sessions get one numbered frame,
+   * encoded once for all of them. Nothing is allocated per recipient.
+   */
+  deliverTo(
+    targets: Iterable<SessionCore<K>>,
+    payload: string | Uint8Array,
+    size: number,
+    except: SessionCore<K> | undefined,
+  ): void {
+    let offset = 0;
+    let frame: string | Uint8Array = "";
+    let frameSize = 0;
+    for (const core of targets) {
+      if (core === except) continue;
+      if (!core.framed) {
+        core.deliver(payload, size);
+        continue;
+      }
+      if (offset === 0) {
+        offset = ++this.offset;
+        frame = encodeData(offset, payload);
+        frameSize = size + dataOverhead(offset);
+      }
+      core.deliverFrame(offset, frame, frameSize, payload);
+    }
   }
 
   /** A connection the hub closed: its closing handshake is under way. */
@@ -205,6 +315,14 @@ export class Registry<K extends object = Keys> {
     });
   }
 
+  /** Closes the connections still in their handshake (`hub.close()`). */
+  closeHandshakes(code: number, reason: string): void {
+    for (const conn of [...this.#handshakes.keys()]) {
+      this.#endHandshake(conn);
+      conn.close(code, reason);
+    }
+  }
+
   report(core: SessionCore<K>, err: unknown): void {
     const onError = this.hooks.error;
     reportTo(onError && ((error) => onError(core.session, error)), err, `session ${core.id}`, "handleError");
@@ -216,9 +334,36 @@ export class Registry<K extends object = Keys> {
     this.#ticker = this.#pongTimer = undefined;
   }
 
+  /** A connection becomes a new session. With `chorus.v1`, the welcome goes first. */
+  #open(conn: Connection<K>, init: SessionInit<K>, v1: boolean): void {
+    const core = new SessionCore(this, init);
+    core.framed = v1 && this.resume !== undefined;
+    core.conn = conn;
+    conn.core = core;
+    this.sessions.set(core.id, core);
+    if (core.framed) this.framed.add(core);
+    this.#countChanged(undefined);
+    this.adopt(conn);
+    if (v1) core.welcome(false);
+    core.start();
+  }
+
+  #refuseHandshake(conn: Connection<K>, reason: string): void {
+    if (!this.#handshakes.has(conn)) return;
+    this.#endHandshake(conn);
+    conn.close(1002, reason);
+  }
+
+  #endHandshake(conn: Connection<K>): void {
+    clearTimeout(this.#handshakes.get(conn));
+    this.#handshakes.delete(conn);
+    conn.pending = undefined;
+  }
+
   /**
    * `deliver` through the runtime's native fan-out: one publish per server to the hub's or the
-   * room's topic; on `except`'s own server from its socket (the runtime skips it).
+   * room's topic, from `except`'s own socket on its server (the runtime skips it); plain and
+   * resumable sessions have topics of their own, and each resumable one keeps the frame.
    */
   #publish(
     payload: string | Uint8Array,
@@ -227,33 +372,51 @@ export class Registry<K extends object = Keys> {
     except: SessionCore<K> | undefined,
   ): void {
     let members: Set<SessionCore<K>> | undefined;
-    let recipients: number;
+    let framed: Set<SessionCore<K>> | undefined;
     let exceptIn: boolean;
     if (room === undefined) {
-      recipients = this.sessions.size;
+      framed = this.framed;
       exceptIn = except !== undefined && this.sessions.get(except.id) === except;
     } else {
       members = this.rooms.get(room);
       if (!members) return;
-      recipients = members.size;
+      framed = this.framedRooms.get(room);
       exceptIn = except !== undefined && members.has(except);
     }
-    if (exceptIn) recipients--;
-    if (recipients <= 0) return;
-    const topic = room === undefined ? this.allTopic : this.roomPrefix + room;
-    const from = exceptIn ? except!.conn : undefined;
+    const all = members ? members.size : this.sessions.size;
+    const framedCount = framed?.size ?? 0;
+    const plain = all - framedCount - (exceptIn && !except!.framed ? 1 : 0);
+    const numbered = framedCount - (exceptIn && except!.framed ? 1 : 0);
+    if (plain <= 0 && numbered <= 0) return;
     this.publishes++;
+    const from = exceptIn ? except!.conn : undefined;
+    let dropped = false;
+    if (plain > 0) {
+      dropped = this.#publishAll(room === undefined ? this.allTopic : this.roomPrefix + room, payload, from);
+    }
+    if (numbered > 0) {
+      const offset = ++this.offset;
+      const frame = encodeData(offset, payload);
+      const frameSize = size + dataOverhead(offset);
+      const topic = room === undefined ? this.#v1Topic : this.#v1RoomPrefix + room;
+      if (this.#publishAll(topic, frame, from)) dropped = true;
+      // Each resumable session keeps the frame until its client acknowledges it.
+      for (const core of framed!) if (core !== except) core.keep(offset, frame, frameSize);
+    }
+    if (!dropped) return;
+    // Dropped for some subscriber: find the sessions past their limit.
+    for (const core of members ?? this.sessions.values()) if (core !== except) core.conn?.dropped(size);
+  }
+
+  /** One publish per server; returns whether some server dropped it (or had no subscriber). */
+  #publishAll(topic: string, data: string | Uint8Array, from: Connection<K> | undefined): boolean {
     let dropped = false;
     for (const publisher of this.#publishers.keys()) {
-      const status = from?.publisher === publisher
-        ? from.socket.publish!(topic, payload)
-        : publisher.publish(topic, payload);
+      const status = from?.publisher === publisher ? from.socket.publish!(topic, data) : publisher.publish(topic, data);
       // 0 is also "no subscriber there": with several servers, one may hold none of the room.
       if (status === 0) dropped = true;
     }
-    if (!dropped) return;
-    // Dropped for some subscriber: find the sessions past their limit and report them.
-    for (const core of members ?? this.sessions.values()) if (core !== except) core.conn?.dropped(size);
+    return dropped;
   }
 
   #track(conn: Connection<K>): void {

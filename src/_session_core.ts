@@ -1,15 +1,21 @@
 // What a session is behind the `Session` users hold: its keys and rooms, the order in which
-// its messages reach the handlers, its current connection, and its one end. Internal.
+// its messages reach the handlers, its current connection, what a resumable session keeps for
+// its client, and its one end. Internal.
 
 import type { SessionInit } from "./adapter.ts";
 import type { Connection } from "./_connection.ts";
 import type { Registry } from "./_registry.ts";
-import { SessionClosedError } from "./errors.ts";
+import { MessageBufferFullError, SessionClosedError } from "./errors.ts";
+import { dataOverhead, decodeFrame, encodeAck, encodeControl, encodeData } from "./protocol.ts";
 import { Session } from "./session.ts";
 import { byteLength, checkClose, checkRoom, isThenable, type Message, toPayload } from "./_util.ts";
 
 let counter = 0;
 const idPrefix = crypto.randomUUID().slice(0, 8);
+
+/** Acknowledge the client's messages after this many, or this long after the first (ms). */
+const ACK_EVERY = 32;
+const ACK_WITHIN = 100;
 
 export class SessionCore<K extends object> {
   readonly session: Session<K>;
@@ -19,12 +25,23 @@ export class SessionCore<K extends object> {
   keys: Partial<K> | undefined;
   /** The rooms the session is in; kept as they were at its end, for the disconnect hook. */
   rooms: Set<string> | undefined;
-  /** The connection that carries it. */
+  /** The connection that carries it; `undefined` while a resumable session is detached. */
   conn: Connection<K> | undefined;
   ended = false;
+  /** A resumable session: numbered frames, kept until acknowledged; it outlives a lost connection. */
+  framed = false;
   #busy = false;
   #queue: (string | Uint8Array)[] | undefined;
   #queuedBytes = 0;
+  /** Resumable: what it keeps for its client, the credentials, the client's last number, timers. */
+  #kept: Kept | undefined;
+  #token: string | undefined;
+  /** The credential just used to resume: valid until the client shows it got the new one. */
+  #usedToken: string | undefined;
+  #received = 0;
+  #unacked = 0;
+  #ackTimer: ReturnType<typeof setTimeout> | undefined;
+  #expiry: ReturnType<typeof setTimeout> | undefined;
 
   constructor(registry: Registry<K>, init: SessionInit<K>) {
     this.id = `${idPrefix}-${(++counter).toString(36)}`;
@@ -34,15 +51,55 @@ export class SessionCore<K extends object> {
     this.session = new Session(this);
   }
 
-  /** Sends a validated payload of known size (from a broadcast or `write`). */
+  /** Sends a payload of known size to a plain session (from a broadcast or `write`). */
   deliver(payload: string | Uint8Array, size: number): void {
-    this.conn?.send(payload, size);
+    const conn = this.conn;
+    if (!conn) return;
+    if (conn.send(payload, size)) this.#sent(payload);
+    else this.refused(conn, size, conn.socket.bufferedAmount);
+  }
+
+  /** Keeps a numbered frame for a resumable session and sends it if it is connected. */
+  deliverFrame(offset: number, frame: string | Uint8Array, frameSize: number, payload: string | Uint8Array): void {
+    if (!this.keep(offset, frame, frameSize)) return;
+    const conn = this.conn;
+    if (!conn) return;
+    if (conn.send(frame, frameSize)) this.#sent(payload);
+    else this.lost(conn, "Message buffer full");
+  }
+
+  /**
+   * Keeps a numbered frame until the client acknowledges it. Past `maxMessages` or
+   * `maxBufferedAmount` kept, the session ends: its client could not be given everything.
+   */
+  keep(offset: number, frame: string | Uint8Array, frameSize: number): boolean {
+    if (this.ended) return false;
+    const kept = this.#kept ??= new Kept();
+    kept.push(offset, frame, frameSize);
+    const registry = this.registry;
+    if (kept.length <= registry.resume!.maxMessages && kept.bytes <= registry.limits.maxBufferedAmount) return true;
+    registry.report(
+      this,
+      new MessageBufferFullError(
+        `Ended the session: ${kept.length} messages (${kept.bytes} bytes) wait for its client, more than resume.maxMessages (${
+          registry.resume!.maxMessages
+        }) or maxBufferedAmount (${registry.limits.maxBufferedAmount}) allow`,
+      ),
+    );
+    this.end(1008, "Too many messages kept for the session", false);
+    return false;
   }
 
   write(msg: Message): void {
     if (this.ended) throw new SessionClosedError("Cannot write to a closed session");
     const payload = toPayload(msg);
-    this.deliver(payload, byteLength(payload));
+    const size = byteLength(payload);
+    if (!this.framed) {
+      this.deliver(payload, size);
+      return;
+    }
+    const offset = ++this.registry.offset;
+    this.deliverFrame(offset, encodeData(offset, payload), size + dataOverhead(offset), payload);
   }
 
   close(code: number, reason: string): void {
@@ -57,20 +114,69 @@ export class SessionCore<K extends object> {
     if ((this.rooms ??= new Set()).has(room)) return;
     this.rooms.add(room);
     this.registry.join(this, room);
-    this.conn?.subscribe(this.registry.roomPrefix + room);
+    this.conn?.subscribe(this.registry.topic(this, room));
   }
 
   leave(room: string): void {
     checkRoom(room);
     if (!this.rooms?.delete(room)) return;
     this.registry.leave(this, room);
-    if (!this.ended) this.conn?.unsubscribe(this.registry.roomPrefix + room);
+    if (!this.ended) this.conn?.unsubscribe(this.registry.topic(this, room));
   }
 
   /** Runs the connect hook; messages wait until it has finished. */
   start(): void {
     const connect = this.registry.hooks.connect;
     if (connect) this.#run(connect, undefined);
+  }
+
+  /** Answers a `chorus.v1` request: a new credential, the client's last number, the heartbeat. */
+  welcome(resumed: boolean): void {
+    const registry = this.registry;
+    let token = "";
+    if (this.framed) {
+      if (this.#token !== undefined && this.#token !== this.#usedToken) registry.tokens.delete(this.#token);
+      token = this.#token = randomToken();
+      registry.tokens.set(token, this);
+    }
+    this.conn!.sendControl(
+      encodeControl({ t: "welcome", resumed, token, recv: this.#received, hb: registry.limits.pingInterval }),
+    );
+  }
+
+  /**
+   * The client came back with a credential of this session: the session continues on `conn`.
+   * The welcome goes first, then every kept message after `last`, in order, then `handleResume`.
+   */
+  resumeOn(conn: Connection<K>, token: string, last: number): void {
+    const registry = this.registry;
+    const old = this.conn;
+    if (old) {
+      // The client left a connection the hub still thought alive: let it go quietly.
+      registry.release(old);
+      old.close(1000, "Resumed on another connection");
+      old.core = undefined;
+    }
+    clearTimeout(this.#expiry);
+    this.#expiry = undefined;
+    if (this.#usedToken !== undefined && this.#usedToken !== token) registry.tokens.delete(this.#usedToken);
+    this.#usedToken = token;
+    this.conn = conn;
+    conn.core = this;
+    registry.adopt(conn);
+    this.welcome(true);
+    const kept = this.#kept;
+    if (kept) {
+      kept.trim(last);
+      for (let i = kept.head; i < kept.offsets.length; i++) {
+        if (!conn.send(kept.frames[i]!, kept.sizes[i])) {
+          this.lost(conn, "Message buffer full");
+          return;
+        }
+      }
+    }
+    const onResume = registry.hooks.resume;
+    if (onResume) this.call(onResume, undefined);
   }
 
   /** A message passed the connection's checks: dispatch it, or queue it behind a busy handler. */
@@ -98,23 +204,92 @@ export class SessionCore<K extends object> {
     (this.#queue ??= []).push(msg);
   }
 
-  /** The runtime closed `conn`: if it carries this session, the session ends. */
+  /** A frame from the client of a resumable session. */
+  receiveFrame(data: string | Uint8Array): void {
+    const frame = decodeFrame(data);
+    if (!frame || frame.kind === "control" || frame.kind === "ping") {
+      this.end(1002, "Malformed chorus.v1 frame", false);
+      return;
+    }
+    this.#confirmed();
+    if (frame.kind === "ack") {
+      this.#kept?.trim(frame.n);
+      return;
+    }
+    if (frame.n <= this.#received) return; // sent again after a resume: it arrived before
+    if (frame.n !== this.#received + 1) {
+      this.end(1002, `chorus.v1: message ${frame.n} after ${this.#received}`, false);
+      return;
+    }
+    this.#received = frame.n;
+    if (++this.#unacked >= ACK_EVERY) this.#ack();
+    else this.#ackTimer ??= setTimeout(this.#ack, ACK_WITHIN);
+    this.receive(frame.payload);
+  }
+
+  /** The runtime closed `conn`. A resumable session whose connection was lost waits for its client. */
   connectionClosed(conn: Connection<K>, code: number, reason: string): void {
     if (this.ended || conn !== this.conn) return;
+    if (this.framed && code === 1006 && !this.registry.closing) {
+      this.#detach(conn);
+      const onClose = this.registry.hooks.close;
+      if (onClose) this.call(onClose, code, reason);
+      return;
+    }
     this.end(code, reason, true);
   }
 
   /**
+   * The hub gives up `conn` (no pong, a peer that stopped reading, a full buffer). A resumable
+   * session keeps waiting for its client; any other ends.
+   */
+  lost(conn: Connection<K>, reason: string): void {
+    if (this.ended || conn !== this.conn) return;
+    if (!this.framed || this.registry.closing) {
+      this.end(1001, reason, false);
+      return;
+    }
+    conn.close(1001, reason);
+    this.#detach(conn);
+    const onClose = this.registry.hooks.close;
+    if (onClose) this.call(onClose, 1006, reason);
+  }
+
+  /** A write or a native publish was refused by the outbound limit. */
+  refused(conn: Connection<K>, size: number, queued: number): void {
+    if (this.ended || conn !== this.conn) return;
+    if (this.framed) {
+      // What was refused is kept: the client gets it once it comes back.
+      this.lost(conn, "Message buffer full");
+      return;
+    }
+    const registry = this.registry;
+    const max = registry.limits.maxBufferedAmount;
+    registry.report(
+      this,
+      new MessageBufferFullError(
+        `Dropped a message of ${size} bytes: ${queued} bytes are queued and maxBufferedAmount is ${max}`,
+      ),
+    );
+    if (registry.limits.closeOnBufferFull) this.end(1008, "Message buffer full", false);
+  }
+
+  /**
    * The session's one end. It leaves the registry first, so hooks (and broadcasts from them)
-   * see the hub without it; its queued messages are dropped; `handleClose` runs when the peer
-   * ended it; then `handleDisconnect`, whose completion the returned promise tracks.
+   * see the hub without it; its queued and kept messages are dropped; `handleClose` runs when
+   * the peer ended it; then `handleDisconnect`, whose completion the returned promise tracks.
    */
   end(code: number, reason: string, byPeer: boolean): Promise<void> | undefined {
     if (this.ended) return undefined;
     this.ended = true;
     this.#queue = undefined;
     this.#queuedBytes = 0;
+    this.#kept = undefined;
+    clearTimeout(this.#ackTimer);
+    clearTimeout(this.#expiry);
     const registry = this.registry;
+    if (this.#token !== undefined) registry.tokens.delete(this.#token);
+    if (this.#usedToken !== undefined) registry.tokens.delete(this.#usedToken);
     registry.unregister(this);
     const conn = this.conn;
     if (conn) {
@@ -136,6 +311,37 @@ export class SessionCore<K extends object> {
     } catch (err) {
       this.registry.report(this, err);
     }
+  }
+
+  #detach(conn: Connection<K>): void {
+    this.registry.release(conn);
+    conn.core = undefined;
+    this.conn = undefined;
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#unacked = 0;
+    this.#expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.registry.resume!.window);
+  }
+
+  /** The client spoke on its new connection: it has the new credential, the used one is dead. */
+  #confirmed(): void {
+    if (this.#usedToken === undefined) return;
+    this.registry.tokens.delete(this.#usedToken);
+    this.#usedToken = undefined;
+  }
+
+  #ack = (): void => {
+    clearTimeout(this.#ackTimer);
+    this.#ackTimer = undefined;
+    this.#unacked = 0;
+    this.conn?.sendControl(encodeAck(this.#received));
+  };
+
+  #sent(payload: string | Uint8Array): void {
+    const hooks = this.registry.hooks;
+    if (typeof payload === "string") {
+      if (hooks.sentMessage) this.call(hooks.sentMessage, payload);
+    } else if (hooks.sentMessageBinary) this.call(hooks.sentMessageBinary, payload);
   }
 
   #dispatch(msg: string | Uint8Array): void {
@@ -178,4 +384,55 @@ export class SessionCore<K extends object> {
       this.#dispatch(msg);
     }
   }
+}
+
+/** The numbered frames a resumable session keeps until its client acknowledges them, in order. */
+class Kept {
+  offsets: number[] = [];
+  frames: (string | Uint8Array | undefined)[] = [];
+  sizes: number[] = [];
+  head = 0;
+  bytes = 0;
+
+  get length(): number {
+    return this.offsets.length - this.head;
+  }
+
+  push(offset: number, frame: string | Uint8Array, size: number): void {
+    this.offsets.push(offset);
+    this.frames.push(frame);
+    this.sizes.push(size);
+    this.bytes += size;
+  }
+
+  /** Forgets every frame up to `offset`. */
+  trim(offset: number): void {
+    const { offsets, frames, sizes } = this;
+    let head = this.head;
+    while (head < offsets.length && offsets[head] <= offset) {
+      this.bytes -= sizes[head];
+      frames[head] = undefined;
+      head++;
+    }
+    if (head === offsets.length) {
+      this.offsets = [];
+      this.frames = [];
+      this.sizes = [];
+      head = 0;
+    } else if (head > 64 && head * 2 > offsets.length) {
+      this.offsets = offsets.slice(head);
+      this.frames = frames.slice(head);
+      this.sizes = sizes.slice(head);
+      head = 0;
+    }
+    this.head = head;
+  }
+}
+
+/** 128 bits from the platform's CSPRNG, base64url. */
+function randomToken(): string {
+  const bytes = crypto.getRandomValues(new Uint8Array(16));
+  let s = "";
+  for (const b of bytes) s += String.fromCharCode(b);
+  return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }

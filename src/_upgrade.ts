@@ -7,6 +7,7 @@
  */
 
 import { HubClosedError } from "./errors.ts";
+import { PROTOCOL } from "./protocol.ts";
 
 /**
  * The answer to an accepted WebSocket upgrade, handed to `onUpgrade` (of `serve()`), to `keys`
@@ -36,7 +37,8 @@ export interface Upgrade {
   readonly protocols: readonly string[];
   /**
    * The subprotocol to answer: one of {@linkcode Upgrade.protocols}, else the upgrade fails with a
-   * `TypeError` (a 500, no session). Left `undefined`: the first one the client offered.
+   * `TypeError` (a 500, no session). Left `undefined`: `chorus.v1` when the client offered it (the
+   * hub speaks it: see `chorus/client`), else the first one the client offered.
    * @default {undefined}
    */
   protocol: string | undefined;
@@ -81,8 +83,8 @@ const RESERVED = new Set(["upgrade", "connection"]);
 
 /**
  * Resolves the answer to an upgrade: the one place that decides which subprotocol the server
- * speaks. The order: the caller's choice (which must be one the client offered), else the first
- * one offered. (The hub's own `chorus.v1`, when it comes, goes here, before the default.)
+ * speaks. The order: the caller's choice (which must be one the client offered), else the hub's
+ * own `chorus.v1` when the client offers it (`chorus/client` does), else the first one offered.
  *
  * @param req The upgrade request.
  * @param upgrade What the caller's hook decided, if there was a hook.
@@ -110,7 +112,7 @@ export function resolveUpgrade(req: Request, upgrade: Upgrade = upgradeFor(req))
     }
     headers = upgrade.headers;
   });
-  return { protocol: chosen ?? offered[0], headers };
+  return { protocol: chosen ?? (offered.includes(PROTOCOL) ? PROTOCOL : offered[0]), headers };
 }
 
 /** What {@linkcode checkUpgrade} needs of a hub. */

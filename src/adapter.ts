@@ -88,6 +88,11 @@ export interface SessionInit<K> {
   remoteAddr: string;
   /** Initial session keys (from `onUpgrade` or `handleRequest`'s `keys`). */
   readonly keys?: Partial<K>;
+  /**
+   * The subprotocol the upgrade answered, `""` for none. The adapter sets it: with `"chorus.v1"`
+   * the hub speaks the resumable-session protocol on the socket (see `chorus/client`).
+   */
+  protocol: string;
 }
 
 /** The handle an adapter reports a socket's events to, returned by {@linkcode attach}. */
@@ -184,6 +189,7 @@ export function copyRequest<K>(req: Request, keys: Partial<K> | undefined, remot
 class RequestCopy<K> implements SessionInit<K> {
   remoteAddr: string;
   keys: Partial<K> | undefined;
+  protocol = "";
   #url: string;
   #method: string;
   #headers: string | undefined;

@@ -77,6 +77,31 @@ export interface HubOptions {
    * @default {undefined}
    */
   broker?: Broker;
+  /**
+   * Resumable sessions, for clients that speak `chorus.v1` (`chorus/client` does): when such a
+   * client's connection is lost, its session waits `window` ms for it, keeping everything sent
+   * to it (at most `maxMessages` messages and `maxBufferedAmount` bytes; past that, or once the
+   * window passed, the session ends). When the client comes back, the same session continues:
+   * what it missed arrives once, in order, and so does what it sent that the hub had not
+   * received. Plain WebSocket clients are never detached. Off when absent.
+   * @default {undefined}
+   */
+  resume?: ResumeOptions;
+}
+
+/** Options of resumable sessions (`HubOptions.resume`). */
+export interface ResumeOptions {
+  /**
+   * How long a session whose connection was lost waits for its client, in ms.
+   * @default {120000}
+   */
+  window?: number;
+  /**
+   * Most messages kept for one session (sent and not acknowledged by its client, or sent while
+   * it was away); past it the session ends.
+   * @default {1000}
+   */
+  maxMessages?: number;
 }
 
 /** Options of `handleRequest`. */
@@ -152,6 +177,10 @@ export class Hub<K extends object = Keys> {
     }
     this.#broker = broker;
     this.#node = randomId();
+    const resume = options.resume;
+    if (resume !== undefined && (resume === null || typeof resume !== "object")) {
+      throw new TypeError("resume must be an object: { window?, maxMessages? }");
+    }
     const registry = this.#registry = new Registry<K>(this, {
       maxMessageSize: sizeOption(options.maxMessageSize, 1 << 20, "maxMessageSize"),
       maxBufferedAmount: sizeOption(options.maxBufferedAmount, 4 << 20, "maxBufferedAmount"),
@@ -159,6 +188,10 @@ export class Hub<K extends object = Keys> {
       pingInterval: timeOption(options.pingInterval, 30_000, "pingInterval"),
       pongWait: timeOption(options.pongWait, 60_000, "pongWait"),
       concurrent: options.concurrentMessageHandling === true,
+      resume: resume && {
+        window: sizeOption(resume.window, 120_000, "resume.window"),
+        maxMessages: sizeOption(resume.maxMessages, 1000, "resume.maxMessages"),
+      },
       node: this.#node,
       countChanged: (room) => this.#broker?.changed(room),
     });
@@ -220,6 +253,15 @@ export class Hub<K extends object = Keys> {
    */
   handleDisconnect(fn: (s: Session<K>) => unknown): void {
     this.#registry.hooks.disconnect = fn;
+  }
+
+  /**
+   * Sets the handler for a resumable session that continues on a new connection after its
+   * client came back (see `HubOptions.resume`); `handleConnect` does not run again.
+   * @param fn The handler.
+   */
+  handleResume(fn: (s: Session<K>) => unknown): void {
+    this.#registry.hooks.resume = fn;
   }
 
   /**
@@ -317,10 +359,9 @@ export class Hub<K extends object = Keys> {
   broadcastFilter(msg: Message, filter: (s: Session<K>) => boolean): void {
     const payload = this.#prepare(msg);
     if (typeof filter !== "function") throw new TypeError("filter must be a function");
-    const size = byteLength(payload);
-    for (const core of [...this.#registry.sessions.values()]) {
-      if (!core.ended && filter(core.session)) core.deliver(payload, size);
-    }
+    const picked: SessionCore<K>[] = [];
+    for (const core of this.#registry.sessions.values()) if (filter(core.session)) picked.push(core);
+    this.#registry.deliverTo(picked.filter((core) => !core.ended), payload, byteLength(payload), undefined);
   }
 
   /**
@@ -348,13 +389,12 @@ export class Hub<K extends object = Keys> {
    */
   broadcastMultiple(msg: Message, sessions: Iterable<Session<K>>): void {
     const payload = this.#prepare(msg);
-    const size = byteLength(payload);
     const cores: SessionCore<K>[] = [];
     for (const s of sessions) {
       const core = this.#coreOf(s);
       if (core) cores.push(core);
     }
-    for (const core of cores) if (!core.ended) core.deliver(payload, size);
+    this.#registry.deliverTo(cores.filter((core) => !core.ended), payload, byteLength(payload), undefined);
   }
 
   /**
@@ -405,7 +445,10 @@ export class Hub<K extends object = Keys> {
     return this.#registry.sessions.get(id)?.session;
   }
 
-  /** How many sessions are connected to this node (see `count()` for the cluster). */
+  /**
+   * How many sessions this node has, detached resumable ones included (see `count()` for the
+   * cluster, and `session.connected`).
+   */
   get size(): number {
     return this.#registry.sessions.size;
   }
@@ -438,6 +481,7 @@ export class Hub<K extends object = Keys> {
       const wait = core.end(code, reason, false);
       if (wait) waits.push(wait);
     }
+    registry.closeHandshakes(code, reason);
     registry.stopTicker();
     const broker = this.#broker;
     const sessionsGone = Promise.all(waits).then(() => {});

@@ -33,7 +33,6 @@ export const PROTOCOL = "chorus.v1";
 
 /** The first byte of a binary data frame (`"m"`). */
 const DATA = 0x6d;
-const encoder = new TextEncoder();
 
 /** The server's first frame: it speaks the protocol. */
 export interface HelloMessage {

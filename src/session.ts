@@ -55,7 +55,10 @@ export class Session<K extends object = Keys> {
     return this.#core.init.remoteAddr;
   }
 
-  /** Whether a connection carries the session now (false once it is closed). */
+  /**
+   * Whether a connection carries the session now: false while a resumable session is detached
+   * (its client away, within `resume.window`; what is sent to it is kept), and once it ended.
+   */
   get connected(): boolean {
     return !this.#core.ended && this.#core.conn !== undefined;
   }

@@ -204,6 +204,7 @@ export function upgradeBun<K extends object = Keys>(
   answer: UpgradeAnswer = resolveUpgrade(req),
 ): Response | undefined {
   if (!init.remoteAddr) init.remoteAddr = server.requestIP(req)?.address ?? "";
+  init.protocol = answer.protocol ?? "";
   const data = new BunSocket(init, server);
   // Always say it: left to itself, Bun answers the first offered subprotocol on its own.
   const headers = new Headers(answer.headers);

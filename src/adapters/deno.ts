@@ -74,6 +74,7 @@ export function upgradeDeno<K extends object = Keys>(
   const { pingInterval, pongWait } = hubLimits(hub);
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout, protocol: answer.protocol });
+  init.protocol = answer.protocol ?? "";
   answer.headers?.forEach((value, name) => response.headers.append(name, value));
   socket.binaryType = "arraybuffer";
   socket.onopen = () => {
