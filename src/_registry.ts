@@ -7,6 +7,21 @@ import { Connection } from "./_connection.ts";
 import { SessionCore } from "./_session_core.ts";
 import type { Keys, Session } from "./session.ts";
 import { dataOverhead, decodeFrame, encodeControl, encodeData, PROTOCOL } from "./protocol.ts";
+
+/**
+ * A stream of numbered messages to resumable sessions (see `src/protocol.ts`): the hub-wide one,
+ * one per room, and one per session. Offsets increase within an epoch.
+ */
+export interface Stream {
+  /** The id data frames carry (1: the session's own, 2: the hub's, rooms from 3). */
+  readonly id: number;
+  /** `"s"`, `"h"` or `"r:" + room`. */
+  readonly key: string;
+  /** Offsets of another epoch are not comparable. */
+  readonly epoch: string;
+  /** The last offset given. */
+  offset: number;
+}
 import { reportTo } from "./_util.ts";
 
 /** The hub's handlers, as set by `handleConnect` and its siblings. */
@@ -71,8 +86,11 @@ export class Registry<K extends object = Keys> {
   readonly framedRooms: Map<string, Set<SessionCore<K>>> = new Map();
   /** Resume credentials, each naming its session. */
   readonly tokens: Map<string, SessionCore<K>> = new Map();
-  /** The offset of the last numbered frame. */
-  offset = 0;
+  /** The stream of hub-wide broadcasts, and those of the rooms that have members. */
+  readonly hubStream: Stream;
+  readonly #roomStreams = new Map<string, Stream>();
+  #nextStreamId = 3;
+  readonly #node: string;
   /** The native topic of every plain session with native fan-out; `chorus.v1` sessions have their own. */
   readonly allTopic: string;
   /** Prefix of a room's native topic (the room's name follows). */
@@ -116,6 +134,8 @@ export class Registry<K extends object = Keys> {
     this.roomPrefix = `chorus.${init.node}.room.`;
     this.#v1Topic = `chorus.${init.node}.v1.all`;
     this.#v1RoomPrefix = `chorus.${init.node}.v1.room.`;
+    this.#node = init.node;
+    this.hubStream = { id: 2, key: "h", epoch: init.node, offset: 0 };
     registries.set(hub, this);
   }
 
@@ -156,7 +176,7 @@ export class Registry<K extends object = Keys> {
       const core = this.tokens.get(request.token);
       // A forged, used or expired credential gets a fresh session, never someone else's.
       if (core && !core.ended && core.framed) {
-        core.resumeOn(conn, request.token, request.last);
+        core.resumeOn(conn, request.token, request.pos);
         return;
       }
     }
@@ -194,10 +214,26 @@ export class Registry<K extends object = Keys> {
   leave(core: SessionCore<K>, room: string): void {
     const members = this.rooms.get(room);
     if (!members?.delete(core)) return;
-    if (members.size === 0) this.rooms.delete(room);
+    if (members.size === 0) {
+      this.rooms.delete(room);
+      this.#roomStreams.delete(room);
+    }
     const framed = this.framedRooms.get(room);
     if (framed?.delete(core) && framed.size === 0) this.framedRooms.delete(room);
     this.#countChanged(room);
+  }
+
+  /** A room's stream, made with a new epoch when the room (re)appears. */
+  roomStream(room: string): Stream {
+    let stream = this.#roomStreams.get(room);
+    if (!stream) {
+      const id = this.#nextStreamId++;
+      this.#roomStreams.set(
+        room,
+        stream = { id, key: `r:${room}`, epoch: `${this.#node}.${id.toString(36)}`, offset: 0 },
+      );
+    }
+    return stream;
   }
 
   /** The native topic of the hub, or of a room, for a session of this kind. */
@@ -260,18 +296,22 @@ export class Registry<K extends object = Keys> {
       }
     }
     const targets = room === undefined ? this.sessions.values() : this.rooms.get(room);
-    if (targets) this.deliverTo(targets, payload, size, except);
+    if (targets) {
+      this.deliverTo(targets, payload, size, except, room === undefined ? this.hubStream : this.roomStream(room));
+    }
   }
 
   /**
-   * The loop: delivers to each target but `except`. Resumable sessions get one numbered frame,
-   * encoded once for all of them. Nothing is allocated per recipient.
+   * The loop: delivers to each target but `except`. Resumable sessions get a numbered frame of
+   * `stream`, encoded once for all of them, or, without a stream, one of their own stream each.
+   * Nothing is allocated per plain recipient.
    */
   deliverTo(
     targets: Iterable<SessionCore<K>>,
     payload: string | Uint8Array,
     size: number,
     except: SessionCore<K> | undefined,
+    stream?: Stream,
   ): void {
     let offset = 0;
     let frame: string | Uint8Array = "";
@@ -280,14 +320,16 @@ export class Registry<K extends object = Keys> {
       if (core === except) continue;
       if (!core.framed) {
         core.deliver(payload, size);
-        continue;
+      } else if (!stream) {
+        core.deliverOwn(payload, size);
+      } else {
+        if (offset === 0) {
+          offset = ++stream.offset;
+          frame = encodeData(stream.id, offset, payload);
+          frameSize = size + dataOverhead(stream.id, offset);
+        }
+        core.deliverFrame(stream, offset, frame, frameSize, payload);
       }
-      if (offset === 0) {
-        offset = ++this.offset;
-        frame = encodeData(offset, payload);
-        frameSize = size + dataOverhead(offset);
-      }
-      core.deliverFrame(offset, frame, frameSize, payload);
     }
   }
 
@@ -395,13 +437,14 @@ export class Registry<K extends object = Keys> {
       dropped = this.#publishAll(room === undefined ? this.allTopic : this.roomPrefix + room, payload, from);
     }
     if (numbered > 0) {
-      const offset = ++this.offset;
-      const frame = encodeData(offset, payload);
-      const frameSize = size + dataOverhead(offset);
+      const stream = room === undefined ? this.hubStream : this.roomStream(room);
+      const offset = ++stream.offset;
+      const frame = encodeData(stream.id, offset, payload);
+      const frameSize = size + dataOverhead(stream.id, offset);
       const topic = room === undefined ? this.#v1Topic : this.#v1RoomPrefix + room;
       if (this.#publishAll(topic, frame, from)) dropped = true;
       // Each resumable session keeps the frame until its client acknowledges it.
-      for (const core of framed!) if (core !== except) core.keep(offset, frame, frameSize);
+      for (const core of framed!) if (core !== except) core.keep(stream, offset, frame, frameSize);
     }
     if (!dropped) return;
     // Dropped for some subscriber: find the sessions past their limit.

@@ -4,9 +4,9 @@
 
 import type { SessionInit } from "./adapter.ts";
 import type { Connection } from "./_connection.ts";
-import type { Registry } from "./_registry.ts";
+import type { Registry, Stream } from "./_registry.ts";
 import { MessageBufferFullError, SessionClosedError } from "./errors.ts";
-import { dataOverhead, decodeFrame, encodeAck, encodeControl, encodeData } from "./protocol.ts";
+import { dataOverhead, decodeFrame, encodeAck, encodeControl, encodeData, type Position } from "./protocol.ts";
 import { Session } from "./session.ts";
 import { byteLength, checkClose, checkRoom, isThenable, type Message, toPayload } from "./_util.ts";
 
@@ -38,6 +38,11 @@ export class SessionCore<K extends object> {
   #token: string | undefined;
   /** The credential just used to resume: valid until the client shows it got the new one. */
   #usedToken: string | undefined;
+  /** The session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
+  #own: Stream | undefined;
+  /** Data frames of the current connection the client acknowledged. */
+  #ackedFrames = 0;
+  /** The client's last message number received, and how many are not acknowledged yet. */
   #received = 0;
   #unacked = 0;
   #ackTimer: ReturnType<typeof setTimeout> | undefined;
@@ -60,8 +65,14 @@ export class SessionCore<K extends object> {
   }
 
   /** Keeps a numbered frame for a resumable session and sends it if it is connected. */
-  deliverFrame(offset: number, frame: string | Uint8Array, frameSize: number, payload: string | Uint8Array): void {
-    if (!this.keep(offset, frame, frameSize)) return;
+  deliverFrame(
+    stream: Stream,
+    offset: number,
+    frame: string | Uint8Array,
+    frameSize: number,
+    payload: string | Uint8Array,
+  ): void {
+    if (!this.keep(stream, offset, frame, frameSize)) return;
     const conn = this.conn;
     if (!conn) return;
     if (conn.send(frame, frameSize)) this.#sent(payload);
@@ -72,10 +83,10 @@ export class SessionCore<K extends object> {
    * Keeps a numbered frame until the client acknowledges it. Past `maxMessages` or
    * `maxBufferedAmount` kept, the session ends: its client could not be given everything.
    */
-  keep(offset: number, frame: string | Uint8Array, frameSize: number): boolean {
+  keep(stream: Stream, offset: number, frame: string | Uint8Array, frameSize: number): boolean {
     if (this.ended) return false;
     const kept = this.#kept ??= new Kept();
-    kept.push(offset, frame, frameSize);
+    kept.push(stream, offset, frame, frameSize);
     const registry = this.registry;
     if (kept.length <= registry.resume!.maxMessages && kept.bytes <= registry.limits.maxBufferedAmount) return true;
     registry.report(
@@ -94,12 +105,15 @@ export class SessionCore<K extends object> {
     if (this.ended) throw new SessionClosedError("Cannot write to a closed session");
     const payload = toPayload(msg);
     const size = byteLength(payload);
-    if (!this.framed) {
-      this.deliver(payload, size);
-      return;
-    }
-    const offset = ++this.registry.offset;
-    this.deliverFrame(offset, encodeData(offset, payload), size + dataOverhead(offset), payload);
+    if (this.framed) this.deliverOwn(payload, size);
+    else this.deliver(payload, size);
+  }
+
+  /** A message of the session's own stream. */
+  deliverOwn(payload: string | Uint8Array, size: number): void {
+    const own = this.#own ??= { id: 1, key: "s", epoch: this.id, offset: 0 };
+    const offset = ++own.offset;
+    this.deliverFrame(own, offset, encodeData(own.id, offset, payload), size + dataOverhead(own.id, offset), payload);
   }
 
   close(code: number, reason: string): void {
@@ -114,6 +128,7 @@ export class SessionCore<K extends object> {
     if ((this.rooms ??= new Set()).has(room)) return;
     this.rooms.add(room);
     this.registry.join(this, room);
+    if (this.framed) this.#declare(this.registry.roomStream(room));
     this.conn?.subscribe(this.registry.topic(this, room));
   }
 
@@ -130,25 +145,35 @@ export class SessionCore<K extends object> {
     if (connect) this.#run(connect, undefined);
   }
 
-  /** Answers a `chorus.v1` request: a new credential, the client's last number, the heartbeat. */
+  /**
+   * Answers a `chorus.v1` request: a new credential, the client's last number, the heartbeat;
+   * then declares the session's streams.
+   */
   welcome(resumed: boolean): void {
     const registry = this.registry;
+    const conn = this.conn!;
     let token = "";
     if (this.framed) {
       if (this.#token !== undefined && this.#token !== this.#usedToken) registry.tokens.delete(this.#token);
       token = this.#token = randomToken();
       registry.tokens.set(token, this);
     }
-    this.conn!.sendControl(
+    conn.sendControl(
       encodeControl({ t: "welcome", resumed, token, recv: this.#received, hb: registry.limits.pingInterval }),
     );
+    if (!this.framed) return;
+    this.#ackedFrames = 0;
+    this.#declare(this.#own ??= { id: 1, key: "s", epoch: this.id, offset: 0 });
+    this.#declare(registry.hubStream);
+    if (this.rooms) { for (const room of this.rooms) this.#declare(registry.roomStream(room)); }
   }
 
   /**
    * The client came back with a credential of this session: the session continues on `conn`.
-   * The welcome goes first, then every kept message after `last`, in order, then `handleResume`.
+   * The welcome goes first, then every kept message past the client's position, in order, then
+   * `handleResume`.
    */
-  resumeOn(conn: Connection<K>, token: string, last: number): void {
+  resumeOn(conn: Connection<K>, token: string, pos: Position): void {
     const registry = this.registry;
     const old = this.conn;
     if (old) {
@@ -167,7 +192,7 @@ export class SessionCore<K extends object> {
     this.welcome(true);
     const kept = this.#kept;
     if (kept) {
-      kept.trim(last);
+      kept.forget(pos);
       for (let i = kept.head; i < kept.offsets.length; i++) {
         if (!conn.send(kept.frames[i]!, kept.sizes[i])) {
           this.lost(conn, "Message buffer full");
@@ -207,13 +232,17 @@ export class SessionCore<K extends object> {
   /** A frame from the client of a resumable session. */
   receiveFrame(data: string | Uint8Array): void {
     const frame = decodeFrame(data);
-    if (!frame || frame.kind === "control" || frame.kind === "ping") {
+    if (!frame || frame.kind === "control" || frame.kind === "ping" || (frame.kind === "data" && frame.id !== 0)) {
       this.end(1002, "Malformed chorus.v1 frame", false);
       return;
     }
     this.#confirmed();
     if (frame.kind === "ack") {
-      this.#kept?.trim(frame.n);
+      // The client received `n` data frames on this connection: the oldest kept ones.
+      if (frame.n > this.#ackedFrames) {
+        this.#kept?.drop(frame.n - this.#ackedFrames);
+        this.#ackedFrames = frame.n;
+      }
       return;
     }
     if (frame.n <= this.#received) return; // sent again after a resume: it arrived before
@@ -230,7 +259,9 @@ export class SessionCore<K extends object> {
   /** The runtime closed `conn`. A resumable session whose connection was lost waits for its client. */
   connectionClosed(conn: Connection<K>, code: number, reason: string): void {
     if (this.ended || conn !== this.conn) return;
-    if (this.framed && code === 1006 && !this.registry.closing) {
+    // 1006: the connection was lost; 1005: chorus/client gave up a dead socket (a final close
+    // carries a code).
+    if (this.framed && (code === 1006 || code === 1005) && !this.registry.closing) {
       this.#detach(conn);
       const onClose = this.registry.hooks.close;
       if (onClose) this.call(onClose, code, reason);
@@ -330,6 +361,11 @@ export class SessionCore<K extends object> {
     this.#usedToken = undefined;
   }
 
+  /** Tells the client a stream's id and epoch (before its first frame on this connection). */
+  #declare(stream: Stream): void {
+    this.conn?.sendControl(encodeControl({ t: "stream", id: stream.id, key: stream.key, epoch: stream.epoch }));
+  }
+
   #ack = (): void => {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
@@ -386,8 +422,12 @@ export class SessionCore<K extends object> {
   }
 }
 
-/** The numbered frames a resumable session keeps until its client acknowledges them, in order. */
+/**
+ * The numbered frames a resumable session keeps, in the order they were (or will be) sent,
+ * until its client acknowledges them.
+ */
 class Kept {
+  streams: (Stream | undefined)[] = [];
   offsets: number[] = [];
   frames: (string | Uint8Array | undefined)[] = [];
   sizes: number[] = [];
@@ -398,34 +438,64 @@ class Kept {
     return this.offsets.length - this.head;
   }
 
-  push(offset: number, frame: string | Uint8Array, size: number): void {
+  push(stream: Stream, offset: number, frame: string | Uint8Array, size: number): void {
+    this.streams.push(stream);
     this.offsets.push(offset);
     this.frames.push(frame);
     this.sizes.push(size);
     this.bytes += size;
   }
 
-  /** Forgets every frame up to `offset`. */
-  trim(offset: number): void {
-    const { offsets, frames, sizes } = this;
-    let head = this.head;
-    while (head < offsets.length && offsets[head] <= offset) {
-      this.bytes -= sizes[head];
-      frames[head] = undefined;
-      head++;
+  /** Forgets the `count` oldest frames. */
+  drop(count: number): void {
+    const end = Math.min(this.head + count, this.offsets.length);
+    for (let i = this.head; i < end; i++) {
+      this.bytes -= this.sizes[i];
+      this.frames[i] = this.streams[i] = undefined;
     }
-    if (head === offsets.length) {
+    this.head = end;
+    this.#compact();
+  }
+
+  /** Forgets the frames a client's position says it has (same stream epoch, offset not past it). */
+  forget(pos: Position): void {
+    let w = this.head;
+    for (let i = this.head; i < this.offsets.length; i++) {
+      const stream = this.streams[i]!;
+      const has = Object.hasOwn(pos, stream.key) ? pos[stream.key] : undefined;
+      if (has !== undefined && has[0] === stream.epoch && this.offsets[i] <= has[1]) {
+        this.bytes -= this.sizes[i];
+        continue;
+      }
+      this.streams[w] = stream;
+      this.offsets[w] = this.offsets[i];
+      this.frames[w] = this.frames[i];
+      this.sizes[w] = this.sizes[i];
+      w++;
+    }
+    this.streams.length =
+      this.offsets.length =
+      this.frames.length =
+      this.sizes.length =
+        w;
+    this.#compact();
+  }
+
+  #compact(): void {
+    const head = this.head;
+    if (head === this.offsets.length) {
+      this.streams = [];
       this.offsets = [];
       this.frames = [];
       this.sizes = [];
-      head = 0;
-    } else if (head > 64 && head * 2 > offsets.length) {
-      this.offsets = offsets.slice(head);
-      this.frames = frames.slice(head);
-      this.sizes = sizes.slice(head);
-      head = 0;
+      this.head = 0;
+    } else if (head > 64 && head * 2 > this.offsets.length) {
+      this.streams = this.streams.slice(head);
+      this.offsets = this.offsets.slice(head);
+      this.frames = this.frames.slice(head);
+      this.sizes = this.sizes.slice(head);
+      this.head = 0;
     }
-    this.head = head;
   }
 }
 

@@ -1,29 +1,35 @@
 /**
  * The `chorus.v1` subprotocol: the frames a resumable session and `chorus/client` exchange,
  * shared by the hub and the client. A client offers it with `new WebSocket(url, ["chorus.v1"])`;
- * a hub with `resume` on answers it. A plain WebSocket (no subprotocol) never sees these frames.
+ * a hub answers it. A plain WebSocket (no subprotocol) never sees these frames.
+ *
+ * Messages to the client belong to **streams**, each with an **epoch** and increasing
+ * **offsets**: the hub-wide stream (key `"h"`: broadcasts), one per room (key `"r:" + name`),
+ * and the session's own (key `"s"`: `write`, `broadcastFilter`, `broadcastMultiple`). A
+ * broadcast has one offset in its stream, the same for every recipient, so it is encoded once.
+ * Before the first message of a stream on a connection, the hub declares it: a small id, its key
+ * and its epoch. The client keeps, per stream key, the epoch and the highest offset it received:
+ * its **position**, which it sends to resume. Messages from the client are numbered 1, 2, 3… per
+ * session (stream id 0).
  *
  * Data frames keep their kind: a text message is a text frame, bytes a binary frame.
  *
  * ```
- * text data     "m" <n base 36> ";" <payload>         n: the message's offset (to the client)
- * binary data   0x6d <n as unsigned LEB128> <payload>    or its sequence number (from the client)
- * ack           "a" <n base 36>                        "I have everything up to n"
- * heartbeat     "p"                                    server → client; the client answers with an ack
- * control       "{" … JSON                             the handshake (below)
+ * text data     "m" <id base 36> "." <n base 36> ";" <payload>
+ * binary data   0x6d <id as unsigned LEB128> <n as unsigned LEB128> <payload>
+ * ack           "a" <n base 36>     client: "I received n data frames on this connection"
+ *                                   hub: "I have your messages up to number n"
+ * heartbeat     "p"                 hub → client; the client answers with an ack
+ * control       "{" … JSON          the handshake and stream declarations (below)
  * ```
  *
- * Handshake: on open the server sends `{"t":"hello","v":1}`; the client answers
- * `{"t":"new"}` or `{"t":"resume","token":T,"last":L}` (L: the last offset it received); the
- * server answers `{"t":"welcome","resumed":R,"token":T2,"recv":S,"hb":H}`: whether the session
- * continues, the credential for the next resume (single-use), the last sequence number it
- * received from the client (the client sends again what follows), and how often it sends
- * heartbeats (ms). Only then do data frames flow; a resumed session first replays, in order,
- * every message after L.
- *
- * Offsets are per hub, increasing, with gaps (a session sees only the messages meant for it);
- * sequence numbers count the client's messages of one session from 1. Each side acknowledges
- * what it received, so the other can forget it.
+ * Handshake: on open the hub sends `{"t":"hello","v":1}`; the client answers `{"t":"new"}` or
+ * `{"t":"resume","token":T,"pos":{key:[epoch,offset],…}}`; the hub answers
+ * `{"t":"welcome","resumed":R,"token":T2,"recv":S,"hb":H}`: whether the session continues, the
+ * credential for the next resume (single-use; `""`: this hub keeps nothing, and data frames are
+ * plain from here on), the last number it received from the client (the client sends again what
+ * follows), and how often it sends heartbeats (ms). Then `{"t":"stream","id":I,"key":K,"epoch":E}`
+ * for each stream, and a resumed session's missed messages, in order, before anything new.
  *
  * @module
  */
@@ -34,7 +40,7 @@ export const PROTOCOL = "chorus.v1";
 /** The first byte of a binary data frame (`"m"`). */
 const DATA = 0x6d;
 
-/** The server's first frame: it speaks the protocol. */
+/** The hub's first frame: it speaks the protocol. */
 export interface HelloMessage {
   /** Kind. */
   t: "hello";
@@ -42,36 +48,51 @@ export interface HelloMessage {
   v: 1;
 }
 
+/** A client's position: per stream key, the stream's epoch and the highest offset received. */
+export type Position = Record<string, [epoch: string, offset: number]>;
+
 /** The client's answer to `hello`: a new session, or the one its credential names. */
 export type RequestMessage = { t: "new" } | {
   /** Kind. */
   t: "resume";
   /** The credential of the last `welcome`. */
   token: string;
-  /** The last offset the client received (0 for none). */
-  last: number;
+  /** What the client received. */
+  pos: Position;
 };
 
-/** The server's answer to a request. */
+/** The hub's answer to a request. */
 export interface WelcomeMessage {
   /** Kind. */
   t: "welcome";
   /** Whether the session continues (nothing lost); false: a new session. */
   resumed: boolean;
-  /** The credential for the next resume. */
+  /** The credential for the next resume; `""`: the hub keeps nothing (data frames are plain). */
   token: string;
-  /** The last sequence number the server received from the client (0 for none). */
+  /** The last number the hub received from the client (0 for none). */
   recv: number;
-  /** The server's heartbeat interval in ms (0: none). */
+  /** The hub's heartbeat interval in ms (0: none). */
   hb: number;
 }
 
+/** A stream's declaration: the id its data frames carry on this connection. */
+export interface StreamMessage {
+  /** Kind. */
+  t: "stream";
+  /** The id in data frames, 1 or more. */
+  id: number;
+  /** The stream's key: `"h"`, `"s"` or `"r:" + room`. */
+  key: string;
+  /** The stream's epoch: offsets of another epoch are not comparable. */
+  epoch: string;
+}
+
 /** A handshake message. */
-export type ControlMessage = HelloMessage | RequestMessage | WelcomeMessage;
+export type ControlMessage = HelloMessage | RequestMessage | WelcomeMessage | StreamMessage;
 
 /** A decoded frame. */
 export type Frame =
-  | { kind: "data"; n: number; payload: string | Uint8Array }
+  | { kind: "data"; id: number; n: number; payload: string | Uint8Array }
   | { kind: "ack"; n: number }
   | { kind: "ping" }
   | { kind: "control"; message: ControlMessage };
@@ -79,34 +100,42 @@ export type Frame =
 /** The heartbeat frame. */
 export const PING = "p";
 
+/** Most entries a resume position may have (a client in more rooms than this cannot resume). */
+export const MAX_POSITION_ENTRIES = 4096;
+
 /**
  * Encodes a data frame: a string as a text frame, bytes as a binary frame.
  *
- * @param n The offset (server) or sequence number (client), a positive safe integer.
+ * @param id The stream id (0 for the client's messages).
+ * @param n The offset (hub) or number (client), a positive safe integer.
  * @param payload The message.
  * @returns The frame.
  */
-export function encodeData(n: number, payload: string | Uint8Array): string | Uint8Array {
-  if (typeof payload === "string") return `m${n.toString(36)};${payload}`;
-  let length = 1;
-  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) length++;
-  const out = new Uint8Array(1 + length + payload.byteLength);
+export function encodeData(id: number, n: number, payload: string | Uint8Array): string | Uint8Array {
+  if (typeof payload === "string") return `m${id.toString(36)}.${n.toString(36)};${payload}`;
+  const head = 1 + varintLength(id) + varintLength(n);
+  const out = new Uint8Array(head + payload.byteLength);
   out[0] = DATA;
-  let at = 1;
-  let v = n;
-  while (v >= 0x80) {
-    out[at++] = (v % 0x80) | 0x80;
-    v = Math.floor(v / 0x80);
-  }
-  out[at++] = v;
+  const at = writeVarint(out, writeVarint(out, 1, id), n);
   out.set(payload, at);
   return out;
 }
 
 /**
+ * The bytes a data frame adds to its payload.
+ *
+ * @param id The stream id.
+ * @param n The offset or number.
+ * @returns The overhead of the text form (the binary form is never larger).
+ */
+export function dataOverhead(id: number, n: number): number {
+  return 3 + id.toString(36).length + n.toString(36).length;
+}
+
+/**
  * Encodes an acknowledgement.
  *
- * @param n The highest offset (client) or sequence number (server) received.
+ * @param n What is acknowledged (see the module's doc).
  * @returns The frame.
  */
 export function encodeAck(n: number): string {
@@ -114,7 +143,7 @@ export function encodeAck(n: number): string {
 }
 
 /**
- * Encodes a handshake message.
+ * Encodes a handshake message or a stream declaration.
  *
  * @param message The message.
  * @returns The frame.
@@ -132,25 +161,21 @@ export function encodeControl(message: ControlMessage): string {
 export function decodeFrame(frame: string | ArrayBuffer | Uint8Array): Frame | undefined {
   if (typeof frame !== "string") {
     const bytes = frame instanceof Uint8Array ? frame : new Uint8Array(frame);
-    if (bytes.byteLength < 2 || bytes[0] !== DATA) return undefined;
-    let n = 0;
-    let scale = 1;
-    let at = 1;
-    for (;;) {
-      if (at >= bytes.byteLength || at > 8) return undefined;
-      const b = bytes[at++];
-      n += (b & 0x7f) * scale;
-      scale *= 0x80;
-      if (b < 0x80) break;
-    }
-    if (!valid(n)) return undefined;
-    return { kind: "data", n, payload: bytes.subarray(at) };
+    if (bytes.byteLength < 3 || bytes[0] !== DATA) return undefined;
+    const id = readVarint(bytes, 1);
+    if (!id) return undefined;
+    const n = readVarint(bytes, id.end);
+    if (!n || !(id.value >= 0) || !valid(n.value)) return undefined;
+    return { kind: "data", id: id.value, n: n.value, payload: bytes.subarray(n.end) };
   }
   switch (frame.charCodeAt(0)) {
     case 0x6d: { // m
       const end = frame.indexOf(";");
-      const n = end > 1 && end <= 12 ? parseBase36(frame.slice(1, end)) : -1;
-      return valid(n) ? { kind: "data", n, payload: frame.slice(end + 1) } : undefined;
+      const dot = frame.indexOf(".");
+      if (dot < 2 || end < dot + 2 || end > 26) return undefined;
+      const id = parseBase36(frame.slice(1, dot));
+      const n = parseBase36(frame.slice(dot + 1, end));
+      return id >= 0 && valid(n) ? { kind: "data", id, n, payload: frame.slice(end + 1) } : undefined;
     }
     case 0x61: { // a
       const n = frame.length > 1 && frame.length <= 12 ? parseBase36(frame.slice(1)) : -1;
@@ -171,14 +196,32 @@ export function decodeFrame(frame: string | ArrayBuffer | Uint8Array): Frame | u
   return undefined;
 }
 
-/**
- * The frame's overhead on top of its payload, in bytes.
- *
- * @param n The offset or sequence number.
- * @returns The bytes a data frame adds (text: "m", the number, ";"; binary: the kind byte and the varint).
- */
-export function dataOverhead(n: number): number {
-  return 2 + n.toString(36).length;
+function varintLength(n: number): number {
+  let length = 1;
+  for (let v = n; v >= 0x80; v = Math.floor(v / 0x80)) length++;
+  return length;
+}
+
+function writeVarint(out: Uint8Array, at: number, n: number): number {
+  let v = n;
+  while (v >= 0x80) {
+    out[at++] = (v % 0x80) | 0x80;
+    v = Math.floor(v / 0x80);
+  }
+  out[at++] = v;
+  return at;
+}
+
+function readVarint(bytes: Uint8Array, start: number): { value: number; end: number } | undefined {
+  let value = 0;
+  let scale = 1;
+  for (let at = start; at < bytes.byteLength && at < start + 8; at++) {
+    const b = bytes[at];
+    value += (b & 0x7f) * scale;
+    scale *= 0x80;
+    if (b < 0x80) return { value, end: at + 1 };
+  }
+  return undefined;
 }
 
 function parseBase36(text: string): number {
@@ -190,6 +233,16 @@ function valid(n: number): boolean {
   return n >= 1 && Number.isSafeInteger(n);
 }
 
+function isPosition(p: unknown): p is Position {
+  if (p === null || typeof p !== "object" || Array.isArray(p)) return false;
+  const entries = Object.entries(p);
+  if (entries.length > MAX_POSITION_ENTRIES) return false;
+  return entries.every(([, v]) =>
+    Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "number" &&
+    Number.isSafeInteger(v[1]) && v[1] >= 0
+  );
+}
+
 function isControl(m: unknown): m is ControlMessage {
   if (m === null || typeof m !== "object") return false;
   const msg = m as Record<string, unknown>;
@@ -199,11 +252,13 @@ function isControl(m: unknown): m is ControlMessage {
     case "new":
       return true;
     case "resume":
-      return typeof msg.token === "string" && msg.token.length <= 64 && typeof msg.last === "number" &&
-        msg.last >= 0 && Number.isSafeInteger(msg.last);
+      return typeof msg.token === "string" && msg.token.length <= 64 && isPosition(msg.pos);
     case "welcome":
       return typeof msg.resumed === "boolean" && typeof msg.token === "string" && typeof msg.recv === "number" &&
         typeof msg.hb === "number";
+    case "stream":
+      return typeof msg.id === "number" && Number.isSafeInteger(msg.id) && msg.id >= 1 && typeof msg.key === "string" &&
+        typeof msg.epoch === "string";
   }
   return false;
 }

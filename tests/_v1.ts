@@ -1,11 +1,21 @@
 // A chorus.v1 peer at the frame level, for testing the hub's side of the protocol exactly
 // (what chorus/client does for real users). It never acknowledges on its own: the test says when.
 
-import { decodeFrame, encodeAck, encodeControl, encodeData, PROTOCOL, type WelcomeMessage } from "../src/protocol.ts";
+import {
+  decodeFrame,
+  encodeAck,
+  encodeControl,
+  encodeData,
+  type Position,
+  PROTOCOL,
+  type RequestMessage,
+  type WelcomeMessage,
+} from "../src/protocol.ts";
 import { deadline, deferred } from "./_helpers.ts";
 
-/** A message the peer received: its offset and payload. */
+/** A message the peer received: its stream's key, its offset and its payload. */
 export interface Numbered {
+  key: string;
   n: number;
   data: string | number[];
 }
@@ -19,6 +29,10 @@ export class V1Peer {
   /** Acks received from the hub (the last sequence number it has). */
   readonly acks: number[] = [];
   pings = 0;
+  /** Data frames received on this connection (what an ack counts). */
+  frames = 0;
+  /** Stream declarations: id → key and epoch. */
+  readonly streams = new Map<number, { key: string; epoch: string }>();
   #seq = 0;
   #waiters: { check: () => boolean; resolve: () => void }[] = [];
 
@@ -26,7 +40,7 @@ export class V1Peer {
    * Opens a connection offering chorus.v1 and sends `request` once the hub says hello.
    * @param request `{ t: "new" }` or a resume.
    */
-  constructor(url: string, request: { t: "new" } | { t: "resume"; token: string; last: number }) {
+  constructor(url: string, request: RequestMessage) {
     this.ws = new WebSocket(url, [PROTOCOL]);
     this.ws.binaryType = "arraybuffer";
     const welcome = deferred<WelcomeMessage>();
@@ -43,11 +57,16 @@ export class V1Peer {
       const frame = decodeFrame(e.data as string | ArrayBuffer);
       if (!frame) throw new Error(`not a chorus.v1 frame: ${String(e.data)}`);
       if (frame.kind === "control") {
-        if (frame.message.t === "hello") this.ws.send(encodeControl(request));
-        else if (frame.message.t === "welcome") welcome.resolve(frame.message);
+        const m = frame.message;
+        if (m.t === "hello") this.ws.send(encodeControl(request));
+        else if (m.t === "welcome") welcome.resolve(m);
+        else if (m.t === "stream") this.streams.set(m.id, { key: m.key, epoch: m.epoch });
       } else if (frame.kind === "data") {
         const p = frame.payload;
-        this.got.push({ n: frame.n, data: typeof p === "string" ? p : [...p] });
+        const stream = this.streams.get(frame.id);
+        if (!stream) throw new Error(`data of an undeclared stream ${frame.id}`);
+        this.frames++;
+        this.got.push({ key: stream.key, n: frame.n, data: typeof p === "string" ? p : [...p] });
       } else if (frame.kind === "ack") this.acks.push(frame.n);
       else this.pings++;
       this.#check();
@@ -60,15 +79,18 @@ export class V1Peer {
     return { peer, welcome: await deadline(peer.welcome, "welcome") };
   }
 
-  /** Resumes with a credential and waits for the welcome. */
-  static async resume(url: string, token: string, last: number): Promise<{ peer: V1Peer; welcome: WelcomeMessage }> {
-    const peer = new V1Peer(url, { t: "resume", token, last });
+  /** Resumes with a credential and a position, and waits for the welcome. */
+  static async resume(url: string, token: string, pos: Position): Promise<{ peer: V1Peer; welcome: WelcomeMessage }> {
+    const peer = new V1Peer(url, { t: "resume", token, pos });
     return { peer, welcome: await deadline(peer.welcome, "welcome") };
   }
 
-  /** The highest offset received. */
-  get last(): number {
-    return this.got.length ? this.got[this.got.length - 1].n : 0;
+  /** The position after the first `count` messages received (all by default). */
+  position(count = this.got.length): Position {
+    const pos: Position = {};
+    const epochs = new Map([...this.streams.values()].map((s) => [s.key, s.epoch]));
+    for (const m of this.got.slice(0, count)) pos[m.key] = [epochs.get(m.key)!, m.n];
+    return pos;
   }
 
   /** The payloads received, in order. */
@@ -78,12 +100,12 @@ export class V1Peer {
 
   /** Sends a numbered message (the next number, or the one given). */
   send(data: string | Uint8Array, n = ++this.#seq): void {
-    this.ws.send(encodeData(n, data));
+    this.ws.send(encodeData(0, n, data));
   }
 
-  /** Acknowledges everything received. */
-  ack(n = this.last): void {
-    this.ws.send(encodeAck(n));
+  /** Acknowledges the first `count` data frames of this connection (all by default). */
+  ack(count = this.frames): void {
+    this.ws.send(encodeAck(count));
   }
 
   /** Resolves once `check()` holds (re-checked on every frame and on close). */
