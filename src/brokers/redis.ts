@@ -25,7 +25,7 @@
 import { Buffer } from "node:buffer";
 import { createClient } from "redis";
 import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
-import { decodeMessage, encodeMessage } from "./wire.ts";
+import { decodeMessage, encodeMessage, isFromNode } from "./wire.ts";
 
 /**
  * The parts of a node-redis client (`createClient()` of the `redis` package, v5 or later)
@@ -290,20 +290,12 @@ class RedisBroker implements Broker {
     if (!link || this.#stopped) return;
     try {
       // an oversized message is refused even if it claims to be this node's echo
-      if (message.length <= this.#max && this.#isOwn(message)) return;
+      if (message.length <= this.#max && isFromNode(message, this.#nodeBytes!)) return;
       link.deliver(decodeMessage(message, this.#max));
     } catch (err) {
       link.report(err);
     }
   };
-
-  /** The node's own echo, recognised from the header without decoding the message. */
-  #isOwn(bytes: Uint8Array): boolean {
-    const id = this.#nodeBytes!;
-    if (bytes.length < 4 + id.length || bytes[0] !== 0xc7 || bytes[1] !== 1 || bytes[3] !== id.length) return false;
-    for (let i = 0; i < id.length; i++) if (bytes[4 + i] !== id[i]) return false;
-    return true;
-  }
 
   #onPubError = (err: Error): void => this.#reportConnection("publish", err);
   #onSubError = (err: Error): void => this.#reportConnection("subscribe", err);
