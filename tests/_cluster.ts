@@ -189,20 +189,53 @@ export async function startChildNode(
   }
 }
 
-/** A private redis-server on a spare port, that a test may stop and start again. */
+/** A free TCP port on the loopback between `from` and `to` (inclusive), tried in random order. */
+export async function sparePort(from: number, to: number): Promise<number> {
+  const ports = Array.from({ length: to - from + 1 }, (_, i) => from + i).sort(() => Math.random() - 0.5);
+  for (const port of ports) {
+    const server = net.createServer();
+    const ok = await new Promise<boolean>((res) => {
+      server.once("error", () => res(false));
+      server.listen(port, "127.0.0.1", () => res(true));
+    });
+    if (!ok) continue;
+    await new Promise<void>((res) => server.close(() => res()));
+    return port;
+  }
+  throw new Error(`no free port between ${from} and ${to}`);
+}
+
+/** A private redis-server on a spare port, that a test may stop and start again, or freeze. */
 export class RedisServer {
   readonly port: number;
   #child: Child | undefined;
+  #paused = false;
 
   private constructor(port: number) {
     this.port = port;
   }
 
-  /** Starts one on a free port. */
-  static async start(): Promise<RedisServer> {
-    const server = new RedisServer(await freePort());
+  /** Starts one on `port`, or on a free port. */
+  static async start(port?: number): Promise<RedisServer> {
+    const server = new RedisServer(port ?? await freePort());
     await server.restart();
     return server;
+  }
+
+  /** Freezes it (SIGSTOP): connections stay open, nothing is answered, as in a stall. */
+  pause(): void {
+    // process.kill, not ChildProcess.kill: on Deno the latter sends one signal per child only
+    const pid = this.#child?.proc.pid;
+    if (pid === undefined) return;
+    process.kill(pid, "SIGSTOP");
+    this.#paused = true;
+  }
+
+  /** Lets a frozen server go on (SIGCONT). */
+  resume(): void {
+    const pid = this.#child?.proc.pid;
+    if (this.#paused && pid !== undefined) process.kill(pid, "SIGCONT");
+    this.#paused = false;
   }
 
   /** Its URL. */
@@ -233,6 +266,7 @@ export class RedisServer {
 
   /** Kills it (as a crash would) and waits for its exit. */
   async stop(): Promise<void> {
+    this.resume();
     const child = this.#child;
     this.#child = undefined;
     await child?.kill("SIGKILL");

@@ -2,7 +2,7 @@
 import assert from "node:assert/strict";
 import { type Broker, type BrokerMessage, BrokerMessageError, Hub } from "../mod.ts";
 import { MemoryNetwork } from "../src/brokers/memory.ts";
-import { decodeMessage, encodeMessage, peekNode } from "../src/brokers/wire.ts";
+import { decodeMessage, encodeMessage, isFromNode, peekNode } from "../src/brokers/wire.ts";
 import { type Client, closeAll, deferred, openClients, startServer, test, type TestServer, utf8 } from "./_helpers.ts";
 
 test("wire: every kind, text and binary round-trip; text stays text, bytes stay bytes", () => {
@@ -18,6 +18,9 @@ test("wire: every kind, text and binary round-trip; text stays text, bytes stay 
   for (const msg of cases) {
     const bytes = encodeMessage(msg);
     assert.equal(peekNode(bytes), msg.node);
+    assert.ok(isFromNode(bytes, utf8(msg.node)));
+    assert.ok(!isFromNode(bytes, utf8(msg.node + "x")) && !isFromNode(bytes, utf8("m")));
+    assert.ok(!isFromNode(Uint8Array.of(0xc7, 2, ...bytes.subarray(2)), utf8(msg.node)), "another version");
     const back = decodeMessage(bytes);
     assert.deepEqual(back, msg);
     assert.equal(typeof back.payload, typeof msg.payload);

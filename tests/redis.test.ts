@@ -234,6 +234,9 @@ test("redis: options are checked", () => {
   assert.throws(() => redisBroker({ prefix: "" }), TypeError);
   assert.throws(() => redisBroker({ heartbeatInterval: 1000, presenceTtl: 1000 }), RangeError);
   assert.throws(() => redisBroker({ maxMessageSize: -1 }), RangeError);
+  assert.throws(() => redisBroker({ maxPendingBytes: 0 }), RangeError);
+  assert.throws(() => redisBroker({ maxPendingBytes: "1" as unknown as number }), TypeError);
+  assert.throws(() => redisBroker({ commandTimeout: Infinity }), RangeError);
 });
 
 test("redis: with Redis unreachable from the start, the hub serves locally, reports, and closes cleanly", async () => {

@@ -7,6 +7,10 @@
  * one hash per node that expires unless the node's heartbeat refreshes it, so a crashed node's
  * sessions leave `hub.count()` within `presenceTtl`.
  *
+ * When Redis stalls (frozen, or cut off without a reset), at most `maxPendingBytes` of
+ * broadcasts wait for it; past that they are dropped and reported once. Commands time out after
+ * `commandTimeout`, and `hub.close()` finishes within about that time, whatever Redis does.
+ *
  * @example
  * ```ts ignore
  * import { Hub } from "@chorus/chorus";
@@ -25,7 +29,7 @@
 import { Buffer } from "node:buffer";
 import { createClient } from "redis";
 import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
-import { decodeMessage, encodeMessage } from "./wire.ts";
+import { decodeMessage, encodeMessage, isFromNode } from "./wire.ts";
 
 /**
  * The parts of a node-redis client (`createClient()` of the `redis` package, v5 or later)
@@ -95,6 +99,22 @@ export interface RedisBrokerOptions {
    */
   maxMessageSize?: number;
   /**
+   * Most bytes of broadcasts handed to Redis and not yet acknowledged. When Redis stalls, they
+   * wait in this process (and in its socket buffers); past this bound a broadcast for other
+   * nodes is dropped (local delivery goes on) and the outage is reported once. This also caps
+   * the backlog Redis must relay once it comes back (see its `client-output-buffer-limit pubsub`).
+   * A broadcast larger than this bound still goes when nothing else waits.
+   * @default {4194304}
+   */
+  maxPendingBytes?: number;
+  /**
+   * How long a command (`count()`, a count write, the cleanup at close) may wait for Redis's
+   * answer before it fails, and how long a broadcast may go unacknowledged before the stall is
+   * reported. `hub.close()` gives the broker at most this long, then drops the connections.
+   * @default {2000}
+   */
+  commandTimeout?: number;
+  /**
    * How often this node refreshes its counts in Redis.
    * @default {5000}
    */
@@ -153,6 +173,8 @@ class RedisBroker implements Broker {
   #nodesKey: string;
   #nodePrefix: string;
   #max: number;
+  #maxPending: number;
+  #timeout: number;
   #heartbeatInterval: number;
   #ttl: number;
   #link: BrokerLink | undefined;
@@ -162,6 +184,12 @@ class RedisBroker implements Broker {
   #dirty = new Set<string>();
   #stopped = false;
   #publishFailing = false;
+  /** Bytes of broadcasts handed to Redis and not acknowledged yet. */
+  #pending = 0;
+  /** Broadcasts handed to Redis and acknowledged (or failed), to tell a stall from a slow stream. */
+  #published = 0;
+  #settled = 0;
+  #watchdog: ReturnType<typeof setTimeout> | undefined;
   #presenceFailing = false;
 
   constructor(options: RedisBrokerOptions) {
@@ -172,6 +200,8 @@ class RedisBroker implements Broker {
     const prefix = options.prefix ?? "chorus";
     if (typeof prefix !== "string" || prefix === "") throw new TypeError("prefix must be a non-empty string");
     this.#max = positive(options.maxMessageSize, 4 << 20, "maxMessageSize");
+    this.#maxPending = positive(options.maxPendingBytes, 4 << 20, "maxPendingBytes");
+    this.#timeout = positive(options.commandTimeout, 2000, "commandTimeout");
     this.#heartbeatInterval = positive(options.heartbeatInterval, 5000, "heartbeatInterval");
     this.#ttl = positive(options.presenceTtl, 15_000, "presenceTtl");
     if (this.#ttl <= this.#heartbeatInterval) {
@@ -220,16 +250,60 @@ class RedisBroker implements Broker {
   publish(msg: BrokerMessage): void {
     const bytes = encodeMessage(msg, this.#max);
     if (this.#stopped) return;
+    const size = bytes.byteLength;
+    if (this.#pending > 0 && this.#pending + size > this.#maxPending) {
+      this.#publishFailed(
+        `Broadcasts to other nodes are dropped: ${this.#pending} bytes already wait for Redis ` +
+          `(maxPendingBytes ${this.#maxPending})`,
+      );
+      return;
+    }
+    this.#pending += size;
+    this.#published++;
+    this.#watch();
     this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
       () => {
-        this.#publishFailing = false;
+        this.#settle(size);
+        // an outage ends once the backlog is mostly gone, so its tail is not a second outage
+        if (this.#pending <= this.#maxPending / 2) this.#publishFailing = false;
       },
       (err) => {
-        if (this.#publishFailing || this.#stopped) return;
-        this.#publishFailing = true; // one report per outage, not one per broadcast
-        this.#link?.report(new Error(`Broadcasts are not reaching other nodes: ${errorMessage(err)}`, { cause: err }));
+        this.#settle(size);
+        this.#publishFailed(`Broadcasts to other nodes are dropped: ${errorMessage(err)}`, err);
       },
     );
+  }
+
+  #settle(size: number): void {
+    this.#pending -= size;
+    this.#settled++;
+  }
+
+  /** Reports a failed or dropped broadcast: once per outage, not once per broadcast. */
+  #publishFailed(message: string, cause?: unknown): void {
+    if (this.#publishFailing || this.#stopped) return;
+    this.#publishFailing = true;
+    this.#link?.report(new Error(message, cause === undefined ? undefined : { cause }));
+  }
+
+  /**
+   * While broadcasts wait for Redis, checks every `commandTimeout` that some were acknowledged;
+   * if none were, Redis stalls: report it (broadcasts are held, then dropped past the bound).
+   */
+  #watch(): void {
+    if (this.#watchdog || this.#stopped) return;
+    const settled = this.#settled;
+    this.#watchdog = setTimeout(() => {
+      this.#watchdog = undefined;
+      if (this.#stopped || this.#settled === this.#published) return;
+      if (this.#settled === settled) {
+        this.#publishFailed(
+          `Redis has not acknowledged a broadcast for ${this.#timeout} ms: ${this.#pending} bytes wait, ` +
+            `and broadcasts to other nodes past maxPendingBytes (${this.#maxPending}) are dropped`,
+        );
+      }
+      this.#watch();
+    }, this.#timeout);
   }
 
   changed(room: string | undefined): void {
@@ -244,15 +318,8 @@ class RedisBroker implements Broker {
   async count(room?: string): Promise<number> {
     const link = this.#link;
     if (!link || this.#stopped) throw new Error("The Redis broker is not running");
-    const others = await this.#pub.sendCommand([
-      "EVAL",
-      COUNT,
-      "1",
-      this.#nodesKey,
-      this.#nodePrefix,
-      room ?? "",
-      link.node,
-    ]);
+    const count = this.#pub.sendCommand(["EVAL", COUNT, "1", this.#nodesKey, this.#nodePrefix, room ?? "", link.node]);
+    const others = await within(count, this.#timeout, "the count");
     return link.localCount(room) + Number(others);
   }
 
@@ -261,26 +328,32 @@ class RedisBroker implements Broker {
     this.#stopped = true;
     clearInterval(this.#heartbeat);
     clearTimeout(this.#flush);
-    this.#heartbeat = this.#flush = undefined;
+    clearTimeout(this.#watchdog);
+    this.#heartbeat = this.#flush = this.#watchdog = undefined;
     const pub = this.#pub;
     const sub = this.#sub;
     const link = this.#link;
+    // All of it within one commandTimeout: a stalled Redis never holds up hub.close().
+    const end = Date.now() + this.#timeout;
+    const left = () => Math.max(0, end - Date.now());
     // Commands on one connection run in order: the DEL comes after any count write in flight,
     // and close() below waits for the broadcasts still queued.
     if (link && pub.isReady) {
       try {
-        await pub.sendCommand(["DEL", this.#nodePrefix + link.node]);
-        await pub.sendCommand(["SREM", this.#nodesKey, link.node]);
+        await within(pub.sendCommand(["DEL", this.#nodePrefix + link.node]), left(), "the DEL at close");
+        await within(pub.sendCommand(["SREM", this.#nodesKey, link.node]), left(), "the SREM at close");
       } catch {
-        // Redis is away: the counts expire by themselves within presenceTtl.
+        // Redis is away or stalled: the counts expire by themselves within presenceTtl.
       }
     }
     if (sub) {
-      if (sub.isReady) await sub.unsubscribe(this.#channel, this.#onMessage, true).catch(() => {});
-      await quit(sub);
+      if (sub.isReady) {
+        await within(sub.unsubscribe(this.#channel, this.#onMessage, true), left(), "the UNSUBSCRIBE").catch(() => {});
+      }
+      await quit(sub, left());
       sub.off("error", this.#onSubError);
     }
-    if (this.#ownsPub) await quit(pub);
+    if (this.#ownsPub) await quit(pub, left());
     pub.off("error", this.#onPubError);
     pub.off("ready", this.#onPubReady);
   }
@@ -290,20 +363,12 @@ class RedisBroker implements Broker {
     if (!link || this.#stopped) return;
     try {
       // an oversized message is refused even if it claims to be this node's echo
-      if (message.length <= this.#max && this.#isOwn(message)) return;
+      if (message.length <= this.#max && isFromNode(message, this.#nodeBytes!)) return;
       link.deliver(decodeMessage(message, this.#max));
     } catch (err) {
       link.report(err);
     }
   };
-
-  /** The node's own echo, recognised from the header without decoding the message. */
-  #isOwn(bytes: Uint8Array): boolean {
-    const id = this.#nodeBytes!;
-    if (bytes.length < 4 + id.length || bytes[0] !== 0xc7 || bytes[1] !== 1 || bytes[3] !== id.length) return false;
-    for (let i = 0; i < id.length; i++) if (bytes[4 + i] !== id[i]) return false;
-    return true;
-  }
 
   #onPubError = (err: Error): void => this.#reportConnection("publish", err);
   #onSubError = (err: Error): void => this.#reportConnection("subscribe", err);
@@ -335,7 +400,7 @@ class RedisBroker implements Broker {
     for (const field of fields) args.push(field, String(link.localCount(field === "" ? undefined : field)));
     // A failure is reported once until a write succeeds again; the next heartbeat (or the
     // reconnect) writes everything again.
-    return this.#pub.sendCommand(args).then(
+    return within(this.#pub.sendCommand(args), this.#timeout, "a count write").then(
       () => {
         this.#presenceFailing = false;
       },
@@ -348,17 +413,35 @@ class RedisBroker implements Broker {
   }
 }
 
-async function quit(client: RedisClientLike): Promise<void> {
+/** Closes a connection after its pending commands, or drops it if that takes longer than `ms`. */
+async function quit(client: RedisClientLike, ms: number): Promise<void> {
   if (!client.isOpen) return;
-  if (!client.isReady) {
-    client.destroy();
-    return;
+  if (client.isReady) {
+    try {
+      await within(client.close(), ms, "the close");
+      return;
+    } catch {
+      // stalled, or failed: drop the connection
+    }
   }
   try {
-    await client.close();
-  } catch {
     client.destroy();
+  } catch {
+    // already closed
   }
+}
+
+/**
+ * `promise`, or a rejection once `ms` pass without its answer. node-redis's own command timeout
+ * covers only commands not yet written to the socket: one written to a stalled Redis waits forever.
+ */
+function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+  let timer: ReturnType<typeof setTimeout> | undefined;
+  const timeout = new Promise<never>((_, reject) => {
+    timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)), ms);
+  });
+  promise.catch(() => {}); // a late failure, after the timeout, is not an unhandled rejection
+  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
 }
 
 function errorMessage(err: unknown): string {

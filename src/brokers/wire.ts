@@ -95,6 +95,23 @@ export function peekNode(bytes: Uint8Array): string | undefined {
 }
 
 /**
+ * Whether an encoded broadcast was published by a given node, read from its header without
+ * decoding the rest (for a node to drop its own echo cheaply).
+ *
+ * @param bytes The encoded broadcast.
+ * @param node The node's id, UTF-8 encoded.
+ * @returns `true` if `bytes` is a broadcast of this version published by `node`.
+ */
+export function isFromNode(bytes: Uint8Array, node: Uint8Array): boolean {
+  const n = node.length;
+  if (n === 0 || bytes.length < 4 + n || bytes[0] !== MAGIC || bytes[1] !== WIRE_VERSION || bytes[3] !== n) {
+    return false;
+  }
+  for (let i = 0; i < n; i++) if (bytes[4 + i] !== node[i]) return false;
+  return true;
+}
+
+/**
  * Decodes a broadcast. The payload is a copy: it does not share memory with `bytes`.
  *
  * @param bytes The encoded broadcast.
