@@ -232,11 +232,6 @@ const ACK_EVERY = 32;
 /** How long the client may hold back an acknowledgement, in milliseconds. */
 const ACK_DELAY = 100;
 /**
- * The code the client closes a socket with when it gives up on it (connect timeout, dead
- * heartbeat) and means to come back: IANA's "Timeout". Not a clean end of the session.
- */
-const GIVE_UP_CODE = 3008;
-/**
  * A WebSocket client that reconnects with full-jitter exponential backoff and, against a hub
  * that speaks `chorus.v1` (one with `resume` on), resumes its session: every message arrives
  * exactly once and in order, both ways, across lost connections. Against a plain WebSocket server
@@ -657,7 +652,9 @@ export class ChorusClient extends EventTarget {
         ws.onerror = () => { };
         if (close && ws.readyState <= 1) {
             try {
-                ws.close(GIVE_UP_CODE, "timeout");
+                // No status code (the server sees 1005): not a clean end, unlike close(), which always
+                // sends one, so a hub keeps the session for the client's next connection.
+                ws.close();
             }
             catch {
                 // already failing
