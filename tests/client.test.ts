@@ -1,0 +1,620 @@
+// chorus/client against a scripted chorus.v1 server (the hub without `resume`: frames pass through
+// untouched, the test plays the protocol by hand) and against plain servers. Deno and Bun.
+import assert from "node:assert/strict";
+import * as net from "node:net";
+import { createHash } from "node:crypto";
+import { type ChorusClient, type ClientOptions, connect } from "../src/client.ts";
+import {
+  decodeFrame,
+  encodeControl,
+  encodeData,
+  type Frame,
+  type RequestMessage,
+  type WelcomeMessage,
+} from "../src/protocol.ts";
+import type { Session } from "../mod.ts";
+import { deadline, deferred, runtime, Signal, startServer, test, type TestServer } from "./_helpers.ts";
+
+const HELLO = '{"t":"hello","v":1}';
+const fast = { minDelay: 10, maxDelay: 50, connectTimeout: 2000 };
+
+/** A hub that answers chorus.v1 and lets the test play the server's side of the protocol. */
+interface Scripted {
+  srv: TestServer<Record<string, unknown>>;
+  signal: Signal;
+  /** Sessions in connection order. */
+  sessions: Session<Record<string, unknown>>[];
+  /** Requests (new/resume) in order. */
+  requests: RequestMessage[];
+  /** Data frames from the client, in order, with the session they came on. */
+  data: { s: number; n: number; payload: string | Uint8Array }[];
+  /** Acks from the client, in order. */
+  acks: number[];
+  /** Close codes of connections, in order. */
+  closes: number[];
+  /** Answers a request; `undefined`: no answer (the test sends one itself, or never). */
+  welcome: (req: RequestMessage, index: number) => WelcomeMessage | undefined;
+}
+
+async function scripted(): Promise<Scripted> {
+  const srv = await startServer<Record<string, unknown>>({}, {
+    onUpgrade(_req, upgrade) {
+      if (upgrade.protocols.includes("chorus.v1")) upgrade.protocol = "chorus.v1";
+    },
+  });
+  const sc: Scripted = {
+    srv,
+    signal: srv.signal,
+    sessions: [],
+    requests: [],
+    data: [],
+    acks: [],
+    closes: [],
+    welcome: (req, i) => ({ t: "welcome", resumed: req.t === "resume", token: `T${i + 1}`, recv: 0, hb: 0 }),
+  };
+  const hub = srv.hub;
+  const frame = (s: Session<Record<string, unknown>>, f: Frame | undefined) => {
+    const index = sc.sessions.indexOf(s);
+    if (f?.kind === "control" && (f.message.t === "new" || f.message.t === "resume")) {
+      sc.requests.push(f.message);
+      const w = sc.welcome(f.message, sc.requests.length - 1);
+      if (w) s.write(encodeControl(w));
+    } else if (f?.kind === "data") sc.data.push({ s: index, n: f.n, payload: f.payload });
+    else if (f?.kind === "ack") sc.acks.push(f.n);
+    else throw new Error(`unexpected frame from the client on session ${index}`);
+    sc.signal.ping();
+  };
+  hub.handleConnect((s) => {
+    sc.sessions.push(s);
+    s.write(HELLO);
+    sc.signal.ping();
+  });
+  hub.handleMessage((s, msg) => frame(s, decodeFrame(msg)));
+  hub.handleMessageBinary((s, msg) => frame(s, decodeFrame(msg)));
+  hub.handleClose((_s, code) => {
+    sc.closes.push(code);
+    sc.signal.ping();
+  });
+  return sc;
+}
+
+/** A client with its events recorded, and sockets tracked so the test can wait for them to close. */
+interface Watched {
+  c: ChorusClient;
+  signal: Signal;
+  opens: boolean[];
+  messages: (string | ArrayBuffer)[];
+  reconnecting: { attempt: number; delay: number; state: string }[];
+  closes: CloseEvent[];
+  sockets: WebSocket[];
+  /** Closes the client (if not closed) and waits until every socket it made has closed. */
+  end(): Promise<void>;
+}
+
+function watch(url: string, options: ClientOptions = {}, signal: Signal = new Signal()): Watched {
+  const sockets: WebSocket[] = [];
+  const closed: Promise<void>[] = [];
+  class Tracked extends WebSocket {
+    constructor(url: string | URL, protocols?: string | string[]) {
+      super(url, protocols);
+      sockets.push(this);
+      const d = deferred();
+      this.addEventListener("close", () => d.resolve());
+      closed.push(d.promise);
+      signal.ping();
+    }
+  }
+  const c = connect(url, { ...fast, WebSocket: Tracked, ...options });
+  const w: Watched = {
+    c,
+    signal,
+    opens: [],
+    messages: [],
+    reconnecting: [],
+    closes: [],
+    sockets,
+    async end() {
+      if (c.state !== "closed") c.close();
+      await deadline(Promise.all(closed), "the client's sockets to close");
+    },
+  };
+  c.addEventListener("open", (e) => {
+    w.opens.push(e.resumed);
+    signal.ping();
+  });
+  c.addEventListener("message", (e) => {
+    w.messages.push(e.data);
+    signal.ping();
+  });
+  c.addEventListener("reconnecting", (e) => {
+    w.reconnecting.push({ attempt: e.attempt, delay: e.delay, state: c.state });
+    signal.ping();
+  });
+  c.addEventListener("close", (e) => {
+    w.closes.push(e);
+    signal.ping();
+  });
+  return w;
+}
+
+/** Runs `fn` with a scripted server and cleans both up. */
+async function withScripted(fn: (sc: Scripted, clients: Watched[]) => Promise<void>): Promise<void> {
+  const sc = await scripted();
+  const clients: Watched[] = [];
+  try {
+    await fn(sc, clients);
+  } finally {
+    for (const w of clients) await w.end();
+    await sc.srv.close();
+  }
+}
+
+/** Waits until `check` holds; re-checked on the server's and the client's events. */
+function until(sc: Scripted, _w: Watched, check: () => boolean, what: string, ms = 5000): Promise<void> {
+  return sc.signal.until(check, what, ms);
+}
+
+const texts = (w: Watched) => w.messages.map((m) => typeof m === "string" ? m : `<${new Uint8Array(m).join(",")}>`);
+
+test("client: handshake, open with resumed false, messages both ways framed with numbers", async () => {
+  await withScripted(async (sc, clients) => {
+    const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(w);
+    assert.equal(w.c.state, "connecting");
+    assert.equal(w.c.send("early"), true, "send before open queues");
+    await until(sc, w, () => w.opens.length === 1, "open");
+    assert.deepEqual(w.opens, [false]);
+    assert.equal(w.c.state, "open");
+    assert.deepEqual(sc.requests, [{ t: "new" }]);
+    assert.equal(w.sockets[0].protocol, "chorus.v1");
+    w.c.send("two");
+    w.c.send(new Uint8Array([1, 2, 3]));
+    w.c.send(new Uint8Array([9, 8, 7, 6]).subarray(1, 3).buffer.slice(1, 3));
+    await until(sc, w, () => sc.data.length === 4, "4 data frames at the server");
+    assert.deepEqual(sc.data.map((d) => d.n), [1, 2, 3, 4]);
+    assert.deepEqual(sc.data.slice(0, 2).map((d) => d.payload), ["early", "two"]);
+    assert.deepEqual([...(sc.data[2].payload as Uint8Array)], [1, 2, 3]);
+    assert.deepEqual([...(sc.data[3].payload as Uint8Array)], [8, 7]);
+    const s = sc.sessions[0];
+    s.write("m1;hello");
+    s.write(encodeData(5, new Uint8Array([4, 5])));
+    s.write('m7;{"json":true}');
+    await until(sc, w, () => w.messages.length === 3, "3 messages");
+    assert.deepEqual(texts(w), ["hello", "<4,5>", '{"json":true}']);
+    assert.ok(w.messages[1] instanceof ArrayBuffer);
+    assert.equal((w.messages[1] as ArrayBuffer).byteLength, 2, "the payload is copied out of the frame");
+  });
+});
+
+test("client: duplicates (n <= last) are dropped; acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
+  await withScripted(async (sc, clients) => {
+    const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open");
+    const s = sc.sessions[0];
+    for (const n of [1, 2, 2, 1, 5, 3, 6]) s.write(`m${n};x${n}`);
+    await until(sc, w, () => w.messages.length >= 4, "4 messages");
+    await until(sc, w, () => sc.acks.length >= 1, "an ack within 100 ms");
+    assert.deepEqual(w.messages, ["x1", "x2", "x5", "x6"]);
+    assert.equal(sc.acks.at(-1), 6);
+    const before = sc.acks.length;
+    s.write("p");
+    await until(sc, w, () => sc.acks.length === before + 1, "the ack answering a heartbeat");
+    assert.equal(sc.acks.at(-1), 6);
+    // 32 frames: acknowledged at once, without waiting for the timer.
+    const t0 = Date.now();
+    for (let n = 7; n < 7 + 32; n++) s.write(`m${n.toString(36)};y`);
+    await until(sc, w, () => sc.acks.includes(38), "the ack after 32 frames");
+    assert.ok(Date.now() - t0 < 1000);
+    assert.equal(w.messages.length, 4 + 32);
+  });
+});
+
+test("client: after a resumed welcome it sends again exactly the unacknowledged messages, in order, then the queue", async () => {
+  await withScripted(async (sc, clients) => {
+    const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open");
+    for (const m of ["a", "b", "c", "d", "e"]) w.c.send(m);
+    await until(sc, w, () => sc.data.length === 5, "5 frames");
+    const s = sc.sessions[0];
+    s.write("a2"); // the server has 1 and 2
+    s.write("m4;one");
+    await until(sc, w, () => w.messages.length === 1, "a message");
+    // Resume: the server says it got 1..3 (3 arrived after its ack).
+    sc.welcome = (req) => req.t === "resume" ? { t: "welcome", resumed: true, token: "T2", recv: 3, hb: 0 } : undefined;
+    s.close(1012, "restart");
+    await until(sc, w, () => w.reconnecting.length === 1, "reconnecting");
+    assert.equal(w.reconnecting[0].attempt, 1);
+    assert.equal(w.reconnecting[0].state, "reconnecting");
+    assert.ok(w.reconnecting[0].delay >= 10 && w.reconnecting[0].delay <= 50, `delay ${w.reconnecting[0].delay}`);
+    assert.equal(w.c.send("f"), true, "queued while reconnecting");
+    await until(sc, w, () => w.opens.length === 2, "second open");
+    assert.deepEqual(w.opens, [false, true]);
+    assert.deepEqual(sc.requests[1], { t: "resume", token: "T1", last: 4 });
+    await until(sc, w, () => sc.data.length === 8, "the resent and queued frames");
+    assert.deepEqual(sc.data.slice(5).map((d) => [d.s, d.n, d.payload]), [[1, 4, "d"], [1, 5, "e"], [1, 6, "f"]]);
+    sc.sessions[1].write("m4;dup");
+    sc.sessions[1].write("m9;two");
+    await until(sc, w, () => w.messages.length === 2, "the second message");
+    assert.deepEqual(w.messages, ["one", "two"], "offset 4 was a duplicate across the resume");
+  });
+});
+
+test("client: a fresh session after a reconnect gets the unacknowledged and queued messages renumbered from 1", async () => {
+  await withScripted(async (sc, clients) => {
+    const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open");
+    for (const m of ["a", "b", "c"]) w.c.send(m);
+    await until(sc, w, () => sc.data.length === 3, "3 frames");
+    sc.sessions[0].write("a1");
+    sc.sessions[0].write("m50;old");
+    await until(sc, w, () => w.messages.length === 1, "a message");
+    sc.welcome = (_req, i) => ({ t: "welcome", resumed: false, token: `T${i + 1}`, recv: 0, hb: 0 });
+    sc.sessions[0].close(1013);
+    await until(sc, w, () => w.reconnecting.length === 1, "reconnecting");
+    w.c.send("d");
+    await until(sc, w, () => w.opens.length === 2, "second open");
+    assert.deepEqual(w.opens, [false, false]);
+    await until(sc, w, () => sc.data.length === 6, "the frames on the new session");
+    assert.deepEqual(sc.data.slice(3).map((d) => [d.s, d.n, d.payload]), [[1, 1, "b"], [1, 2, "c"], [1, 3, "d"]]);
+    sc.sessions[1].write("m2;new"); // offsets of the new session are not compared with the old one's
+    await until(sc, w, () => w.messages.length === 2, "a message on the new session");
+    assert.deepEqual(w.messages, ["old", "new"]);
+  });
+});
+
+for (const code of [1000, 4001, 1008]) {
+  test(`client: close code ${code} from the server is final`, async () => {
+    await withScripted(async (sc, clients) => {
+      const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+      clients.push(w);
+      await until(sc, w, () => w.opens.length === 1, "open");
+      sc.sessions[0].close(code, "bye");
+      await until(sc, w, () => w.closes.length === 1, "close event");
+      assert.equal(w.closes[0].code, code);
+      assert.equal(w.closes[0].reason, "bye");
+      assert.equal(w.c.state, "closed");
+      assert.equal(w.reconnecting.length, 0);
+      assert.equal(w.c.send("x"), false);
+      assert.equal(w.sockets.length, 1);
+    });
+  });
+}
+
+test("client: shouldReconnect decides: 4001 reconnects, 1012 is final", async () => {
+  await withScripted(async (sc, clients) => {
+    const seen: number[] = [];
+    const w = watch(sc.srv.wsUrl(), {
+      shouldReconnect: (e) => {
+        seen.push(e.code);
+        return e.code === 4001;
+      },
+    }, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open");
+    sc.sessions[0].close(4001);
+    await until(sc, w, () => w.opens.length === 2, "reopen after 4001");
+    assert.equal(w.reconnecting.length, 1);
+    sc.sessions[1].close(1012);
+    await until(sc, w, () => w.closes.length === 1, "close after 1012");
+    assert.deepEqual(seen, [4001, 1012]);
+    assert.equal(w.closes[0].code, 1012);
+    assert.equal(w.c.state, "closed");
+  });
+});
+
+test("client: the offline queue is bounded (queued plus unacknowledged) and flushed in order", async () => {
+  await withScripted(async (sc, clients) => {
+    let release: (() => void) | undefined;
+    sc.welcome = () => {
+      release = () => sc.sessions[0].write(encodeControl({ t: "welcome", resumed: false, token: "T", recv: 0, hb: 0 }));
+      return undefined;
+    };
+    const w = watch(sc.srv.wsUrl(), { maxQueued: 3 }, sc.signal);
+    clients.push(w);
+    assert.deepEqual([w.c.send("1"), w.c.send("2"), w.c.send("3"), w.c.send("4")], [true, true, true, false]);
+    await until(sc, w, () => release !== undefined, "the request");
+    assert.equal(w.c.state, "connecting", "not open before welcome");
+    assert.equal(w.c.send("5"), false);
+    release!();
+    await until(sc, w, () => sc.data.length === 3, "the queue");
+    assert.deepEqual(sc.data.map((d) => d.payload), ["1", "2", "3"]);
+    assert.equal(w.c.send("6"), false, "three sent, none acknowledged");
+    sc.sessions[0].write("a2");
+    sc.sessions[0].write("m1;after the ack"); // no event tells of an ack: wait for the next message
+    await until(sc, w, () => w.messages.length === 1, "the message after the ack");
+    assert.equal(w.c.send("7"), true, "room after the ack");
+    await until(sc, w, () => sc.data.length === 4, "the fourth frame");
+    assert.deepEqual(sc.data[3], { s: 0, n: 4, payload: "7" });
+  });
+});
+
+test("client: close() is final and synchronous; the server sees its code", async () => {
+  await withScripted(async (sc, clients) => {
+    const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open");
+    w.c.close(4002, "done");
+    assert.equal(w.c.state, "closed");
+    assert.equal(w.closes.length, 1);
+    assert.equal(w.closes[0].code, 4002);
+    assert.equal(w.closes[0].reason, "done");
+    w.c.close(); // again: nothing
+    assert.equal(w.closes.length, 1);
+    assert.equal(w.c.send("x"), false);
+    await until(sc, w, () => sc.closes.length === 1, "the server's close hook");
+    assert.deepEqual(sc.closes, [4002]);
+    await w.end();
+    assert.equal(w.sockets.length, 1);
+    assert.throws(() => w.c.close(1006), RangeError);
+  });
+});
+
+test("client: close() while connecting and while waiting to reconnect", async () => {
+  await withScripted(async (sc, clients) => {
+    const a = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(a);
+    a.c.close();
+    assert.equal(a.closes.length, 1);
+    assert.equal(a.c.state, "closed");
+    const b = watch(sc.srv.wsUrl(), { minDelay: 5000, maxDelay: 5000 }, sc.signal);
+    clients.push(b);
+    await until(sc, b, () => b.opens.length === 1, "open");
+    sc.sessions.at(-1)!.close(1001);
+    await until(sc, b, () => b.reconnecting.length === 1, "reconnecting");
+    b.c.close();
+    assert.equal(b.closes.length, 1);
+    assert.equal(b.closes[0].code, 1000);
+  });
+});
+
+test("client: a connect timeout (no welcome) and a dead heartbeat are lost connections", async () => {
+  await withScripted(async (sc, clients) => {
+    let n = 0;
+    sc.welcome = () => {
+      n++;
+      if (n === 1) return undefined; // the first attempt times out
+      return { t: "welcome", resumed: n > 2, token: `T${n}`, recv: 0, hb: 100 };
+    };
+    const w = watch(sc.srv.wsUrl(), { connectTimeout: 300 }, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open after a timed out attempt");
+    assert.equal(w.reconnecting.length, 1);
+    assert.equal(sc.requests.length, 2);
+    // hb 100: the server stays silent, so after 1200 ms the client gives up and reconnects.
+    const t0 = Date.now();
+    await until(sc, w, () => w.opens.length === 2, "reopen after a dead heartbeat", 5000);
+    const took = Date.now() - t0;
+    assert.ok(took >= 1100, `gave up after ${took} ms`);
+    assert.deepEqual(w.opens, [false, true]);
+    assert.equal(w.reconnecting.at(-1)!.attempt, 1, "the attempt count restarts after an open");
+    await until(sc, w, () => sc.closes.length >= 2, "the server's close hooks");
+    assert.ok(sc.closes.includes(1005), `a socket given up on closes without a status (${sc.closes})`);
+  });
+});
+
+test("client: heartbeats keep a connection alive", async () => {
+  await withScripted(async (sc, clients) => {
+    sc.welcome = () => ({ t: "welcome", resumed: false, token: "T", recv: 0, hb: 100 });
+    const w = watch(sc.srv.wsUrl(), {}, sc.signal);
+    clients.push(w);
+    await until(sc, w, () => w.opens.length === 1, "open");
+    const timer = setInterval(() => sc.sessions[0].write("p"), 100);
+    try {
+      await until(sc, w, () => sc.acks.length >= 20, "20 heartbeats answered", 5000);
+    } finally {
+      clearInterval(timer);
+    }
+    assert.equal(w.reconnecting.length, 0);
+    assert.ok(sc.acks.every((a) => a === 0));
+  });
+});
+
+test("client: a hub answering another subprotocol is plain: raw frames, resumed false, queue flushed", async () => {
+  const srv = await startServer({}, {
+    onUpgrade(_req, upgrade) {
+      upgrade.protocol = "app";
+    },
+  });
+  const got: string[] = [];
+  srv.hub.handleConnect((s) => {
+    s.write("raw hello");
+    srv.signal.ping();
+  });
+  srv.hub.handleMessage((_s, m) => {
+    got.push(m);
+    srv.signal.ping();
+  });
+  const w = watch(srv.wsUrl(), { protocols: ["app"] });
+  try {
+    w.c.send("q1");
+    await w.signal.until(() => w.messages.length === 1, "raw hello");
+    assert.deepEqual(w.opens, [false]);
+    assert.deepEqual(w.messages, ["raw hello"]);
+    assert.equal(w.sockets[0].protocol, "app");
+    w.c.send("q2");
+    await srv.signal.until(() => got.length === 2, "two raw messages");
+    assert.deepEqual(got, ["q1", "q2"]);
+    for (const s of srv.hub.sessions()) s.close(1012);
+    await w.signal.until(() => w.opens.length === 2, "reopen");
+    assert.deepEqual(w.opens, [false, false]);
+  } finally {
+    await w.end();
+    await srv.close();
+  }
+});
+
+/** A WebSocket server on node:net that answers no subprotocol (like `Deno.upgradeWebSocket(req)`). */
+async function noProtocolServer() {
+  const offers: string[] = [];
+  const texts: string[] = [];
+  const sockets = new Set<net.Socket>();
+  const signal = new Signal();
+  const server = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on("close", () => sockets.delete(sock));
+    sock.on("error", () => {});
+    let buf = new Uint8Array(0);
+    let upgraded = false;
+    sock.on("data", (chunk: Uint8Array) => {
+      const next = new Uint8Array(buf.length + chunk.length);
+      next.set(buf);
+      next.set(chunk, buf.length);
+      buf = next;
+      if (!upgraded) {
+        const head = new TextDecoder().decode(buf);
+        const end = head.indexOf("\r\n\r\n");
+        if (end < 0) return;
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)![1];
+        offers.push(/sec-websocket-protocol:\s*([^\r]*)/i.exec(head)?.[1] ?? "");
+        const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
+        sock.write(
+          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
+        );
+        const hi = new TextEncoder().encode("plain hi");
+        sock.write(new Uint8Array([0x81, hi.length, ...hi]));
+        upgraded = true;
+        buf = buf.subarray(end + 4);
+        signal.ping();
+      }
+      while (buf.length >= 6) {
+        const op = buf[0] & 0x0f;
+        const len = buf[1] & 0x7f; // tests send short frames only
+        if (len >= 126 || buf.length < 6 + len) return;
+        const mask = buf.subarray(2, 6);
+        const payload = buf.slice(6, 6 + len).map((b, i) => b ^ mask[i % 4]);
+        buf = buf.subarray(6 + len);
+        if (op === 1) texts.push(new TextDecoder().decode(payload));
+        if (op === 8) {
+          sock.end(new Uint8Array([0x88, 2, 0x03, 0xe8]));
+          return;
+        }
+        signal.ping();
+      }
+    });
+  });
+  await new Promise<void>((res) => server.listen(0, "127.0.0.1", () => res()));
+  const port = (server.address() as net.AddressInfo).port;
+  return {
+    url: `ws://127.0.0.1:${port}/`,
+    offers,
+    texts,
+    signal,
+    drop: () => {
+      for (const s of sockets) s.destroy();
+    },
+    async close() {
+      for (const s of sockets) s.destroy();
+      await new Promise<void>((res) => server.close(() => res()));
+    },
+  };
+}
+
+test("client: a server that answers no subprotocol is plain (browsers and Bun refuse the first offer)", async () => {
+  const srv = await noProtocolServer();
+  const w = watch(srv.url);
+  try {
+    await w.signal.until(() => w.messages.length === 1, "the server's first frame");
+    assert.deepEqual(w.opens, [false]);
+    assert.deepEqual(w.messages, ["plain hi"]);
+    assert.equal(w.reconnecting.length, 0, "the retry without chorus.v1 is part of the same attempt");
+    // Deno's client accepts an answer that names none of the offered subprotocols; Bun's fails
+    // the handshake (as browsers do), and the client tries again at once without chorus.v1.
+    assert.deepEqual(srv.offers, runtime === "bun" ? ["chorus.v1", ""] : ["chorus.v1"]);
+    w.c.send("up");
+    await srv.signal.until(() => srv.texts.length === 1, "a raw message");
+    assert.deepEqual(srv.texts, ["up"]);
+    srv.drop();
+    await w.signal.until(() => w.opens.length === 2, "reopen");
+    assert.equal(srv.offers.at(-1), "", "once plain, always plain");
+  } finally {
+    await w.end();
+    await srv.close();
+  }
+});
+
+test("client: a plain runtime server (Deno.upgradeWebSocket / Bun.serve)", async () => {
+  const received: string[] = [];
+  const signal = new Signal();
+  let url: string;
+  let stop: () => Promise<void>;
+  let drop: () => void;
+  if (runtime === "deno") {
+    const live = new Set<WebSocket>();
+    const s = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
+      const { socket, response } = Deno.upgradeWebSocket(req);
+      live.add(socket);
+      socket.onclose = () => live.delete(socket);
+      socket.onmessage = (e) => {
+        received.push(e.data);
+        signal.ping();
+      };
+      return response;
+    });
+    url = `ws://127.0.0.1:${s.addr.port}/`;
+    drop = () => live.forEach((ws) => ws.close(1011));
+    stop = () => s.shutdown();
+  } else {
+    // deno-lint-ignore no-explicit-any
+    const Bun = (globalThis as any).Bun;
+    // deno-lint-ignore no-explicit-any
+    const live = new Set<any>();
+    const s = Bun.serve({
+      port: 0,
+      hostname: "127.0.0.1",
+      // deno-lint-ignore no-explicit-any
+      fetch: (req: Request, server: any) => server.upgrade(req) ? undefined : new Response("no", { status: 400 }),
+      websocket: {
+        // deno-lint-ignore no-explicit-any
+        open: (ws: any) => live.add(ws),
+        // deno-lint-ignore no-explicit-any
+        close: (ws: any) => live.delete(ws),
+        // deno-lint-ignore no-explicit-any
+        message: (_ws: any, m: string) => {
+          received.push(m);
+          signal.ping();
+        },
+      },
+    });
+    url = `ws://127.0.0.1:${s.port}/`;
+    drop = () => live.forEach((ws) => ws.close(1011));
+    stop = async () => void await s.stop(true);
+  }
+  // Deno's server answers none (Deno's client accepts it); Bun's answers chorus.v1 and never
+  // says hello, so the client waits connectTimeout before it takes the server for a plain one.
+  const w = watch(url, { connectTimeout: 300 });
+  try {
+    w.c.send("first");
+    await w.signal.until(() => w.opens.length === 1, "open");
+    assert.deepEqual(w.opens, [false]);
+    await signal.until(() => received.length === 1, "the queued message, raw");
+    assert.deepEqual(received, ["first"]);
+    drop();
+    await w.signal.until(() => w.opens.length === 2, "reopen after 1011");
+    w.c.send("second");
+    await signal.until(() => received.length === 2, "a raw message on the second connection");
+    assert.deepEqual(received, ["first", "second"]);
+  } finally {
+    await w.end();
+    await stop();
+  }
+});
+
+test("client: options are validated", () => {
+  const url = "ws://127.0.0.1:1/";
+  assert.throws(() => connect(url, { minDelay: -1 }), RangeError);
+  assert.throws(() => connect(url, { minDelay: 100, maxDelay: 50 }), RangeError);
+  assert.throws(() => connect(url, { maxQueued: 0 }), RangeError);
+  assert.throws(() => connect(url, { maxQueued: 1.5 }), RangeError);
+  assert.throws(() => connect(url, { connectTimeout: Infinity }), RangeError);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => connect(url, { minDelay: "1" as any }), TypeError);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => connect(url, { protocols: "x" as any }), TypeError);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => connect(url, { shouldReconnect: 1 as any }), TypeError);
+  // deno-lint-ignore no-explicit-any
+  assert.throws(() => connect(1 as any), TypeError);
+});
