@@ -63,7 +63,7 @@ export class Connection<K extends object> implements SocketEvents {
     }
     let status: number | void;
     try {
-      status = socket.send(data);
+      status = socket.send(data as string | Uint8Array<ArrayBuffer>);
     } catch (err) {
       this.#credit = 0;
       this.#report(err);

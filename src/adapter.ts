@@ -36,9 +36,10 @@ export interface HubSocket {
   readonly bufferedAmount: number;
   /**
    * Sends a text (string) or binary frame. May return a status: `0` means the runtime
-   * dropped the message; any other value or `undefined` means it was queued.
+   * dropped the message; any other value or `undefined` means it was queued. (Typed as a WHATWG
+   * `WebSocket.send` takes it, so a `WebSocket` is a `HubSocket`.)
    */
-  send(data: string | Uint8Array): number | void;
+  send(data: string | Uint8Array<ArrayBuffer>): number | void;
   /** Starts the closing handshake. */
   close(code?: number, reason?: string): void;
   /**

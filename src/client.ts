@@ -18,7 +18,15 @@
  * @module
  */
 
-import { decodeFrame, encodeAck, encodeControl, encodeData, PROTOCOL, type WelcomeMessage } from "./protocol.ts";
+import {
+  decodeFrame,
+  encodeAck,
+  encodeControl,
+  encodeData,
+  type Position,
+  PROTOCOL,
+  type WelcomeMessage,
+} from "./protocol.ts";
 
 /** What a {@linkcode ChorusClient} is doing. */
 export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
@@ -191,8 +199,14 @@ export class ChorusClient extends EventTarget {
 
   #attempt = 0;
   #token: string | undefined;
-  /** The highest offset received in this session. */
-  #last = 0;
+  /** What this session received: per stream key, the epoch and the highest offset. */
+  #pos: Position = {};
+  /** The streams the server declared on this connection: id → key and epoch. */
+  #streams = new Map<number, [key: string, epoch: string]>();
+  /** Data frames received on this connection (what an acknowledgement counts). */
+  #frames = 0;
+  /** Whether this connection's frames are numbered (false: a hub that keeps nothing). */
+  #framed = true;
   /** Data frames received since the last acknowledgement. */
   #unacked = 0;
   /** The next sequence number of an outgoing message. */
@@ -280,7 +294,7 @@ export class ChorusClient extends EventTarget {
     const payload = toPayload(data);
     if (this.#state === "closed") return false;
     const ws = this.#ws;
-    if (this.#kind === "plain" && this.#phase === "open" && ws?.readyState === 1) {
+    if ((this.#kind === "plain" || !this.#framed) && this.#phase === "open" && ws?.readyState === 1) {
       ws.send(payload as string | Uint8Array<ArrayBuffer>);
       return true;
     }
@@ -388,6 +402,9 @@ export class ChorusClient extends EventTarget {
     this.#ws = ws;
     this.#phase = "opening";
     this.#offeredChorus = chorus;
+    this.#streams = new Map();
+    this.#frames = 0;
+    this.#framed = true;
     ws.onopen = () => this.#opened(ws);
     ws.onmessage = (e) => this.#received(ws, e.data);
     ws.onclose = (e) => this.#lost(ws, e, false);
@@ -407,7 +424,7 @@ export class ChorusClient extends EventTarget {
     if (ws !== this.#ws) return;
     this.#seenAt = Date.now();
     if (typeof data !== "string" && !(data instanceof ArrayBuffer)) return; // a Blob: binaryType was changed
-    if (this.#kind === "plain" && this.#phase === "open") {
+    if ((this.#kind === "plain" || !this.#framed) && this.#phase === "open") {
       this.#deliver(typeof data === "string" ? data : data.slice(0));
       return;
     }
@@ -418,7 +435,7 @@ export class ChorusClient extends EventTarget {
           this.#phase = "welcome";
           const request = this.#token === undefined
             ? { t: "new" as const }
-            : { t: "resume" as const, token: this.#token, last: this.#last };
+            : { t: "resume" as const, token: this.#token, pos: this.#pos };
           ws.send(encodeControl(request));
         } else if (this.#kind === "chorus") {
           this.#giveUp(ws, "no hello from the server");
@@ -430,19 +447,23 @@ export class ChorusClient extends EventTarget {
         return;
       case "welcome":
         if (frame?.kind === "control" && frame.message.t === "welcome") this.#welcomed(ws, frame.message);
-        else if (frame?.kind === "ping") ws.send(encodeAck(this.#last));
+        else if (frame?.kind === "ping") ws.send(encodeAck(this.#frames));
         return; // nothing else may come before welcome
       case "open":
         if (!frame) return;
         if (frame.kind === "data") {
-          if (frame.n <= this.#last) {
-            this.#countForAck(ws); // a duplicate: the server missed an ack
-            return;
-          }
-          this.#last = frame.n;
+          const stream = this.#streams.get(frame.id);
+          if (!stream) return this.#giveUp(ws, `a message of undeclared stream ${frame.id}`);
+          this.#frames++;
           this.#countForAck(ws);
+          const [key, epoch] = stream;
+          const had = Object.hasOwn(this.#pos, key) ? this.#pos[key] : undefined;
+          if (had !== undefined && had[0] === epoch && frame.n <= had[1]) return; // received before
+          this.#pos[key] = [epoch, frame.n];
           const p = frame.payload;
           this.#deliver(typeof p === "string" ? p : p.slice().buffer as ArrayBuffer);
+        } else if (frame.kind === "control" && frame.message.t === "stream") {
+          this.#streams.set(frame.message.id, [frame.message.key, frame.message.epoch]);
         } else if (frame.kind === "ack") {
           let k = 0;
           while (k < this.#sent.length && this.#sent[k].n <= frame.n) k++;
@@ -459,7 +480,9 @@ export class ChorusClient extends EventTarget {
     this.#connectTimer = undefined;
     this.#kind = "chorus";
     this.#phase = "open";
-    this.#token = w.token;
+    // An empty credential: the hub keeps nothing (no resume), and its frames are plain.
+    this.#framed = w.token !== "";
+    this.#token = this.#framed ? w.token : undefined;
     if (w.resumed) {
       let k = 0;
       while (k < this.#sent.length && this.#sent[k].n <= w.recv) k++;
@@ -467,7 +490,7 @@ export class ChorusClient extends EventTarget {
     } else {
       // A new session: offsets and sequence numbers start over; what the old one had not
       // acknowledged goes to the new one first (at least once).
-      this.#last = 0;
+      this.#pos = {};
       this.#nextSeq = 1;
       this.#queue = [...this.#sent.map((o) => o.data), ...this.#queue];
       this.#sent = [];
@@ -478,7 +501,7 @@ export class ChorusClient extends EventTarget {
     }
     this.#state = "open";
     this.#attempt = 0;
-    for (const o of this.#sent) ws.send(encodeData(o.n, o.data) as string | Uint8Array<ArrayBuffer>);
+    for (const o of this.#sent) ws.send(encodeData(0, o.n, o.data) as string | Uint8Array<ArrayBuffer>);
     const queue = this.#queue;
     this.#queue = [];
     for (const data of queue) this.#transmit(ws, data);
@@ -500,9 +523,13 @@ export class ChorusClient extends EventTarget {
   }
 
   #transmit(ws: WebSocket, data: Payload): void {
+    if (!this.#framed) {
+      ws.send(data as string | Uint8Array<ArrayBuffer>);
+      return;
+    }
     const n = this.#nextSeq++;
     this.#sent.push({ n, data });
-    ws.send(encodeData(n, data) as string | Uint8Array<ArrayBuffer>);
+    ws.send(encodeData(0, n, data) as string | Uint8Array<ArrayBuffer>);
   }
 
   #deliver(data: string | ArrayBuffer): void {
@@ -518,7 +545,7 @@ export class ChorusClient extends EventTarget {
     clearTimeout(this.#ackTimer);
     this.#ackTimer = undefined;
     this.#unacked = 0;
-    if (ws === this.#ws && ws.readyState === 1) ws.send(encodeAck(this.#last));
+    if (ws === this.#ws && ws.readyState === 1) ws.send(encodeAck(this.#frames));
   }
 
   /** Gives up on the connection when no frame arrived for `2 * hb + 1000` ms. */

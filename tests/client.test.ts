@@ -12,21 +12,21 @@ import {
   type RequestMessage,
   type WelcomeMessage,
 } from "../src/protocol.ts";
-import type { Session } from "../mod.ts";
-import { deadline, deferred, runtime, Signal, startServer, test, type TestServer } from "./_helpers.ts";
+import { deadline, deferred, runtime, Signal, startServer, test } from "./_helpers.ts";
+import { type RawServer, rawServer, type RawSession } from "./_raw_server.ts";
 
 const HELLO = '{"t":"hello","v":1}';
 const fast = { minDelay: 10, maxDelay: 50, connectTimeout: 2000 };
 
-/** A hub that answers chorus.v1 and lets the test play the server's side of the protocol. */
+/** A bare server that answers chorus.v1 and lets the test play the server's side of the protocol. */
 interface Scripted {
-  srv: TestServer<Record<string, unknown>>;
+  srv: RawServer;
   signal: Signal;
-  /** Sessions in connection order. */
-  sessions: Session<Record<string, unknown>>[];
+  /** Connections in order. */
+  sessions: RawSession[];
   /** Requests (new/resume) in order. */
   requests: RequestMessage[];
-  /** Data frames from the client, in order, with the session they came on. */
+  /** Data frames from the client, in order, with the connection they came on. */
   data: { s: number; n: number; payload: string | Uint8Array }[];
   /** Acks from the client, in order. */
   acks: number[];
@@ -36,15 +36,11 @@ interface Scripted {
   welcome: (req: RequestMessage, index: number) => WelcomeMessage | undefined;
 }
 
-async function scripted(): Promise<Scripted> {
-  const srv = await startServer<Record<string, unknown>>({}, {
-    onUpgrade(_req, upgrade) {
-      if (upgrade.protocols.includes("chorus.v1")) upgrade.protocol = "chorus.v1";
-    },
-  });
+function scripted(): Scripted {
+  const signal = new Signal();
   const sc: Scripted = {
-    srv,
-    signal: srv.signal,
+    srv: undefined as unknown as RawServer,
+    signal,
     sessions: [],
     requests: [],
     data: [],
@@ -52,29 +48,31 @@ async function scripted(): Promise<Scripted> {
     closes: [],
     welcome: (req, i) => ({ t: "welcome", resumed: req.t === "resume", token: `T${i + 1}`, recv: 0, hb: 0 }),
   };
-  const hub = srv.hub;
-  const frame = (s: Session<Record<string, unknown>>, f: Frame | undefined) => {
+  const frame = (s: RawSession, f: Frame | undefined) => {
     const index = sc.sessions.indexOf(s);
     if (f?.kind === "control" && (f.message.t === "new" || f.message.t === "resume")) {
       sc.requests.push(f.message);
       const w = sc.welcome(f.message, sc.requests.length - 1);
       if (w) s.write(encodeControl(w));
+      // the server's own stream (id 1), declared on every connection
+      if (w?.token) s.write(encodeControl({ t: "stream", id: 1, key: "s", epoch: "E" }));
     } else if (f?.kind === "data") sc.data.push({ s: index, n: f.n, payload: f.payload });
     else if (f?.kind === "ack") sc.acks.push(f.n);
-    else throw new Error(`unexpected frame from the client on session ${index}`);
-    sc.signal.ping();
+    else throw new Error(`unexpected frame from the client on connection ${index}`);
+    signal.ping();
   };
-  hub.handleConnect((s) => {
-    sc.sessions.push(s);
-    s.write(HELLO);
-    sc.signal.ping();
-  });
-  hub.handleMessage((s, msg) => frame(s, decodeFrame(msg)));
-  hub.handleMessageBinary((s, msg) => frame(s, decodeFrame(msg)));
-  hub.handleClose((_s, code) => {
-    sc.closes.push(code);
-    sc.signal.ping();
-  });
+  sc.srv = rawServer({
+    open(s) {
+      sc.sessions.push(s);
+      s.write(HELLO);
+      signal.ping();
+    },
+    message: (s, msg) => frame(s, decodeFrame(msg)),
+    close(_s, code) {
+      sc.closes.push(code);
+      signal.ping();
+    },
+  }, "chorus.v1");
   return sc;
 }
 
@@ -139,7 +137,7 @@ function watch(url: string, options: ClientOptions = {}, signal: Signal = new Si
 
 /** Runs `fn` with a scripted server and cleans both up. */
 async function withScripted(fn: (sc: Scripted, clients: Watched[]) => Promise<void>): Promise<void> {
-  const sc = await scripted();
+  const sc = scripted();
   const clients: Watched[] = [];
   try {
     await fn(sc, clients);
@@ -176,9 +174,9 @@ test("client: handshake, open with resumed false, messages both ways framed with
     assert.deepEqual([...(sc.data[2].payload as Uint8Array)], [1, 2, 3]);
     assert.deepEqual([...(sc.data[3].payload as Uint8Array)], [8, 7]);
     const s = sc.sessions[0];
-    s.write("m1;hello");
-    s.write(encodeData(5, new Uint8Array([4, 5])));
-    s.write('m7;{"json":true}');
+    s.write("m1.1;hello");
+    s.write(encodeData(1, 5, new Uint8Array([4, 5])));
+    s.write('m1.7;{"json":true}');
     await until(sc, w, () => w.messages.length === 3, "3 messages");
     assert.deepEqual(texts(w), ["hello", "<4,5>", '{"json":true}']);
     assert.ok(w.messages[1] instanceof ArrayBuffer);
@@ -186,25 +184,25 @@ test("client: handshake, open with resumed false, messages both ways framed with
   });
 });
 
-test("client: duplicates (n <= last) are dropped; acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
+test("client: duplicates (n <= the position) are dropped; acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
   await withScripted(async (sc, clients) => {
     const w = watch(sc.srv.wsUrl(), {}, sc.signal);
     clients.push(w);
     await until(sc, w, () => w.opens.length === 1, "open");
     const s = sc.sessions[0];
-    for (const n of [1, 2, 2, 1, 5, 3, 6]) s.write(`m${n};x${n}`);
+    for (const n of [1, 2, 2, 1, 5, 3, 6]) s.write(`m1.${n};x${n}`);
     await until(sc, w, () => w.messages.length >= 4, "4 messages");
     await until(sc, w, () => sc.acks.length >= 1, "an ack within 100 ms");
     assert.deepEqual(w.messages, ["x1", "x2", "x5", "x6"]);
-    assert.equal(sc.acks.at(-1), 6);
+    assert.equal(sc.acks.at(-1), 7, "an ack counts the data frames of the connection, duplicates too");
     const before = sc.acks.length;
     s.write("p");
     await until(sc, w, () => sc.acks.length === before + 1, "the ack answering a heartbeat");
-    assert.equal(sc.acks.at(-1), 6);
+    assert.equal(sc.acks.at(-1), 7);
     // 32 frames: acknowledged at once, without waiting for the timer.
     const t0 = Date.now();
-    for (let n = 7; n < 7 + 32; n++) s.write(`m${n.toString(36)};y`);
-    await until(sc, w, () => sc.acks.includes(38), "the ack after 32 frames");
+    for (let n = 7; n < 7 + 32; n++) s.write(`m1.${n.toString(36)};y`);
+    await until(sc, w, () => sc.acks.includes(39), "the ack after 32 frames");
     assert.ok(Date.now() - t0 < 1000);
     assert.equal(w.messages.length, 4 + 32);
   });
@@ -219,7 +217,7 @@ test("client: after a resumed welcome it sends again exactly the unacknowledged 
     await until(sc, w, () => sc.data.length === 5, "5 frames");
     const s = sc.sessions[0];
     s.write("a2"); // the server has 1 and 2
-    s.write("m4;one");
+    s.write("m1.4;one");
     await until(sc, w, () => w.messages.length === 1, "a message");
     // Resume: the server says it got 1..3 (3 arrived after its ack).
     sc.welcome = (req) => req.t === "resume" ? { t: "welcome", resumed: true, token: "T2", recv: 3, hb: 0 } : undefined;
@@ -231,11 +229,11 @@ test("client: after a resumed welcome it sends again exactly the unacknowledged 
     assert.equal(w.c.send("f"), true, "queued while reconnecting");
     await until(sc, w, () => w.opens.length === 2, "second open");
     assert.deepEqual(w.opens, [false, true]);
-    assert.deepEqual(sc.requests[1], { t: "resume", token: "T1", last: 4 });
+    assert.deepEqual(sc.requests[1], { t: "resume", token: "T1", pos: { s: ["E", 4] } });
     await until(sc, w, () => sc.data.length === 8, "the resent and queued frames");
     assert.deepEqual(sc.data.slice(5).map((d) => [d.s, d.n, d.payload]), [[1, 4, "d"], [1, 5, "e"], [1, 6, "f"]]);
-    sc.sessions[1].write("m4;dup");
-    sc.sessions[1].write("m9;two");
+    sc.sessions[1].write("m1.4;dup");
+    sc.sessions[1].write("m1.9;two");
     await until(sc, w, () => w.messages.length === 2, "the second message");
     assert.deepEqual(w.messages, ["one", "two"], "offset 4 was a duplicate across the resume");
   });
@@ -249,7 +247,7 @@ test("client: a fresh session after a reconnect gets the unacknowledged and queu
     for (const m of ["a", "b", "c"]) w.c.send(m);
     await until(sc, w, () => sc.data.length === 3, "3 frames");
     sc.sessions[0].write("a1");
-    sc.sessions[0].write("m50;old");
+    sc.sessions[0].write("m1.50;old");
     await until(sc, w, () => w.messages.length === 1, "a message");
     sc.welcome = (_req, i) => ({ t: "welcome", resumed: false, token: `T${i + 1}`, recv: 0, hb: 0 });
     sc.sessions[0].close(1013);
@@ -259,7 +257,7 @@ test("client: a fresh session after a reconnect gets the unacknowledged and queu
     assert.deepEqual(w.opens, [false, false]);
     await until(sc, w, () => sc.data.length === 6, "the frames on the new session");
     assert.deepEqual(sc.data.slice(3).map((d) => [d.s, d.n, d.payload]), [[1, 1, "b"], [1, 2, "c"], [1, 3, "d"]]);
-    sc.sessions[1].write("m2;new"); // offsets of the new session are not compared with the old one's
+    sc.sessions[1].write("m1.2;new"); // offsets of the new session are not compared with the old one's
     await until(sc, w, () => w.messages.length === 2, "a message on the new session");
     assert.deepEqual(w.messages, ["old", "new"]);
   });
@@ -309,7 +307,10 @@ test("client: the offline queue is bounded (queued plus unacknowledged) and flus
   await withScripted(async (sc, clients) => {
     let release: (() => void) | undefined;
     sc.welcome = () => {
-      release = () => sc.sessions[0].write(encodeControl({ t: "welcome", resumed: false, token: "T", recv: 0, hb: 0 }));
+      release = () => {
+        sc.sessions[0].write(encodeControl({ t: "welcome", resumed: false, token: "T", recv: 0, hb: 0 }));
+        sc.sessions[0].write(encodeControl({ t: "stream", id: 1, key: "s", epoch: "E" }));
+      };
       return undefined;
     };
     const w = watch(sc.srv.wsUrl(), { maxQueued: 3 }, sc.signal);
@@ -323,7 +324,7 @@ test("client: the offline queue is bounded (queued plus unacknowledged) and flus
     assert.deepEqual(sc.data.map((d) => d.payload), ["1", "2", "3"]);
     assert.equal(w.c.send("6"), false, "three sent, none acknowledged");
     sc.sessions[0].write("a2");
-    sc.sessions[0].write("m1;after the ack"); // no event tells of an ack: wait for the next message
+    sc.sessions[0].write("m1.1;after the ack"); // no event tells of an ack: wait for the next message
     await until(sc, w, () => w.messages.length === 1, "the message after the ack");
     assert.equal(w.c.send("7"), true, "room after the ack");
     await until(sc, w, () => sc.data.length === 4, "the fourth frame");

@@ -5,29 +5,35 @@
 /**
  * The `chorus.v1` subprotocol: the frames a resumable session and `chorus/client` exchange,
  * shared by the hub and the client. A client offers it with `new WebSocket(url, ["chorus.v1"])`;
- * a hub with `resume` on answers it. A plain WebSocket (no subprotocol) never sees these frames.
+ * a hub answers it. A plain WebSocket (no subprotocol) never sees these frames.
+ *
+ * Messages to the client belong to **streams**, each with an **epoch** and increasing
+ * **offsets**: the hub-wide stream (key `"h"`: broadcasts), one per room (key `"r:" + name`),
+ * and the session's own (key `"s"`: `write`, `broadcastFilter`, `broadcastMultiple`). A
+ * broadcast has one offset in its stream, the same for every recipient, so it is encoded once.
+ * Before the first message of a stream on a connection, the hub declares it: a small id, its key
+ * and its epoch. The client keeps, per stream key, the epoch and the highest offset it received:
+ * its **position**, which it sends to resume. Messages from the client are numbered 1, 2, 3… per
+ * session (stream id 0).
  *
  * Data frames keep their kind: a text message is a text frame, bytes a binary frame.
  *
  * ```
- * text data     "m" <n base 36> ";" <payload>         n: the message's offset (to the client)
- * binary data   0x6d <n as unsigned LEB128> <payload>    or its sequence number (from the client)
- * ack           "a" <n base 36>                        "I have everything up to n"
- * heartbeat     "p"                                    server → client; the client answers with an ack
- * control       "{" … JSON                             the handshake (below)
+ * text data     "m" <id base 36> "." <n base 36> ";" <payload>
+ * binary data   0x6d <id as unsigned LEB128> <n as unsigned LEB128> <payload>
+ * ack           "a" <n base 36>     client: "I received n data frames on this connection"
+ *                                   hub: "I have your messages up to number n"
+ * heartbeat     "p"                 hub → client; the client answers with an ack
+ * control       "{" … JSON          the handshake and stream declarations (below)
  * ```
  *
- * Handshake: on open the server sends `{"t":"hello","v":1}`; the client answers
- * `{"t":"new"}` or `{"t":"resume","token":T,"last":L}` (L: the last offset it received); the
- * server answers `{"t":"welcome","resumed":R,"token":T2,"recv":S,"hb":H}`: whether the session
- * continues, the credential for the next resume (single-use), the last sequence number it
- * received from the client (the client sends again what follows), and how often it sends
- * heartbeats (ms). Only then do data frames flow; a resumed session first replays, in order,
- * every message after L.
- *
- * Offsets are per hub, increasing, with gaps (a session sees only the messages meant for it);
- * sequence numbers count the client's messages of one session from 1. Each side acknowledges
- * what it received, so the other can forget it.
+ * Handshake: on open the hub sends `{"t":"hello","v":1}`; the client answers `{"t":"new"}` or
+ * `{"t":"resume","token":T,"pos":{key:[epoch,offset],…}}`; the hub answers
+ * `{"t":"welcome","resumed":R,"token":T2,"recv":S,"hb":H}`: whether the session continues, the
+ * credential for the next resume (single-use; `""`: this hub keeps nothing, and data frames are
+ * plain from here on), the last number it received from the client (the client sends again what
+ * follows), and how often it sends heartbeats (ms). Then `{"t":"stream","id":I,"key":K,"epoch":E}`
+ * for each stream, and a resumed session's missed messages, in order, before anything new.
  *
  * @module
  */
@@ -35,45 +41,49 @@
 const PROTOCOL = "chorus.v1";
 /** The first byte of a binary data frame (`"m"`). */
 const DATA = 0x6d;
-const encoder = new TextEncoder();
 /** The heartbeat frame. */
 const PING = "p";
+/** Most entries a resume position may have (a client in more rooms than this cannot resume). */
+const MAX_POSITION_ENTRIES = 4096;
 /**
  * Encodes a data frame: a string as a text frame, bytes as a binary frame.
  *
- * @param n The offset (server) or sequence number (client), a positive safe integer.
+ * @param id The stream id (0 for the client's messages).
+ * @param n The offset (hub) or number (client), a positive safe integer.
  * @param payload The message.
  * @returns The frame.
  */
-function encodeData(n, payload) {
+function encodeData(id, n, payload) {
     if (typeof payload === "string")
-        return `m${n.toString(36)};${payload}`;
-    let length = 1;
-    for (let v = n; v >= 0x80; v = Math.floor(v / 0x80))
-        length++;
-    const out = new Uint8Array(1 + length + payload.byteLength);
+        return `m${id.toString(36)}.${n.toString(36)};${payload}`;
+    const head = 1 + varintLength(id) + varintLength(n);
+    const out = new Uint8Array(head + payload.byteLength);
     out[0] = DATA;
-    let at = 1;
-    let v = n;
-    while (v >= 0x80) {
-        out[at++] = (v % 0x80) | 0x80;
-        v = Math.floor(v / 0x80);
-    }
-    out[at++] = v;
+    const at = writeVarint(out, writeVarint(out, 1, id), n);
     out.set(payload, at);
     return out;
 }
 /**
+ * The bytes a data frame adds to its payload.
+ *
+ * @param id The stream id.
+ * @param n The offset or number.
+ * @returns The overhead of the text form (the binary form is never larger).
+ */
+function dataOverhead(id, n) {
+    return 3 + id.toString(36).length + n.toString(36).length;
+}
+/**
  * Encodes an acknowledgement.
  *
- * @param n The highest offset (client) or sequence number (server) received.
+ * @param n What is acknowledged (see the module's doc).
  * @returns The frame.
  */
 function encodeAck(n) {
     return `a${n.toString(36)}`;
 }
 /**
- * Encodes a handshake message.
+ * Encodes a handshake message or a stream declaration.
  *
  * @param message The message.
  * @returns The frame.
@@ -90,29 +100,25 @@ function encodeControl(message) {
 function decodeFrame(frame) {
     if (typeof frame !== "string") {
         const bytes = frame instanceof Uint8Array ? frame : new Uint8Array(frame);
-        if (bytes.byteLength < 2 || bytes[0] !== DATA)
+        if (bytes.byteLength < 3 || bytes[0] !== DATA)
             return undefined;
-        let n = 0;
-        let scale = 1;
-        let at = 1;
-        for (;;) {
-            if (at >= bytes.byteLength || at > 8)
-                return undefined;
-            const b = bytes[at++];
-            n += (b & 0x7f) * scale;
-            scale *= 0x80;
-            if (b < 0x80)
-                break;
-        }
-        if (!valid(n))
+        const id = readVarint(bytes, 1);
+        if (!id)
             return undefined;
-        return { kind: "data", n, payload: bytes.subarray(at) };
+        const n = readVarint(bytes, id.end);
+        if (!n || !(id.value >= 0) || !valid(n.value))
+            return undefined;
+        return { kind: "data", id: id.value, n: n.value, payload: bytes.subarray(n.end) };
     }
     switch (frame.charCodeAt(0)) {
         case 0x6d: { // m
             const end = frame.indexOf(";");
-            const n = end > 1 && end <= 12 ? parseBase36(frame.slice(1, end)) : -1;
-            return valid(n) ? { kind: "data", n, payload: frame.slice(end + 1) } : undefined;
+            const dot = frame.indexOf(".");
+            if (dot < 2 || end < dot + 2 || end > 26)
+                return undefined;
+            const id = parseBase36(frame.slice(1, dot));
+            const n = parseBase36(frame.slice(dot + 1, end));
+            return id >= 0 && valid(n) ? { kind: "data", id, n, payload: frame.slice(end + 1) } : undefined;
         }
         case 0x61: { // a
             const n = frame.length > 1 && frame.length <= 12 ? parseBase36(frame.slice(1)) : -1;
@@ -133,14 +139,32 @@ function decodeFrame(frame) {
     }
     return undefined;
 }
-/**
- * The frame's overhead on top of its payload, in bytes.
- *
- * @param n The offset or sequence number.
- * @returns The bytes a data frame adds (text: "m", the number, ";"; binary: the kind byte and the varint).
- */
-function dataOverhead(n) {
-    return 2 + n.toString(36).length;
+function varintLength(n) {
+    let length = 1;
+    for (let v = n; v >= 0x80; v = Math.floor(v / 0x80))
+        length++;
+    return length;
+}
+function writeVarint(out, at, n) {
+    let v = n;
+    while (v >= 0x80) {
+        out[at++] = (v % 0x80) | 0x80;
+        v = Math.floor(v / 0x80);
+    }
+    out[at++] = v;
+    return at;
+}
+function readVarint(bytes, start) {
+    let value = 0;
+    let scale = 1;
+    for (let at = start; at < bytes.byteLength && at < start + 8; at++) {
+        const b = bytes[at];
+        value += (b & 0x7f) * scale;
+        scale *= 0x80;
+        if (b < 0x80)
+            return { value, end: at + 1 };
+    }
+    return undefined;
 }
 function parseBase36(text) {
     if (!/^[0-9a-z]+$/.test(text))
@@ -149,6 +173,15 @@ function parseBase36(text) {
 }
 function valid(n) {
     return n >= 1 && Number.isSafeInteger(n);
+}
+function isPosition(p) {
+    if (p === null || typeof p !== "object" || Array.isArray(p))
+        return false;
+    const entries = Object.entries(p);
+    if (entries.length > MAX_POSITION_ENTRIES)
+        return false;
+    return entries.every(([, v]) => Array.isArray(v) && v.length === 2 && typeof v[0] === "string" && typeof v[1] === "number" &&
+        Number.isSafeInteger(v[1]) && v[1] >= 0);
 }
 function isControl(m) {
     if (m === null || typeof m !== "object")
@@ -160,11 +193,13 @@ function isControl(m) {
         case "new":
             return true;
         case "resume":
-            return typeof msg.token === "string" && msg.token.length <= 64 && typeof msg.last === "number" &&
-                msg.last >= 0 && Number.isSafeInteger(msg.last);
+            return typeof msg.token === "string" && msg.token.length <= 64 && isPosition(msg.pos);
         case "welcome":
             return typeof msg.resumed === "boolean" && typeof msg.token === "string" && typeof msg.recv === "number" &&
                 typeof msg.hb === "number";
+        case "stream":
+            return typeof msg.id === "number" && Number.isSafeInteger(msg.id) && msg.id >= 1 && typeof msg.key === "string" &&
+                typeof msg.epoch === "string";
     }
     return false;
 }
@@ -283,8 +318,14 @@ export class ChorusClient extends EventTarget {
     #seenAt = 0;
     #attempt = 0;
     #token;
-    /** The highest offset received in this session. */
-    #last = 0;
+    /** What this session received: per stream key, the epoch and the highest offset. */
+    #pos = {};
+    /** The streams the server declared on this connection: id → key and epoch. */
+    #streams = new Map();
+    /** Data frames received on this connection (what an acknowledgement counts). */
+    #frames = 0;
+    /** Whether this connection's frames are numbered (false: a hub that keeps nothing). */
+    #framed = true;
     /** Data frames received since the last acknowledgement. */
     #unacked = 0;
     /** The next sequence number of an outgoing message. */
@@ -368,7 +409,7 @@ export class ChorusClient extends EventTarget {
         if (this.#state === "closed")
             return false;
         const ws = this.#ws;
-        if (this.#kind === "plain" && this.#phase === "open" && ws?.readyState === 1) {
+        if ((this.#kind === "plain" || !this.#framed) && this.#phase === "open" && ws?.readyState === 1) {
             ws.send(payload);
             return true;
         }
@@ -420,6 +461,9 @@ export class ChorusClient extends EventTarget {
         this.#ws = ws;
         this.#phase = "opening";
         this.#offeredChorus = chorus;
+        this.#streams = new Map();
+        this.#frames = 0;
+        this.#framed = true;
         ws.onopen = () => this.#opened(ws);
         ws.onmessage = (e) => this.#received(ws, e.data);
         ws.onclose = (e) => this.#lost(ws, e, false);
@@ -443,7 +487,7 @@ export class ChorusClient extends EventTarget {
         this.#seenAt = Date.now();
         if (typeof data !== "string" && !(data instanceof ArrayBuffer))
             return; // a Blob: binaryType was changed
-        if (this.#kind === "plain" && this.#phase === "open") {
+        if ((this.#kind === "plain" || !this.#framed) && this.#phase === "open") {
             this.#deliver(typeof data === "string" ? data : data.slice(0));
             return;
         }
@@ -454,7 +498,7 @@ export class ChorusClient extends EventTarget {
                     this.#phase = "welcome";
                     const request = this.#token === undefined
                         ? { t: "new" }
-                        : { t: "resume", token: this.#token, last: this.#last };
+                        : { t: "resume", token: this.#token, pos: this.#pos };
                     ws.send(encodeControl(request));
                 }
                 else if (this.#kind === "chorus") {
@@ -471,20 +515,27 @@ export class ChorusClient extends EventTarget {
                 if (frame?.kind === "control" && frame.message.t === "welcome")
                     this.#welcomed(ws, frame.message);
                 else if (frame?.kind === "ping")
-                    ws.send(encodeAck(this.#last));
+                    ws.send(encodeAck(this.#frames));
                 return; // nothing else may come before welcome
             case "open":
                 if (!frame)
                     return;
                 if (frame.kind === "data") {
-                    if (frame.n <= this.#last) {
-                        this.#countForAck(ws); // a duplicate: the server missed an ack
-                        return;
-                    }
-                    this.#last = frame.n;
+                    const stream = this.#streams.get(frame.id);
+                    if (!stream)
+                        return this.#giveUp(ws, `a message of undeclared stream ${frame.id}`);
+                    this.#frames++;
                     this.#countForAck(ws);
+                    const [key, epoch] = stream;
+                    const had = Object.hasOwn(this.#pos, key) ? this.#pos[key] : undefined;
+                    if (had !== undefined && had[0] === epoch && frame.n <= had[1])
+                        return; // received before
+                    this.#pos[key] = [epoch, frame.n];
                     const p = frame.payload;
                     this.#deliver(typeof p === "string" ? p : p.slice().buffer);
+                }
+                else if (frame.kind === "control" && frame.message.t === "stream") {
+                    this.#streams.set(frame.message.id, [frame.message.key, frame.message.epoch]);
                 }
                 else if (frame.kind === "ack") {
                     let k = 0;
@@ -504,7 +555,9 @@ export class ChorusClient extends EventTarget {
         this.#connectTimer = undefined;
         this.#kind = "chorus";
         this.#phase = "open";
-        this.#token = w.token;
+        // An empty credential: the hub keeps nothing (no resume), and its frames are plain.
+        this.#framed = w.token !== "";
+        this.#token = this.#framed ? w.token : undefined;
         if (w.resumed) {
             let k = 0;
             while (k < this.#sent.length && this.#sent[k].n <= w.recv)
@@ -514,7 +567,7 @@ export class ChorusClient extends EventTarget {
         else {
             // A new session: offsets and sequence numbers start over; what the old one had not
             // acknowledged goes to the new one first (at least once).
-            this.#last = 0;
+            this.#pos = {};
             this.#nextSeq = 1;
             this.#queue = [...this.#sent.map((o) => o.data), ...this.#queue];
             this.#sent = [];
@@ -526,7 +579,7 @@ export class ChorusClient extends EventTarget {
         this.#state = "open";
         this.#attempt = 0;
         for (const o of this.#sent)
-            ws.send(encodeData(o.n, o.data));
+            ws.send(encodeData(0, o.n, o.data));
         const queue = this.#queue;
         this.#queue = [];
         for (const data of queue)
@@ -548,9 +601,13 @@ export class ChorusClient extends EventTarget {
         this.dispatchEvent(new ChorusOpenEvent(false));
     }
     #transmit(ws, data) {
+        if (!this.#framed) {
+            ws.send(data);
+            return;
+        }
         const n = this.#nextSeq++;
         this.#sent.push({ n, data });
-        ws.send(encodeData(n, data));
+        ws.send(encodeData(0, n, data));
     }
     #deliver(data) {
         this.dispatchEvent(new MessageEvent("message", { data }));
@@ -566,7 +623,7 @@ export class ChorusClient extends EventTarget {
         this.#ackTimer = undefined;
         this.#unacked = 0;
         if (ws === this.#ws && ws.readyState === 1)
-            ws.send(encodeAck(this.#last));
+            ws.send(encodeAck(this.#frames));
     }
     /** Gives up on the connection when no frame arrived for `2 * hb + 1000` ms. */
     #watch(ws) {
