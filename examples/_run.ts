@@ -8,8 +8,8 @@
 
 import process from "node:process";
 import { readFileSync } from "node:fs";
-import type { Hub, Keys } from "../mod.ts";
-import { type FetchApp, serveApp, type Server } from "../src/hono.ts";
+import type { Hub, Keys } from "chorus-ws";
+import { type FetchApp, serveApp, type Server } from "chorus-ws/hono";
 
 /** Options of {@linkcode runExample}. */
 export interface RunOptions {

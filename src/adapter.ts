@@ -7,8 +7,8 @@
  *
  * @example An adapter for any WHATWG-style server socket
  * ```ts
- * import { Hub } from "@chorus/chorus";
- * import { attach, copyRequest } from "@chorus/chorus/adapter";
+ * import { Hub } from "chorus-ws";
+ * import { attach, copyRequest } from "chorus-ws/adapter";
  *
  * function onAccepted(hub: Hub, socket: WebSocket, req: Request): void {
  *   const init = copyRequest(req, {}, ""); // before the upgrade: the request may be unusable after it

@@ -9,8 +9,8 @@
  * @example
  * ```ts ignore
  * import { Hono } from "hono";
- * import { Hub } from "@chorus/chorus";
- * import { serveApp, upgrade } from "@chorus/chorus/hono";
+ * import { Hub } from "chorus-ws";
+ * import { serveApp, upgrade } from "chorus-ws/hono";
  *
  * const hub = new Hub<{ uid: string }>();
  * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));

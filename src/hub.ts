@@ -135,7 +135,7 @@ export function sameOrigin(origin: string, req: Request): boolean {
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
+ * import { Hub } from "chorus-ws";
  *
  * interface UserKeys {
  *   uid: string;
@@ -143,7 +143,7 @@ export function sameOrigin(origin: string, req: Request): boolean {
  * const hub = new Hub<UserKeys>();
  * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));
  * // Deno: Deno.serve((req) => hub.handleRequest(req));
- * // either runtime: await serve(hub, { port: 8080 }) from "@chorus/chorus/serve"
+ * // either runtime: await serve(hub, { port: 8080 }) from "chorus-ws/serve"
  * ```
  */
 export class Hub<K extends object = Keys> {
@@ -402,7 +402,7 @@ export class Hub<K extends object = Keys> {
    *
    * @example
    * ```ts
-   * import { Hub } from "@chorus/chorus";
+   * import { Hub } from "chorus-ws";
    * const hub = new Hub();
    * console.log(`${await hub.count()} online, ${await hub.room("lobby").count()} in the lobby`);
    * ```

@@ -3,8 +3,8 @@
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
- * import { serve } from "@chorus/chorus/serve";
+ * import { Hub } from "chorus-ws";
+ * import { serve } from "chorus-ws/serve";
  * const hub = new Hub();
  * hub.handleMessage((_s, msg) => hub.broadcast(msg));
  * const server = await serve(hub, { port: 8080 });

@@ -5,8 +5,8 @@
  *
  * @example
  * ```ts ignore
- * import { Hub } from "@chorus/chorus";
- * import { bunAdapter } from "@chorus/chorus/bun";
+ * import { Hub } from "chorus-ws";
+ * import { bunAdapter } from "chorus-ws/bun";
  * const hub = new Hub();
  * const chorus = bunAdapter(hub);
  * Bun.serve({

@@ -4,9 +4,9 @@
  *
  * @example
  * ```ts ignore
- * import { Hub } from "@chorus/chorus";
- * import { copyRequest } from "@chorus/chorus/adapter";
- * import { upgradeDeno } from "@chorus/chorus/deno";
+ * import { Hub } from "chorus-ws";
+ * import { copyRequest } from "chorus-ws/adapter";
+ * import { upgradeDeno } from "chorus-ws/deno";
  * const hub = new Hub();
  * Deno.serve((req, info) =>
  *   hub.checkRequest(req) ?? upgradeDeno(hub, req, copyRequest(req, {}, info.remoteAddr.hostname))
