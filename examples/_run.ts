@@ -1,7 +1,8 @@
 /**
  * What every example shares: the port (first argument, else `PORT`, else 8080; `0` picks a free
- * one), the address (`HOST`, else 127.0.0.1), one line with the URL once listening, and a clean
- * shutdown on SIGINT/SIGTERM. Runs unchanged on Deno and on Bun.
+ * one), the address (`HOST`, else 127.0.0.1: this machine only; `HOST=0.0.0.0` for every
+ * interface), one line with the URL once listening (saying "all interfaces" when it is so), and
+ * a clean shutdown on SIGINT/SIGTERM. Runs unchanged on Deno and on Bun.
  *
  * @module
  */
@@ -48,7 +49,8 @@ export async function runExample<K extends Keys>(
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
-  console.log(`${name} listening on ${server.url}`);
+  const everywhere = server.hostname === "0.0.0.0" || server.hostname === "::";
+  console.log(`${name} listening on ${server.url}${everywhere ? " (all interfaces)" : ""}`);
   return server;
 }
 

@@ -25,7 +25,12 @@ export type { Upgrade } from "./_upgrade.ts";
 export interface ServeOptions<K> {
   /** Port to listen on; `0` picks a free one. @default {8080} */
   port?: number;
-  /** Address to listen on. @default {"0.0.0.0"} */
+  /**
+   * Address to listen on. The default, `0.0.0.0`, is every IPv4 interface: other machines can
+   * connect, not only this one; pass `"127.0.0.1"` (or `"localhost"`) for this machine only.
+   * The server's `url` then says `localhost`, and its `hostname` the address bound.
+   * @default {"0.0.0.0"}
+   */
   hostname?: string;
   /**
    * Runs before an upgrade (after the origin check): return a Response to refuse it (no
