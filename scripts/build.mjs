@@ -28,4 +28,4 @@ for (const entry of readdirSync(dist, { recursive: true, encoding: "utf8" })) {
   if (fixed !== text) writeFileSync(file, fixed);
   files++;
 }
-console.log(`dist/: ${files} declaration files`);
+process.stderr.write(`dist/: ${files} declaration files\n`);
