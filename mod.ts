@@ -4,12 +4,12 @@
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
+ * import { Hub } from "chorus-ws";
  *
  * const hub = new Hub<{ name: string }>();
  * hub.handleConnect((s) => s.set("name", `guest-${hub.size}`));
  * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("name")}: ${msg}`));
- * // serve it: `await serve(hub, { port: 8080 })` from "@chorus/chorus/serve"
+ * // serve it: `await serve(hub, { port: 8080 })` from "chorus-ws/serve"
  * ```
  *
  * @module

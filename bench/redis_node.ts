@@ -4,9 +4,9 @@
 // anything else is broadcast as it is.
 
 import process from "node:process";
-import { Hub } from "../mod.ts";
-import { redisBroker } from "../src/brokers/redis.ts";
-import { serve } from "../src/serve.ts";
+import { Hub } from "chorus-ws";
+import { redisBroker } from "chorus-ws/redis";
+import { serve } from "chorus-ws/serve";
 
 const env = process.env;
 const hub = new Hub({

@@ -14,8 +14,8 @@
  */
 
 import process from "node:process";
-import { Hub } from "../mod.ts";
-import { serve } from "../src/serve.ts";
+import { Hub } from "chorus-ws";
+import { serve } from "chorus-ws/serve";
 
 const mode = process.argv[process.argv.length - 1];
 if (mode !== "hub" && mode !== "raw") throw new Error("usage: server.ts hub|raw");

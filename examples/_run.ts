@@ -1,15 +1,16 @@
 /**
  * What every example shares: the port (first argument, else `PORT`, else 8080; `0` picks a free
- * one), the address (`HOST`, else 127.0.0.1), one line with the URL once listening, and a clean
- * shutdown on SIGINT/SIGTERM. Runs unchanged on Deno and on Bun.
+ * one), the address (`HOST`, else 127.0.0.1: this machine only; `HOST=0.0.0.0` for every
+ * interface), one line with the URL once listening (saying "all interfaces" when it is so), and
+ * a clean shutdown on SIGINT/SIGTERM. Runs unchanged on Deno and on Bun.
  *
  * @module
  */
 
 import process from "node:process";
 import { readFileSync } from "node:fs";
-import type { Hub, Keys } from "../mod.ts";
-import { type FetchApp, serveApp, type Server } from "../src/hono.ts";
+import type { Hub, Keys } from "chorus-ws";
+import { type FetchApp, serveApp, type Server } from "chorus-ws/hono";
 
 /** Options of {@linkcode runExample}. */
 export interface RunOptions {
@@ -48,7 +49,8 @@ export async function runExample<K extends Keys>(
   };
   process.on("SIGINT", () => void stop("SIGINT"));
   process.on("SIGTERM", () => void stop("SIGTERM"));
-  console.log(`${name} listening on ${server.url}`);
+  const everywhere = server.hostname === "0.0.0.0" || server.hostname === "::";
+  console.log(`${name} listening on ${server.url}${everywhere ? " (all interfaces)" : ""}`);
   return server;
 }
 

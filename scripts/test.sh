@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
-# Every check of `npm test`: format, lint, types (Deno, web-only core, Bun), public docs, publish dry run,
-# then the one suite under `deno test` and under `bun test`. Runs every step, fails if any did.
+# Every check of `npm test`: format, lint, types (Deno, web-only core, Bun), the npm build (dist/), public docs,
+# publish dry run, then the one suite under `deno test` and under `bun test`. Runs every step, fails if any did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -23,6 +23,8 @@ step lint deno lint
 step check deno check --doc mod.ts src/ tests/ examples/ $(ls bench/*.ts 2>/dev/null)
 step core-web-only tsc -p tsconfig.core.json
 step bun-types tsc -p tsconfig.json
+# The npm package's JavaScript and declarations (dist/), which tests/package.test.ts packs and installs.
+step build node scripts/build.mjs
 # The public docs of every entry point (deno.json's exports): no missing JSDoc, no private types.
 step doc deno doc --lint $(node -p 'Object.values(require("./deno.json").exports).join(" ")')
 step publish deno publish --dry-run --allow-dirty

@@ -1,6 +1,6 @@
 // The registry of a hub: its sessions and rooms, its hooks, the native topics, local delivery,
 // keepalive, and the chorus.v1 handshake. One per hub; the hub, the adapters (through
-// `chorus/adapter`), sessions and connections all reach it. Internal.
+// `chorus-ws/adapter`), sessions and connections all reach it. Internal.
 
 import type { HubLimits, HubSocket, Publisher, SessionInit, SocketEvents } from "./adapter.ts";
 import { Connection } from "./_connection.ts";
@@ -139,7 +139,7 @@ export class Registry<K extends object = Keys> {
     registries.set(hub, this);
   }
 
-  /** An open socket becomes a session (see `attach` in `chorus/adapter`). */
+  /** An open socket becomes a session (see `attach` in `chorus-ws/adapter`). */
   attach(socket: HubSocket, init: SessionInit<K>, publisher: Publisher | undefined): SocketEvents | undefined {
     if (this.closing) {
       try {

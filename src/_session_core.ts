@@ -259,7 +259,7 @@ export class SessionCore<K extends object> {
   /** The runtime closed `conn`. A resumable session whose connection was lost waits for its client. */
   connectionClosed(conn: Connection<K>, code: number, reason: string): void {
     if (this.ended || conn !== this.conn) return;
-    // 1006: the connection was lost; 1005: chorus/client gave up a dead socket (a final close
+    // 1006: the connection was lost; 1005: chorus-ws/client gave up a dead socket (a final close
     // carries a code).
     if (this.framed && (code === 1006 || code === 1005) && !this.registry.closing) {
       this.#detach(conn);

@@ -1,6 +1,6 @@
 /**
  * How chorus answers an upgrade it accepts: the subprotocol and the extra 101 headers, decided
- * once, the same way on every path (`serve()`, `chorus/hono`, `bunAdapter`, `hub.handleRequest`)
+ * once, the same way on every path (`serve()`, `chorus-ws/hono`, `bunAdapter`, `hub.handleRequest`)
  * and on both runtimes. Internal; the public type is {@linkcode Upgrade}.
  *
  * @module
@@ -11,7 +11,7 @@ import { PROTOCOL } from "./protocol.ts";
 
 /**
  * The answer to an accepted WebSocket upgrade, handed to `onUpgrade` (of `serve()`), to `keys`
- * (of `upgrade()` in `chorus/hono`) and to `bunAdapter(hub).upgrade`: the subprotocols the client
+ * (of `upgrade()` in `chorus-ws/hono`) and to `bunAdapter(hub).upgrade`: the subprotocols the client
  * offered, the one to answer, and headers to add to the 101 response.
  *
  * Left alone, the answer is the first subprotocol the client offered (none when it offered
@@ -38,7 +38,7 @@ export interface Upgrade {
   /**
    * The subprotocol to answer: one of {@linkcode Upgrade.protocols}, else the upgrade fails with a
    * `TypeError` (a 500, no session). Left `undefined`: `chorus.v1` when the client offered it (the
-   * hub speaks it: see `chorus/client`), else the first one the client offered.
+   * hub speaks it: see `chorus-ws/client`), else the first one the client offered.
    * @default {undefined}
    */
   protocol: string | undefined;
@@ -84,7 +84,7 @@ const RESERVED = new Set(["upgrade", "connection"]);
 /**
  * Resolves the answer to an upgrade: the one place that decides which subprotocol the server
  * speaks. The order: the caller's choice (which must be one the client offered), else the hub's
- * own `chorus.v1` when the client offers it (`chorus/client` does), else the first one offered.
+ * own `chorus.v1` when the client offers it (`chorus-ws/client` does), else the first one offered.
  *
  * @param req The upgrade request.
  * @param upgrade What the caller's hook decided, if there was a hook.

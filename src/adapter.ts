@@ -1,5 +1,5 @@
 /**
- * `chorus/adapter`: the contract between the core and a runtime adapter. An adapter hands the
+ * `chorus-ws/adapter`: the contract between the core and a runtime adapter. An adapter hands the
  * core a socket ({@linkcode HubSocket}, a subset of the WHATWG `WebSocket`) with what it kept
  * of the upgrade request ({@linkcode SessionInit}), and reports the socket's events through the
  * handle {@linkcode attach} returns ({@linkcode SocketEvents}). The core knows no runtime: the
@@ -7,8 +7,8 @@
  *
  * @example An adapter for any WHATWG-style server socket
  * ```ts
- * import { Hub } from "@chorus/chorus";
- * import { attach, copyRequest } from "@chorus/chorus/adapter";
+ * import { Hub } from "chorus-ws";
+ * import { attach, copyRequest } from "chorus-ws/adapter";
  *
  * function onAccepted(hub: Hub, socket: WebSocket, req: Request): void {
  *   const init = copyRequest(req, {}, ""); // before the upgrade: the request may be unusable after it
@@ -91,7 +91,7 @@ export interface SessionInit<K> {
   readonly keys?: Partial<K>;
   /**
    * The subprotocol the upgrade answered, `""` for none. The adapter sets it: with `"chorus.v1"`
-   * the hub speaks the resumable-session protocol on the socket (see `chorus/client`).
+   * the hub speaks the resumable-session protocol on the socket (see `chorus-ws/client`).
    */
   protocol: string;
 }

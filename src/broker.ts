@@ -1,7 +1,7 @@
 /**
  * The broker contract: how a hub hands its hub-wide and room broadcasts to the hubs of other
  * processes (nodes), receives theirs, and counts sessions across all of them. The core knows
- * only this contract; `chorus/redis` implements it on Redis, `src/brokers/memory.ts` in memory.
+ * only this contract; `chorus-ws/redis` implements it on Redis, `src/brokers/memory.ts` in memory.
  *
  * @module
  */

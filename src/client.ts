@@ -1,12 +1,12 @@
 /**
- * `chorus/client`: a WebSocket client that reconnects by itself and, against a hub with `resume`
+ * `chorus-ws/client`: a WebSocket client that reconnects by itself and, against a hub with `resume`
  * on, resumes its session so that nothing is lost, duplicated or reordered in either direction.
  * It has no dependencies and uses web APIs only (`WebSocket`, `EventTarget`, timers), so it runs
  * in browsers, Deno and Bun.
  *
  * @example
  * ```ts ignore
- * import { connect } from "chorus/client";
+ * import { connect } from "chorus-ws/client";
  *
  * const c = connect("wss://example.com/ws");
  * c.addEventListener("open", (e) => console.log(e.resumed ? "resumed" : "new session: reload state"));
@@ -161,7 +161,7 @@ interface Outgoing {
  *
  * @example
  * ```ts
- * import { connect } from "chorus/client";
+ * import { connect } from "chorus-ws/client";
  *
  * const c = connect("ws://127.0.0.1:8080/ws", { minDelay: 250, maxDelay: 10_000 });
  * c.addEventListener("message", (e) => console.log(e.data));
@@ -673,7 +673,7 @@ export class ChorusClient extends EventTarget {
  *
  * @example
  * ```ts
- * import { connect } from "chorus/client";
+ * import { connect } from "chorus-ws/client";
  *
  * const c = connect("ws://127.0.0.1:8080/ws", { maxQueued: 100 });
  * c.addEventListener("open", (e) => {

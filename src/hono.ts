@@ -9,8 +9,8 @@
  * @example
  * ```ts ignore
  * import { Hono } from "hono";
- * import { Hub } from "@chorus/chorus";
- * import { serveApp, upgrade } from "@chorus/chorus/hono";
+ * import { Hub } from "chorus-ws";
+ * import { serveApp, upgrade } from "chorus-ws/hono";
  *
  * const hub = new Hub<{ uid: string }>();
  * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));
@@ -40,7 +40,7 @@ export type { Upgrade } from "./_upgrade.ts";
 
 /**
  * What {@linkcode upgrade} and its `keys` read of a Hono context: Hono's `Context` is one (a
- * small local interface, so chorus/hono's types do not depend on Hono's version).
+ * small local interface, so chorus-ws/hono's types do not depend on Hono's version).
  */
 export interface UpgradeContext {
   /** Hono's request. */
@@ -158,7 +158,12 @@ export interface FetchApp {
 export interface ServeAppOptions {
   /** Port to listen on; `0` picks a free one. @default {8080} */
   port?: number;
-  /** Address to listen on. @default {"0.0.0.0"} */
+  /**
+   * Address to listen on. The default, `0.0.0.0`, is every IPv4 interface: other machines can
+   * connect, not only this one; pass `"127.0.0.1"` (or `"localhost"`) for this machine only.
+   * The server's `url` then says `localhost`, and its `hostname` the address bound.
+   * @default {"0.0.0.0"}
+   */
   hostname?: string;
 }
 

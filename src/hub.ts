@@ -72,13 +72,13 @@ export interface HubOptions {
   /**
    * Carries hub-wide and room broadcasts to the hubs of other processes and machines, and
    * keeps cluster-wide counts (`hub.count()`, `room.count()`); e.g. `redisBroker()` from
-   * `chorus/redis`. Without one the hub is a single node. `broadcastFilter`,
+   * `chorus-ws/redis`. Without one the hub is a single node. `broadcastFilter`,
    * `broadcastMultiple`, `sessions()`, `get()` and `size` stay node-local either way.
    * @default {undefined}
    */
   broker?: Broker;
   /**
-   * Resumable sessions, for clients that speak `chorus.v1` (`chorus/client` does): when such a
+   * Resumable sessions, for clients that speak `chorus.v1` (`chorus-ws/client` does): when such a
    * client's connection is lost, its session waits `window` ms for it, keeping everything sent
    * to it (at most `maxMessages` messages and `maxBufferedAmount` bytes; past that, or once the
    * window passed, the session ends). When the client comes back, the same session continues:
@@ -135,7 +135,7 @@ export function sameOrigin(origin: string, req: Request): boolean {
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
+ * import { Hub } from "chorus-ws";
  *
  * interface UserKeys {
  *   uid: string;
@@ -143,7 +143,7 @@ export function sameOrigin(origin: string, req: Request): boolean {
  * const hub = new Hub<UserKeys>();
  * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));
  * // Deno: Deno.serve((req) => hub.handleRequest(req));
- * // either runtime: await serve(hub, { port: 8080 }) from "@chorus/chorus/serve"
+ * // either runtime: await serve(hub, { port: 8080 }) from "chorus-ws/serve"
  * ```
  */
 export class Hub<K extends object = Keys> {
@@ -157,7 +157,7 @@ export class Hub<K extends object = Keys> {
   #rooms: RoomHost<K>;
 
   /**
-   * Creates a hub. Serve it with `serve()` (`chorus/serve`), `chorus/hono`, or an adapter.
+   * Creates a hub. Serve it with `serve()` (`chorus-ws/serve`), `chorus-ws/hono`, or an adapter.
    *
    * @param options Limits, keepalive and origin policy; see {@linkcode HubOptions}.
    * @throws {RangeError} If a number is out of range.
@@ -173,7 +173,7 @@ export class Hub<K extends object = Keys> {
     this.#checkOrigin = checkOrigin;
     const broker = options.broker;
     if (broker !== undefined && (broker === null || typeof broker.start !== "function")) {
-      throw new TypeError("broker must be a Broker (e.g. redisBroker() from chorus/redis)");
+      throw new TypeError("broker must be a Broker (e.g. redisBroker() from chorus-ws/redis)");
     }
     this.#broker = broker;
     this.#node = randomId();
@@ -402,7 +402,7 @@ export class Hub<K extends object = Keys> {
    *
    * @example
    * ```ts
-   * import { Hub } from "@chorus/chorus";
+   * import { Hub } from "chorus-ws";
    * const hub = new Hub();
    * console.log(`${await hub.count()} online, ${await hub.room("lobby").count()} in the lobby`);
    * ```
@@ -509,7 +509,7 @@ export class Hub<K extends object = Keys> {
   /**
    * Upgrades a request to a WebSocket session (melody's `HandleRequest`) on Deno:
    * `Deno.serve((req) => hub.handleRequest(req))`. On Bun, whose upgrade needs the server
-   * object, use `serve()`, `chorus/hono` or `bunAdapter`.
+   * object, use `serve()`, `chorus-ws/hono` or `bunAdapter`.
    * It answers as every other path does: 426 for a request that is not an upgrade, 403 for a
    * refused origin, 503 once the hub is closed, 400 for a malformed upgrade.
    *

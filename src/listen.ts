@@ -15,7 +15,15 @@ import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } 
 export interface Server {
   /** The port it listens on. */
   readonly port: number;
-  /** Its base URL (`http://host:port/`). */
+  /**
+   * The address it listens on, as the runtime bound it: `0.0.0.0` (or `::`) means every
+   * interface, so other machines can connect too, not only this one.
+   */
+  readonly hostname: string;
+  /**
+   * Its base URL: `http://<hostname>:<port>/`, or `http://localhost:<port>/` when it listens on
+   * every interface (an address to browse to, not the only one that reaches it).
+   */
   readonly url: URL;
   /**
    * Closes the hub (every session, awaiting disconnect hooks), lets the closing handshakes
@@ -44,7 +52,7 @@ interface DenoServeRuntime {
   serve(
     options: { port: number; hostname: string; onListen: () => void },
     handler: (req: Request, info: { remoteAddr: { hostname?: string } }) => Response | Promise<Response>,
-  ): { addr: { port: number }; shutdown(): Promise<void> };
+  ): { addr: { port: number; hostname: string }; shutdown(): Promise<void> };
 }
 
 interface BunServeRuntime {
@@ -53,7 +61,7 @@ interface BunServeRuntime {
     hostname: string;
     fetch: (req: Request, server: BunServer) => Response | undefined | Promise<Response | undefined>;
     websocket: BunWebSocketHandler<never>;
-  }): BunServer & { port: number; stop(closeActiveConnections?: boolean): Promise<void> | void };
+  }): BunServer & { port: number; hostname?: string; stop(closeActiveConnections?: boolean): Promise<void> | void };
 }
 
 /**
@@ -73,11 +81,6 @@ export function listen<K extends object>(
   nativeFanout: boolean,
   handler: Handler,
 ): Server {
-  const host = hostname === "0.0.0.0" || hostname === "::"
-    ? "127.0.0.1"
-    : hostname.includes(":")
-    ? `[${hostname}]`
-    : hostname;
   const bun = (globalThis as { Bun?: BunServeRuntime }).Bun;
   if (bun) {
     const server = bun.serve({
@@ -86,9 +89,11 @@ export function listen<K extends object>(
       fetch: (req, server) => handler(req, { remoteAddr: "", bun: () => server, env: server }),
       websocket: bunAdapter(hub, { nativeFanout }).websocket as BunWebSocketHandler<never>,
     });
+    const bound = server.hostname || hostname;
     return {
       port: server.port,
-      url: new URL(`http://${host}:${server.port}/`),
+      hostname: bound,
+      url: baseUrl(bound, server.port),
       async shutdown() {
         await hub.close();
         await server.stop(true);
@@ -101,9 +106,11 @@ export function listen<K extends object>(
     const res = await handler(req, { remoteAddr: info.remoteAddr.hostname ?? "", env: info });
     return res ?? new Response("Not found", { status: 404 });
   });
+  const bound = server.addr.hostname || hostname;
   return {
     port: server.addr.port,
-    url: new URL(`http://${host}:${server.addr.port}/`),
+    hostname: bound,
+    url: baseUrl(bound, server.addr.port),
     async shutdown() {
       await hub.close();
       // Let the hub's closing handshakes finish before Deno.serve sends its own close frame
@@ -112,6 +119,21 @@ export function listen<K extends object>(
       await server.shutdown();
     },
   };
+}
+
+/** Whether an address is the wildcard: listening on every interface. */
+function everyInterface(hostname: string): boolean {
+  return hostname === "0.0.0.0" || hostname === "::" || hostname === "[::]" || hostname === "";
+}
+
+/** The URL of a server bound to `hostname`: `localhost` for the wildcard, brackets for IPv6. */
+function baseUrl(hostname: string, port: number): URL {
+  const host = everyInterface(hostname)
+    ? "localhost"
+    : hostname.includes(":") && !hostname.startsWith("[")
+    ? `[${hostname}]`
+    : hostname;
+  return new URL(`http://${host}:${port}/`);
 }
 
 /** How long a Deno server's shutdown waits for closing handshakes (peers that never answer). */

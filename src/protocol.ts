@@ -1,5 +1,5 @@
 /**
- * The `chorus.v1` subprotocol: the frames a resumable session and `chorus/client` exchange,
+ * The `chorus.v1` subprotocol: the frames a resumable session and `chorus-ws/client` exchange,
  * shared by the hub and the client. A client offers it with `new WebSocket(url, ["chorus.v1"])`;
  * a hub answers it. A plain WebSocket (no subprotocol) never sees these frames.
  *

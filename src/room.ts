@@ -21,7 +21,7 @@ export interface RoomHost<K extends object> {
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
+ * import { Hub } from "chorus-ws";
  * const hub = new Hub();
  * hub.handleConnect((s) => s.join("lobby"));
  * hub.handleMessage((s, msg) => hub.room("lobby").broadcastOthers(msg, s));

@@ -3,8 +3,8 @@
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
- * import { serve } from "@chorus/chorus/serve";
+ * import { Hub } from "chorus-ws";
+ * import { serve } from "chorus-ws/serve";
  * const hub = new Hub();
  * hub.handleMessage((_s, msg) => hub.broadcast(msg));
  * const server = await serve(hub, { port: 8080 });
@@ -25,7 +25,12 @@ export type { Upgrade } from "./_upgrade.ts";
 export interface ServeOptions<K> {
   /** Port to listen on; `0` picks a free one. @default {8080} */
   port?: number;
-  /** Address to listen on. @default {"0.0.0.0"} */
+  /**
+   * Address to listen on. The default, `0.0.0.0`, is every IPv4 interface: other machines can
+   * connect, not only this one; pass `"127.0.0.1"` (or `"localhost"`) for this machine only.
+   * The server's `url` then says `localhost`, and its `hostname` the address bound.
+   * @default {"0.0.0.0"}
+   */
   hostname?: string;
   /**
    * Runs before an upgrade (after the origin check): return a Response to refuse it (no
@@ -51,7 +56,7 @@ export interface ServeOptions<K> {
   fetch?: (req: Request) => Response | Promise<Response>;
   /**
    * On Bun, send hub-wide and room broadcasts through Bun's native pub/sub where nothing per
-   * session forbids it (see `chorus/bun`); off, every broadcast loops in JavaScript and every refused write
+   * session forbids it (see `chorus-ws/bun`); off, every broadcast loops in JavaScript and every refused write
    * is reported exactly. No effect on Deno, which has no native fan-out.
    * @default {true}
    */

@@ -23,7 +23,7 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set();
  *
  * @example
  * ```ts
- * import { Hub } from "@chorus/chorus";
+ * import { Hub } from "chorus-ws";
  * const hub = new Hub<{ uid: string }>();
  * hub.handleMessage((s, msg) => {
  *   s.write(`${s.get("uid") ?? "anonymous"}: ${msg}`);

@@ -1,5 +1,5 @@
 // A fake runtime adapter for unit tests of the core's lifecycle, as Hono tests its WebSocket
-// helper beside the real-socket suite. It is built on `chorus/adapter` alone (the hub is only a
+// helper beside the real-socket suite. It is built on `chorus-ws/adapter` alone (the hub is only a
 // type here), so it also shows that a third party can write an adapter: a socket in the core's
 // contract, and the events driven through the handle `attach` returns.
 

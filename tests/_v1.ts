@@ -1,5 +1,5 @@
 // A chorus.v1 peer at the frame level, for testing the hub's side of the protocol exactly
-// (what chorus/client does for real users). It never acknowledges on its own: the test says when.
+// (what chorus-ws/client does for real users). It never acknowledges on its own: the test says when.
 
 import {
   decodeFrame,

@@ -1,4 +1,4 @@
-// chorus/client against a scripted chorus.v1 server (the hub without `resume`: frames pass through
+// chorus-ws/client against a scripted chorus.v1 server (the hub without `resume`: frames pass through
 // untouched, the test plays the protocol by hand) and against plain servers. Deno and Bun.
 import assert from "node:assert/strict";
 import * as net from "node:net";

@@ -1,5 +1,5 @@
 // The hub's side of resumable sessions, at the frame level (chorus.v1), with connections cut by
-// a TCP proxy as a network cuts them. chorus/client's side is in client tests.
+// a TCP proxy as a network cuts them. chorus-ws/client's side is in client tests.
 
 import assert from "node:assert/strict";
 import type { Session } from "../mod.ts";

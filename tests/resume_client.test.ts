@@ -1,4 +1,4 @@
-// chorus/client against a resuming hub, connections cut by a TCP proxy as a network cuts them:
+// chorus-ws/client against a resuming hub, connections cut by a TCP proxy as a network cuts them:
 // every message counted, both ways. Deno and Bun.
 
 import assert from "node:assert/strict";
@@ -64,7 +64,7 @@ function numbers(from: number, to: number, prefix = ""): string[] {
   return Array.from({ length: to - from + 1 }, (_, i) => `${prefix}${from + i}`);
 }
 
-test("resume with chorus/client: cut twice; messages both ways, sent while away and in flight, arrive once, in order", async () => {
+test("resume with chorus-ws/client: cut twice; messages both ways, sent while away and in flight, arrive once, in order", async () => {
   const { t, proxy, url } = await setup();
   const fromClient: string[] = [];
   t.hub.handleMessage((s, m) => {
@@ -109,7 +109,7 @@ test("resume with chorus/client: cut twice; messages both ways, sent while away 
   }
 });
 
-test("resume with chorus/client: a burst of 2,000 broadcasts cut in the middle arrives whole: once each, in order", async () => {
+test("resume with chorus-ws/client: a burst of 2,000 broadcasts cut in the middle arrives whole: once each, in order", async () => {
   const { t, proxy, url } = await setup({ maxMessages: 5000 });
   const clients = Array.from({ length: 3 }, () => new Watched(url, t.signal));
   try {
@@ -132,7 +132,7 @@ test("resume with chorus/client: a burst of 2,000 broadcasts cut in the middle a
   }
 });
 
-test("resume with chorus/client: s.close() and c.close() end the session at once, and the client stops", async () => {
+test("resume with chorus-ws/client: s.close() and c.close() end the session at once, and the client stops", async () => {
   const { t, proxy, url } = await setup();
   const a = new Watched(url, t.signal);
   const b = new Watched(url, t.signal);
@@ -154,7 +154,7 @@ test("resume with chorus/client: s.close() and c.close() end the session at once
   }
 });
 
-test("resume with chorus/client: 1,000 clients cut at once all resume, nothing lost", async () => {
+test("resume with chorus-ws/client: 1,000 clients cut at once all resume, nothing lost", async () => {
   const n = 1000;
   const { t, proxy, url } = await setup();
   const signal = new Signal();

@@ -1,8 +1,8 @@
 // melody's README chat on Hono + chorus: a page at `/`, a WebSocket at `/ws`, and every message
 // broadcast to everyone. Run: `deno run -A examples/chat/main.ts` or `bun run examples/chat/main.ts`.
 import { Hono } from "hono";
-import { Hub } from "../../mod.ts";
-import { upgrade } from "../../src/hono.ts";
+import { Hub } from "chorus-ws";
+import { upgrade } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 const hub = new Hub({ maxMessageSize: 4096 });

@@ -8,9 +8,9 @@
 
 import { readFile } from "node:fs/promises";
 import process from "node:process";
-import { Hub } from "../../mod.ts";
-import { redisBroker } from "../../src/brokers/redis.ts";
-import { serve } from "../../src/serve.ts";
+import { Hub } from "chorus-ws";
+import { redisBroker } from "chorus-ws/redis";
+import { serve } from "chorus-ws/serve";
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8001);
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";

@@ -4,8 +4,8 @@
 // {type: "hello", id, color}, {type: "move", id, color, x, y}, {type: "leave", id}.
 // Run: `deno run -A examples/cursors/main.ts` or `bun run examples/cursors/main.ts`.
 import { Hono } from "hono";
-import { Hub } from "../../mod.ts";
-import { upgrade } from "../../src/hono.ts";
+import { Hub } from "chorus-ws";
+import { upgrade } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 type Keys = { color: string; x: number; y: number };

@@ -1,7 +1,7 @@
 // The README's example: a chat hub in a dozen lines, unchanged on Deno and Bun.
 import process from "node:process";
-import { Hub } from "chorus";
-import { serve } from "chorus/serve";
+import { Hub } from "chorus-ws";
+import { serve } from "chorus-ws/serve";
 
 const hub = new Hub<{ name: string }>();
 hub.handleConnect((s) => s.set("name", new URL(s.request.url).searchParams.get("name") ?? "guest"));

@@ -9,8 +9,8 @@
 import process from "node:process";
 import { Hono } from "hono";
 import { sign, verify } from "hono/jwt";
-import { Hub } from "../../mod.ts";
-import { upgrade } from "../../src/hono.ts";
+import { Hub } from "chorus-ws";
+import { upgrade } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 type Keys = { uid: string };

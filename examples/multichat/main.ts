@@ -3,8 +3,8 @@
 // Server → page, JSON: {type: "join" | "leave", name, count} and {type: "message", name, text}.
 // Run: `deno run -A examples/multichat/main.ts` or `bun run examples/multichat/main.ts`.
 import { Hono } from "hono";
-import { Hub } from "../../mod.ts";
-import { upgrade } from "../../src/hono.ts";
+import { Hub } from "chorus-ws";
+import { upgrade } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 type Keys = { room: string; name: string };

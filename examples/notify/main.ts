@@ -6,8 +6,8 @@
 // Run: `deno run -A examples/notify/main.ts` or `bun run examples/notify/main.ts`.
 import process from "node:process";
 import { Hono } from "hono";
-import { Hub, type Session } from "../../mod.ts";
-import { upgrade } from "../../src/hono.ts";
+import { Hub, type Session } from "chorus-ws";
+import { upgrade } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 const devices = ["door", "boiler", "pump", "fridge"];

@@ -5,8 +5,8 @@
  *
  * @example
  * ```ts ignore
- * import { Hub } from "@chorus/chorus";
- * import { bunAdapter } from "@chorus/chorus/bun";
+ * import { Hub } from "chorus-ws";
+ * import { bunAdapter } from "chorus-ws/bun";
  * const hub = new Hub();
  * const chorus = bunAdapter(hub);
  * Bun.serve({
@@ -175,7 +175,7 @@ class BunSocket<K extends object> implements HubSocket, BunSocketData<K> {
 const publishers = new WeakMap<BunServer, Publisher>();
 
 /**
- * The native fan-out of a Bun server, for `attach` in `chorus/adapter`: one per server, so a
+ * The native fan-out of a Bun server, for `attach` in `chorus-ws/adapter`: one per server, so a
  * hub served by several servers publishes once on each.
  *
  * @param server The Bun server.

@@ -1,12 +1,12 @@
 /**
  * Deno adapter: `Deno.upgradeWebSocket` → the core. A Deno `WebSocket` already is the core's
- * socket contract (`chorus/adapter`), so this only forwards events. `hub.handleRequest` uses it.
+ * socket contract (`chorus-ws/adapter`), so this only forwards events. `hub.handleRequest` uses it.
  *
  * @example
  * ```ts ignore
- * import { Hub } from "@chorus/chorus";
- * import { copyRequest } from "@chorus/chorus/adapter";
- * import { upgradeDeno } from "@chorus/chorus/deno";
+ * import { Hub } from "chorus-ws";
+ * import { copyRequest } from "chorus-ws/adapter";
+ * import { upgradeDeno } from "chorus-ws/deno";
  * const hub = new Hub();
  * Deno.serve((req, info) =>
  *   hub.checkRequest(req) ?? upgradeDeno(hub, req, copyRequest(req, {}, info.remoteAddr.hostname))
@@ -66,7 +66,7 @@ export function upgradeDeno<K extends object = Keys>(
   const deno = runtime();
   if (!deno) {
     throw new Error(
-      "hub.handleRequest and upgradeDeno upgrade with Deno.upgradeWebSocket; on Bun use serve(), chorus/hono or bunAdapter (Bun's upgrade needs its server)",
+      "hub.handleRequest and upgradeDeno upgrade with Deno.upgradeWebSocket; on Bun use serve(), chorus-ws/hono or bunAdapter (Bun's upgrade needs its server)",
     );
   }
   const refused = checkHandshake(req.headers);

@@ -1,5 +1,5 @@
 /**
- * `chorus/redis`: a broker on Redis pub/sub (the `redis` npm package, node-redis), for hubs
+ * `chorus-ws/redis`: a broker on Redis pub/sub (the `redis` npm package, node-redis), for hubs
  * in several processes or on several machines. Works on Deno and on Bun.
  *
  * Every node publishes its hub-wide and room broadcasts on one channel and subscribes to it;
@@ -13,9 +13,9 @@
  *
  * @example
  * ```ts ignore
- * import { Hub } from "@chorus/chorus";
- * import { redisBroker } from "@chorus/chorus/redis";
- * import { serve } from "@chorus/chorus/serve";
+ * import { Hub } from "chorus-ws";
+ * import { redisBroker } from "chorus-ws/redis";
+ * import { serve } from "chorus-ws/serve";
  *
  * const hub = new Hub({ broker: redisBroker({ url: "redis://127.0.0.1:6379" }) });
  * hub.handleMessage((_s, msg) => hub.broadcast(msg)); // reaches the sessions of every node
