@@ -712,7 +712,7 @@ if (cfg.scenarios.includes("resumable")) {
       (r: Record_) => both(r) / (r.serverCpu ?? NaN),
     ]] as [string, (r: Record_) => number][]
   ) {
-    const row = ["", `${metric}: mixed | all plain, no resume`];
+    const row = ["", `${metric}: mixed hub, all plain no resume`];
     for (const runtime of cfg.runtimes) {
       const mixed = of(runtime);
       const ref = okOf(runtime, "resumable", "raw");
