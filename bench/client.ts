@@ -3,10 +3,19 @@
  * (bench/main.ts) starts several and steers them through stdin; each answers with JSON lines.
  *
  * Config (argv, JSON): `url`, `scenario`, `conns` (topic per connection), `senders` (indexes
- * of the connections that send), `kind` (b, r or e), `window`, `pad`, `concurrency`.
+ * of the connections that send), `kind` (b, r or e), `window`, `pad`, `concurrency`, and for
+ * resumable sessions `v1`, `rate`, `reconnect` (see {@linkcode WorkerConfig}).
  *
- * Commands: `go <durationMs> <maxPerSender>` → `{"t":"sent"}`; `expect <json>` → `{"t":"done"}`;
- * `quit`. A `connect` scenario opens and closes its connections on `go` and reports the rate.
+ * Commands: `go <durationMs> <maxPerSender>` → `{"t":"sent"}` (early on `stop`); `expect <json>`
+ * → `{"t":"done"}`; `back <timeoutMs>` → `{"t":"back"}` once every connection that was lost is
+ * back (with `reconnect`); `quit`. A `connect` scenario opens and closes its connections on `go`
+ * and reports the rate.
+ *
+ * A `v1` connection is a minimal `chorus.v1` speaker, as cheap as we could make it: it answers
+ * `hello` with `new` (or `resume` with its credential and last offset after a lost connection),
+ * strips the `m<offset>;` header of data frames, acknowledges every 32 messages and on each
+ * heartbeat `p`, numbers what it sends, and checks every delivery: an offset that does not grow
+ * (duplicate or out of order), a sender's sequence number that repeats (duplicate) or skips.
  *
  * @module
  */
@@ -39,7 +48,16 @@ export interface WorkerConfig {
   drainMs: number;
   /** Whether connections join their topic as a room (`/?room=<topic>`). */
   rooms: boolean;
+  /** Connections speak `chorus.v1` (resumable sessions). */
+  v1?: boolean;
+  /** Messages per second per sender, on a timer (0 or absent: `window` messages in flight). */
+  rate?: number;
+  /** Reconnect a lost connection with full-jitter backoff and resume (chorus/client's rule). */
+  reconnect?: { minDelay: number; maxDelay: number };
 }
+
+/** ack every this many data frames (and on each heartbeat) */
+const ACK_EVERY = 32;
 
 interface Conn {
   ws: WebSocket | undefined;
@@ -50,6 +68,28 @@ interface Conn {
   id: string;
   sent: number;
   inflight: number;
+  // chorus.v1
+  /** Per stream key: its epoch and the highest offset received (the position a resume sends). */
+  pos: Record<string, [string, number]>;
+  /** This connection's stream declarations: id → key and epoch. */
+  streams: Map<number, [string, string]>;
+  /** Data frames received on this connection (what an ack counts). */
+  frames: number;
+  /** Data frames since the last ack. */
+  unacked: number;
+  /** Sequence number of the last message sent. */
+  seq: number;
+  token: string;
+  /** Deliveries seen before (by the sender's sequence number). */
+  dups: number;
+  /** The last sequence number seen from each sender (by sender id). */
+  lastSeq: Map<string, number>;
+  /** Lost connection, not yet welcomed back. */
+  down: boolean;
+  downAt: number;
+  backAt: number;
+  attempt: number;
+  welcomed: (() => void) | undefined;
 }
 
 const config = JSON.parse(process.argv[process.argv.length - 1]) as WorkerConfig;
@@ -65,6 +105,15 @@ let remaining = -1; // deliveries still expected once `expect` arrived
 let onDrained: (() => void) | undefined;
 let sendersActive = 0;
 let onSendersDone: (() => void) | undefined;
+// chorus.v1 checks, over all connections
+let duplicates = 0; // a sender's sequence number seen again
+let disorder = 0; // an offset that did not grow
+let skipped = 0; // a sender's sequence number that skipped some (lost, or out of order)
+let resumed = 0;
+let fresh = 0;
+let attempts = 0;
+let down = 0;
+let onBack: (() => void) | undefined;
 
 const conns: Conn[] = config.conns.map((topic) => ({
   ws: undefined,
@@ -74,6 +123,19 @@ const conns: Conn[] = config.conns.map((topic) => ({
   id: "",
   sent: 0,
   inflight: 0,
+  pos: {},
+  streams: new Map(),
+  frames: 0,
+  unacked: 0,
+  seq: 0,
+  token: "",
+  dups: 0,
+  lastSeq: new Map(),
+  down: false,
+  downAt: 0,
+  backAt: 0,
+  attempt: 0,
+  welcomed: undefined,
 }));
 for (const i of config.senders) conns[i].id = `${config.worker}.${i}`;
 
@@ -81,7 +143,8 @@ for (const i of config.senders) conns[i].id = `${config.worker}.${i}`;
 function send(c: Conn): void {
   c.sent++;
   c.inflight++;
-  c.ws!.send(`${config.kind}${now().toFixed(3)} ${c.id} ${c.sent}${pad}`);
+  const msg = `${config.kind}${now().toFixed(3)} ${c.id} ${c.sent}${pad}`;
+  c.ws!.send(config.v1 ? `m0.${(++c.seq).toString(36)};${msg}` : msg);
 }
 
 function senderStopped(): void {
@@ -96,21 +159,125 @@ function receive(c: Conn, data: string): void {
   lastRecv = t;
   if (c.id !== "" && data.startsWith(c.id, 19) && data.charCodeAt(19 + c.id.length) === 32) {
     c.inflight--;
-    if (running && c.sent < maxPerSender) send(c);
+    if (running && c.sent < maxPerSender && !config.rate) send(c);
     if (c.sent >= maxPerSender && c.inflight === 0) senderStopped();
   }
   if (remaining > 0 && c.received <= c.expected && --remaining === 0) onDrained?.();
 }
 
+function ack(c: Conn, ws: WebSocket): void {
+  c.unacked = 0;
+  ws.send(`a${c.frames.toString(36)}`);
+}
+
+/** A `chorus.v1` frame: data (checked, then as a plain delivery), heartbeat, handshake; acks from the hub are ignored. */
+function receiveV1(c: Conn, ws: WebSocket, frame: string): void {
+  const kind = frame.charCodeAt(0);
+  if (kind === 109) { // m<stream id>.<offset>;<payload>
+    const dot = frame.indexOf(".", 1);
+    const end = frame.indexOf(";", dot);
+    const stream = c.streams.get(parseInt(frame.slice(1, dot), 36))!;
+    const n = parseInt(frame.slice(dot + 1, end), 36);
+    c.frames++;
+    const had = c.pos[stream[0]];
+    if (had && had[0] === stream[1] && n <= had[1]) disorder++;
+    else c.pos[stream[0]] = [stream[1], n];
+    const data = frame.slice(end + 1);
+    // the payload: kind, 17 characters of time, space, sender id, space, sequence number, padding
+    const idEnd = data.indexOf(" ", 19);
+    const sender = data.slice(19, idEnd);
+    const seq = Number(data.slice(idEnd + 1, data.indexOf(" ", idEnd + 1)));
+    const last = c.lastSeq.get(sender) ?? 0;
+    if (seq <= last) {
+      duplicates++;
+      c.dups++;
+    } else {
+      if (seq !== last + 1) skipped += seq - last - 1;
+      c.lastSeq.set(sender, seq);
+    }
+    if (++c.unacked >= ACK_EVERY) ack(c, ws);
+    receive(c, data);
+  } else if (kind === 112) ack(c, ws); // p: heartbeat
+  else if (kind === 123) {
+    const m = JSON.parse(frame) as {
+      t: string;
+      token: string;
+      resumed: boolean;
+      id: number;
+      key: string;
+      epoch: string;
+      from?: number;
+    };
+    if (m.t === "hello") {
+      c.streams = new Map();
+      c.frames = 0;
+      ws.send(c.token ? JSON.stringify({ t: "resume", token: c.token, pos: c.pos }) : '{"t":"new"}');
+    } else if (m.t === "stream") {
+      c.streams.set(m.id, [m.key, m.epoch]);
+      const had = c.pos[m.key];
+      if (m.from !== undefined && !(had && had[0] === m.epoch && had[1] >= m.from)) c.pos[m.key] = [m.epoch, m.from];
+    } else if (m.t === "welcome") {
+      c.token = m.token;
+      if (!m.resumed) { // a new session: numbers from 1, positions anew
+        c.seq = 0;
+        c.pos = {};
+      }
+      if (c.down) {
+        c.down = false;
+        c.backAt = now();
+        c.attempt = 0;
+        if (m.resumed) resumed++;
+        else fresh++;
+        if (--down === 0) onBack?.();
+      }
+      c.welcomed?.();
+    }
+  }
+}
+
 function open(c: Conn): Promise<void> {
   return new Promise((resolve, reject) => {
-    const ws = new WebSocket(config.rooms ? `${config.url}?room=${encodeURIComponent(c.topic)}` : config.url);
+    const url = config.rooms ? `${config.url}?room=${encodeURIComponent(c.topic)}` : config.url;
+    const ws = config.v1 ? new WebSocket(url, ["chorus.v1"]) : new WebSocket(url);
     c.ws = ws;
-    ws.onopen = () => resolve();
-    ws.onerror = () => reject(new Error("connection failed"));
-    ws.onclose = () => reject(new Error("closed before open"));
-    ws.onmessage = (e) => receive(c, e.data as string);
+    let ready = false;
+    const opened = () => {
+      ready = true;
+      resolve();
+    };
+    if (config.v1) {
+      c.welcomed = opened;
+      ws.onmessage = (e) => receiveV1(c, ws, e.data as string);
+    } else {
+      ws.onopen = opened;
+      ws.onmessage = (e) => receive(c, e.data as string);
+    }
+    ws.onerror = () => {
+      if (!ready) reject(new Error("connection failed"));
+    };
+    ws.onclose = () => {
+      if (c.ws !== ws) return;
+      if (!ready) {
+        reject(new Error("closed before open"));
+        if (c.down) reconnect(c); // a failed attempt: try again, later
+        return;
+      }
+      if (!config.reconnect) return; // a loss the drain phase reports
+      c.down = true;
+      c.downAt = now();
+      down++;
+      reconnect(c);
+    };
   });
+}
+
+/** Full jitter, as chorus/client: min(max, min + random() * min(max, min * 2 ** attempt)). */
+function reconnect(c: Conn): void {
+  const { minDelay, maxDelay } = config.reconnect!;
+  const delay = Math.min(maxDelay, minDelay + Math.random() * Math.min(maxDelay, minDelay * 2 ** c.attempt));
+  c.attempt++;
+  attempts++;
+  setTimeout(() => open(c).catch(() => {}), delay);
 }
 
 /** Runs `task` over `items` with at most `limit` at once. */
@@ -149,8 +316,6 @@ async function openAll(list: Conn[]): Promise<void> {
     out({ t: "error", error: String(err) });
     process.exit(1);
   }
-  // once open, a close is a loss the drain phase reports
-  for (const c of list) c.ws!.onclose = null;
 }
 
 async function main(): Promise<void> {
@@ -161,74 +326,113 @@ async function main(): Promise<void> {
   if (config.scenario !== "connect") await openAll(conns.filter((_, i) => !senders.has(i)));
   out({ t: "open", n: conns.length });
   const lines = createInterface({ input: process.stdin });
-  for await (const line of lines) {
-    const [cmd, a, b] = line.split(" ");
-    if (cmd === "senders") {
-      await openAll(config.senders.map((i) => conns[i]));
-      out({ t: "open", n: conns.length });
-    } else if (cmd === "go" && config.scenario === "connect") await connectChurn();
-    else if (cmd === "go") {
-      const duration = Number(a);
-      maxPerSender = b === "inf" ? Infinity : Number(b);
-      goAt = now();
-      running = true;
-      const senders = config.senders.map((i) => conns[i]);
-      sendersActive = senders.length;
-      const done = new Promise<void>((resolve) => {
-        onSendersDone = resolve;
-        if (sendersActive === 0 && maxPerSender !== Infinity) resolve();
-      });
+  // commands run as they come: `stop` and `back` arrive while `go` is under way
+  lines.on("line", (line) => void command(line));
+  lines.on("close", () => process.exit(0)); // stdin closed: the orchestrator is gone
+}
+
+async function command(line: string): Promise<void> {
+  const [cmd, a, b] = line.split(" ");
+  if (cmd === "senders") {
+    await openAll(config.senders.map((i) => conns[i]));
+    out({ t: "open", n: conns.length });
+  } else if (cmd === "go" && config.scenario === "connect") await connectChurn();
+  else if (cmd === "go") {
+    const duration = Number(a);
+    maxPerSender = b === "inf" ? Infinity : Number(b);
+    goAt = now();
+    running = true;
+    const senders = config.senders.map((i) => conns[i]);
+    sendersActive = senders.length;
+    const done = new Promise<void>((resolve) => {
+      onSendersDone = resolve;
+      if (sendersActive === 0 && maxPerSender !== Infinity) resolve();
+    });
+    let pace: ReturnType<typeof setInterval> | undefined;
+    if (config.rate) {
+      // a steady rate: every 10 ms, catch up with rate × elapsed
+      const rate = config.rate;
+      pace = setInterval(() => {
+        const due = Math.floor(rate * (now() - goAt) / 1000);
+        for (const c of senders) while (running && c.sent < due && c.sent < maxPerSender) send(c);
+      }, 10);
+    } else {
       for (const c of senders) for (let w = 0; w < config.window && c.sent < maxPerSender; w++) send(c);
-      const timer = setTimeout(() => {
-        running = false;
-        onSendersDone?.();
-      }, duration);
-      await done;
-      clearTimeout(timer);
-      running = false;
-      const sent: Record<string, number> = {};
-      for (const c of senders) sent[c.topic] = (sent[c.topic] ?? 0) + c.sent;
-      out({ t: "sent", sent });
-    } else if (cmd === "expect") {
-      const expected = JSON.parse(line.slice(7)) as Record<string, number>;
-      let missing = 0;
-      for (const c of conns) {
-        c.expected = expected[c.topic] ?? 0;
-        missing += Math.max(0, c.expected - c.received);
-      }
-      remaining = missing;
-      if (missing > 0) {
-        await new Promise<void>((resolve) => {
-          onDrained = resolve;
-          setTimeout(resolve, config.drainMs);
-        });
-      }
-      let lost = 0;
-      let extra = 0;
-      let received = 0;
-      let expectedTotal = 0;
-      for (const c of conns) {
-        received += c.received;
-        expectedTotal += c.expected;
-        lost += Math.max(0, c.expected - c.received);
-        extra += Math.max(0, c.received - c.expected);
-      }
-      out({
-        t: "done",
-        received,
-        expected: expectedTotal,
-        lost,
-        extra,
-        goAt,
-        firstRecv,
-        lastRecv,
-        hist: toSparse(hist),
-      });
-    } else if (cmd === "quit") {
-      process.exit(0);
     }
+    const timer = setTimeout(() => {
+      running = false;
+      onSendersDone?.();
+    }, duration);
+    await done;
+    clearTimeout(timer);
+    clearInterval(pace);
+    running = false;
+    const sent: Record<string, number> = {};
+    for (const c of senders) sent[c.topic] = (sent[c.topic] ?? 0) + c.sent;
+    out({ t: "sent", sent });
+  } else if (cmd === "stop") {
+    running = false;
+    onSendersDone?.();
+  } else if (cmd === "back") {
+    // every connection that was lost is welcomed back (or the time is up)
+    if (down > 0) {
+      await new Promise<void>((resolve) => {
+        onBack = resolve;
+        setTimeout(resolve, Number(a));
+      });
+    }
+    const lost = conns.filter((c) => c.downAt > 0);
+    out({
+      t: "back",
+      back: lost.filter((c) => !c.down).map((c) => c.backAt),
+      downAt: lost.map((c) => c.downAt),
+      notBack: down,
+      neverLost: conns.length - lost.length,
+      resumed,
+      fresh,
+      attempts,
+    });
+  } else if (cmd === "expect") {
+    const expected = JSON.parse(line.slice(7)) as Record<string, number>;
+    let missing = 0;
+    for (const c of conns) {
+      c.expected = expected[c.topic] ?? 0;
+      missing += Math.max(0, c.expected - c.received);
+    }
+    remaining = missing;
+    if (missing > 0) {
+      await new Promise<void>((resolve) => {
+        onDrained = resolve;
+        setTimeout(resolve, config.drainMs);
+      });
+    }
+    let lost = 0;
+    let extra = 0;
+    let received = 0;
+    let expectedTotal = 0;
+    for (const c of conns) {
+      received += c.received;
+      expectedTotal += c.expected;
+      lost += Math.max(0, c.expected - (c.received - c.dups));
+      extra += c.dups + Math.max(0, c.received - c.dups - c.expected);
+    }
+    out({
+      t: "done",
+      received,
+      expected: expectedTotal,
+      lost,
+      extra,
+      goAt,
+      firstRecv,
+      lastRecv,
+      hist: toSparse(hist),
+      duplicates,
+      disorder,
+      skipped,
+    });
+  } else if (cmd === "quit") {
+    process.exit(0);
   }
-  process.exit(0); // stdin closed: the orchestrator is gone
 }
 
 main();

@@ -4,11 +4,14 @@
  *
  * Clients connect to `/?room=<name>` and send text whose first letter says what to do:
  * `b` broadcast to everyone, `r` broadcast to the sender's room, `e` echo to the sender.
- * `GET /mem` collects garbage and answers `{ rss, heap, sessions }`; `GET /quit` exits. Prints
- * `{"port":N}` when ready.
+ * `GET /mem` collects garbage and answers `{ rss, heap, sessions, publishes }` (publishes: the
+ * hub's native publishes so far); `GET /quit` exits. Prints `{"port":N}` when ready.
  *
- *   deno run -A --v8-flags=--expose-gc bench/server.ts hub|raw
- *   bun bench/server.ts hub|raw
+ * `--resume` (hub only) serves a hub with `resume: {}`: clients that offer `chorus.v1` get
+ * resumable sessions, the others plain ones, on the same hub.
+ *
+ *   deno run -A --v8-flags=--expose-gc bench/server.ts [--resume] hub|raw
+ *   bun bench/server.ts [--resume] hub|raw
  *
  * @module
  */
@@ -16,9 +19,12 @@
 import process from "node:process";
 import { Hub } from "chorus-ws";
 import { serve } from "chorus-ws/serve";
+import { registryOf } from "../src/_registry.ts";
 
 const mode = process.argv[process.argv.length - 1];
-if (mode !== "hub" && mode !== "raw") throw new Error("usage: server.ts hub|raw");
+if (mode !== "hub" && mode !== "raw") throw new Error("usage: server.ts [--resume] hub|raw");
+const resume = process.argv.includes("--resume");
+if (resume && mode !== "hub") throw new Error("--resume needs hub mode");
 
 interface BunLike {
   serve(options: unknown): { port: number; publish(topic: string, data: string, compress?: boolean): number };
@@ -46,6 +52,7 @@ interface DenoLike {
 const bun = (globalThis as { Bun?: BunLike }).Bun;
 const deno = (globalThis as { Deno?: DenoLike }).Deno;
 let sessions = (): number => 0;
+let publishes = (): number => 0;
 
 function quit(): Response {
   // a clean exit, so that `--cpu-prof` writes its profile
@@ -65,7 +72,7 @@ async function memory(): Promise<Response> {
     await new Promise((r) => setTimeout(r, 50));
   }
   const m = process.memoryUsage();
-  return Response.json({ rss: m.rss, heap: m.heapUsed, sessions: sessions() });
+  return Response.json({ rss: m.rss, heap: m.heapUsed, sessions: sessions(), publishes: publishes() });
 }
 
 function roomOf(url: string): string | undefined {
@@ -82,7 +89,7 @@ function ready(port: number): void {
 }
 
 if (mode === "hub") {
-  const hub = new Hub<{ room: string }>({ checkOrigin: () => true });
+  const hub = new Hub<{ room: string }>({ checkOrigin: () => true, resume: resume ? {} : undefined });
   hub.handleConnect((s) => {
     const room = s.get("room");
     if (room !== undefined) s.join(room);
@@ -94,6 +101,8 @@ if (mode === "hub") {
     else s.write(msg);
   });
   sessions = () => hub.size;
+  // the bench reads an internal counter: whether broadcasts went out as native publishes (Bun)
+  publishes = () => registryOf(hub).publishes;
   const server = await serve(hub, {
     port: 0,
     hostname: "127.0.0.1",
