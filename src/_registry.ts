@@ -379,7 +379,7 @@ export class Registry<K extends object = Keys> {
   /** A connection becomes a new session. With `chorus.v1`, the welcome goes first. */
   #open(conn: Connection<K>, init: SessionInit<K>, v1: boolean): void {
     const core = new SessionCore(this, init);
-    core.framed = v1 && this.resume !== undefined;
+    if (v1 && this.resume !== undefined) core.makeResumable();
     core.conn = conn;
     conn.core = core;
     this.sessions.set(core.id, core);

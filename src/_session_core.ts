@@ -33,20 +33,8 @@ export class SessionCore<K extends object> {
   #busy = false;
   #queue: (string | Uint8Array)[] | undefined;
   #queuedBytes = 0;
-  /** Resumable: what it keeps for its client, the credentials, the client's last number, timers. */
-  #kept: Kept | undefined;
-  #token: string | undefined;
-  /** The credential just used to resume: valid until the client shows it got the new one. */
-  #usedToken: string | undefined;
-  /** The session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
-  #own: Stream | undefined;
-  /** Data frames of the current connection the client acknowledged. */
-  #ackedFrames = 0;
-  /** The client's last message number received, and how many are not acknowledged yet. */
-  #received = 0;
-  #unacked = 0;
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
-  #expiry: ReturnType<typeof setTimeout> | undefined;
+  /** A resumable session's state (a plain session pays nothing for it). */
+  #r: Resumable | undefined;
 
   constructor(registry: Registry<K>, init: SessionInit<K>) {
     this.id = `${idPrefix}-${(++counter).toString(36)}`;
@@ -54,6 +42,12 @@ export class SessionCore<K extends object> {
     this.init = init;
     if (init.keys) this.keys = Object.assign(Object.create(null), init.keys);
     this.session = new Session(this);
+  }
+
+  /** Makes a new session resumable (before it is registered). */
+  makeResumable(): void {
+    this.framed = true;
+    this.#r = new Resumable();
   }
 
   /** Sends a payload of known size to a plain session (from a broadcast or `write`). */
@@ -85,7 +79,7 @@ export class SessionCore<K extends object> {
    */
   keep(stream: Stream, offset: number, frame: string | Uint8Array, frameSize: number): boolean {
     if (this.ended) return false;
-    const kept = this.#kept ??= new Kept();
+    const kept = this.#r!.kept ??= new Kept();
     kept.push(stream, offset, frame, frameSize);
     const registry = this.registry;
     if (kept.length <= registry.resume!.maxMessages && kept.bytes <= registry.limits.maxBufferedAmount) return true;
@@ -111,7 +105,7 @@ export class SessionCore<K extends object> {
 
   /** A message of the session's own stream. */
   deliverOwn(payload: string | Uint8Array, size: number): void {
-    const own = this.#own ??= { id: 1, key: "s", epoch: this.id, offset: 0 };
+    const own = this.#own();
     const offset = ++own.offset;
     this.deliverFrame(own, offset, encodeData(own.id, offset, payload), size + dataOverhead(own.id, offset), payload);
   }
@@ -128,7 +122,10 @@ export class SessionCore<K extends object> {
     if ((this.rooms ??= new Set()).has(room)) return;
     this.rooms.add(room);
     this.registry.join(this, room);
-    if (this.framed) this.#declare(this.registry.roomStream(room));
+    if (this.framed) {
+      const stream = this.registry.roomStream(room);
+      this.#declare(stream, stream.offset); // its messages from now on are the session's
+    }
     this.conn?.subscribe(this.registry.topic(this, room));
   }
 
@@ -152,19 +149,21 @@ export class SessionCore<K extends object> {
   welcome(resumed: boolean): void {
     const registry = this.registry;
     const conn = this.conn!;
+    const r = this.#r;
     let token = "";
-    if (this.framed) {
-      if (this.#token !== undefined && this.#token !== this.#usedToken) registry.tokens.delete(this.#token);
-      token = this.#token = randomToken();
+    if (r) {
+      if (r.token !== undefined && r.token !== r.usedToken) registry.tokens.delete(r.token);
+      token = r.token = randomToken();
       registry.tokens.set(token, this);
     }
     conn.sendControl(
-      encodeControl({ t: "welcome", resumed, token, recv: this.#received, hb: registry.limits.pingInterval }),
+      encodeControl({ t: "welcome", resumed, token, recv: r?.received ?? 0, hb: registry.limits.pingInterval }),
     );
-    if (!this.framed) return;
-    this.#ackedFrames = 0;
-    this.#declare(this.#own ??= { id: 1, key: "s", epoch: this.id, offset: 0 });
-    this.#declare(registry.hubStream);
+    if (!r) return;
+    r.ackedFrames = 0;
+    // A new session follows the hub's stream from now on.
+    this.#declare(this.#own(), resumed ? undefined : 0);
+    this.#declare(registry.hubStream, resumed ? undefined : registry.hubStream.offset);
     if (this.rooms) { for (const room of this.rooms) this.#declare(registry.roomStream(room)); }
   }
 
@@ -182,15 +181,16 @@ export class SessionCore<K extends object> {
       old.close(1000, "Resumed on another connection");
       old.core = undefined;
     }
-    clearTimeout(this.#expiry);
-    this.#expiry = undefined;
-    if (this.#usedToken !== undefined && this.#usedToken !== token) registry.tokens.delete(this.#usedToken);
-    this.#usedToken = token;
+    const r = this.#r!;
+    clearTimeout(r.expiry);
+    r.expiry = undefined;
+    if (r.usedToken !== undefined && r.usedToken !== token) registry.tokens.delete(r.usedToken);
+    r.usedToken = token;
     this.conn = conn;
     conn.core = this;
     registry.adopt(conn);
     this.welcome(true);
-    const kept = this.#kept;
+    const kept = r.kept;
     if (kept) {
       kept.forget(pos);
       for (let i = kept.head; i < kept.offsets.length; i++) {
@@ -236,23 +236,29 @@ export class SessionCore<K extends object> {
       this.end(1002, "Malformed chorus.v1 frame", false);
       return;
     }
-    this.#confirmed();
+    const r = this.#r!;
+    if (r.usedToken !== undefined) {
+      // The client spoke on its new connection: it has the new credential, the used one is dead.
+      this.registry.tokens.delete(r.usedToken);
+      r.usedToken = undefined;
+    }
     if (frame.kind === "ack") {
       // The client received `n` data frames on this connection: the oldest kept ones.
-      if (frame.n > this.#ackedFrames) {
-        this.#kept?.drop(frame.n - this.#ackedFrames);
-        this.#ackedFrames = frame.n;
+      if (frame.n > r.ackedFrames) {
+        r.kept?.drop(frame.n - r.ackedFrames);
+        if (r.kept?.length === 0) r.kept = undefined;
+        r.ackedFrames = frame.n;
       }
       return;
     }
-    if (frame.n <= this.#received) return; // sent again after a resume: it arrived before
-    if (frame.n !== this.#received + 1) {
-      this.end(1002, `chorus.v1: message ${frame.n} after ${this.#received}`, false);
+    if (frame.n <= r.received) return; // sent again after a resume: it arrived before
+    if (frame.n !== r.received + 1) {
+      this.end(1002, `chorus.v1: message ${frame.n} after ${r.received}`, false);
       return;
     }
-    this.#received = frame.n;
-    if (++this.#unacked >= ACK_EVERY) this.#ack();
-    else this.#ackTimer ??= setTimeout(this.#ack, ACK_WITHIN);
+    r.received = frame.n;
+    if (++r.unacked >= ACK_EVERY) this.#ack();
+    else r.ackTimer ??= setTimeout(this.#ack, ACK_WITHIN);
     this.receive(frame.payload);
   }
 
@@ -315,12 +321,15 @@ export class SessionCore<K extends object> {
     this.ended = true;
     this.#queue = undefined;
     this.#queuedBytes = 0;
-    this.#kept = undefined;
-    clearTimeout(this.#ackTimer);
-    clearTimeout(this.#expiry);
     const registry = this.registry;
-    if (this.#token !== undefined) registry.tokens.delete(this.#token);
-    if (this.#usedToken !== undefined) registry.tokens.delete(this.#usedToken);
+    const r = this.#r;
+    if (r) {
+      r.kept = undefined;
+      clearTimeout(r.ackTimer);
+      clearTimeout(r.expiry);
+      if (r.token !== undefined) registry.tokens.delete(r.token);
+      if (r.usedToken !== undefined) registry.tokens.delete(r.usedToken);
+    }
     registry.unregister(this);
     const conn = this.conn;
     if (conn) {
@@ -345,32 +354,38 @@ export class SessionCore<K extends object> {
   }
 
   #detach(conn: Connection<K>): void {
+    const r = this.#r!;
     this.registry.release(conn);
     conn.core = undefined;
     this.conn = undefined;
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
-    this.#unacked = 0;
-    this.#expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.registry.resume!.window);
+    clearTimeout(r.ackTimer);
+    r.ackTimer = undefined;
+    r.unacked = 0;
+    r.expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.registry.resume!.window);
   }
 
-  /** The client spoke on its new connection: it has the new credential, the used one is dead. */
-  #confirmed(): void {
-    if (this.#usedToken === undefined) return;
-    this.registry.tokens.delete(this.#usedToken);
-    this.#usedToken = undefined;
+  /** The session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
+  #own(): Stream {
+    return this.#r!.own ??= { id: 1, key: "s", epoch: this.id, offset: 0 };
   }
 
-  /** Tells the client a stream's id and epoch (before its first frame on this connection). */
-  #declare(stream: Stream): void {
-    this.conn?.sendControl(encodeControl({ t: "stream", id: stream.id, key: stream.key, epoch: stream.epoch }));
+  /**
+   * Tells the client a stream's id and epoch, before its first frame on this connection; with
+   * `from`, also that the session follows it from that offset on.
+   */
+  #declare(stream: Stream, from?: number): void {
+    const { id, key, epoch } = stream;
+    this.conn?.sendControl(
+      encodeControl(from === undefined ? { t: "stream", id, key, epoch } : { t: "stream", id, key, epoch, from }),
+    );
   }
 
   #ack = (): void => {
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
-    this.#unacked = 0;
-    this.conn?.sendControl(encodeAck(this.#received));
+    const r = this.#r!;
+    clearTimeout(r.ackTimer);
+    r.ackTimer = undefined;
+    r.unacked = 0;
+    this.conn?.sendControl(encodeAck(r.received));
   };
 
   #sent(payload: string | Uint8Array): void {
@@ -420,6 +435,26 @@ export class SessionCore<K extends object> {
       this.#dispatch(msg);
     }
   }
+}
+
+/** What a resumable session has beyond a plain one. */
+class Resumable {
+  /** What it keeps for its client (until acknowledged, or while away); `undefined` when nothing. */
+  kept: Kept | undefined;
+  /** The credential for the next resume. */
+  token: string | undefined;
+  /** The credential just used to resume: valid until the client shows it got the new one. */
+  usedToken: string | undefined;
+  /** The session's own stream, once it has a message. */
+  own: Stream | undefined;
+  /** Data frames of the current connection the client acknowledged. */
+  ackedFrames = 0;
+  /** The client's last message number received, and how many are not acknowledged yet. */
+  received = 0;
+  unacked = 0;
+  ackTimer: ReturnType<typeof setTimeout> | undefined;
+  /** While detached: the end of the resume window. */
+  expiry: ReturnType<typeof setTimeout> | undefined;
 }
 
 /**

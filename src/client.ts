@@ -463,7 +463,13 @@ export class ChorusClient extends EventTarget {
           const p = frame.payload;
           this.#deliver(typeof p === "string" ? p : p.slice().buffer as ArrayBuffer);
         } else if (frame.kind === "control" && frame.message.t === "stream") {
-          this.#streams.set(frame.message.id, [frame.message.key, frame.message.epoch]);
+          const { id, key, epoch, from } = frame.message;
+          this.#streams.set(id, [key, epoch]);
+          // Where the session starts following a stream: nothing before it is missing.
+          const had = Object.hasOwn(this.#pos, key) ? this.#pos[key] : undefined;
+          if (from !== undefined && !(had !== undefined && had[0] === epoch && had[1] >= from)) {
+            this.#pos[key] = [epoch, from];
+          }
         } else if (frame.kind === "ack") {
           let k = 0;
           while (k < this.#sent.length && this.#sent[k].n <= frame.n) k++;

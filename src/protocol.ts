@@ -29,7 +29,8 @@
  * credential for the next resume (single-use; `""`: this hub keeps nothing, and data frames are
  * plain from here on), the last number it received from the client (the client sends again what
  * follows), and how often it sends heartbeats (ms). Then `{"t":"stream","id":I,"key":K,"epoch":E}`
- * for each stream, and a resumed session's missed messages, in order, before anything new.
+ * for each stream (with `"from":O` where the session starts following it: a new session, a room
+ * just joined), and a resumed session's missed messages, in order, before anything new.
  *
  * @module
  */
@@ -85,6 +86,11 @@ export interface StreamMessage {
   key: string;
   /** The stream's epoch: offsets of another epoch are not comparable. */
   epoch: string;
+  /**
+   * The session follows the stream from this offset on (it just joined the room, or it is a new
+   * session): the client takes it as its position in the stream unless it has a later one.
+   */
+  from?: number;
 }
 
 /** A handshake message. */
@@ -258,7 +264,8 @@ function isControl(m: unknown): m is ControlMessage {
         typeof msg.hb === "number";
     case "stream":
       return typeof msg.id === "number" && Number.isSafeInteger(msg.id) && msg.id >= 1 && typeof msg.key === "string" &&
-        typeof msg.epoch === "string";
+        typeof msg.epoch === "string" &&
+        (msg.from === undefined || (typeof msg.from === "number" && Number.isSafeInteger(msg.from) && msg.from >= 0));
   }
   return false;
 }

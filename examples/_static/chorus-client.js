@@ -33,7 +33,8 @@
  * credential for the next resume (single-use; `""`: this hub keeps nothing, and data frames are
  * plain from here on), the last number it received from the client (the client sends again what
  * follows), and how often it sends heartbeats (ms). Then `{"t":"stream","id":I,"key":K,"epoch":E}`
- * for each stream, and a resumed session's missed messages, in order, before anything new.
+ * for each stream (with `"from":O` where the session starts following it: a new session, a room
+ * just joined), and a resumed session's missed messages, in order, before anything new.
  *
  * @module
  */
@@ -199,7 +200,8 @@ function isControl(m) {
                 typeof msg.hb === "number";
         case "stream":
             return typeof msg.id === "number" && Number.isSafeInteger(msg.id) && msg.id >= 1 && typeof msg.key === "string" &&
-                typeof msg.epoch === "string";
+                typeof msg.epoch === "string" &&
+                (msg.from === undefined || (typeof msg.from === "number" && Number.isSafeInteger(msg.from) && msg.from >= 0));
     }
     return false;
 }
@@ -535,7 +537,13 @@ export class ChorusClient extends EventTarget {
                     this.#deliver(typeof p === "string" ? p : p.slice().buffer);
                 }
                 else if (frame.kind === "control" && frame.message.t === "stream") {
-                    this.#streams.set(frame.message.id, [frame.message.key, frame.message.epoch]);
+                    const { id, key, epoch, from } = frame.message;
+                    this.#streams.set(id, [key, epoch]);
+                    // Where the session starts following a stream: nothing before it is missing.
+                    const had = Object.hasOwn(this.#pos, key) ? this.#pos[key] : undefined;
+                    if (from !== undefined && !(had !== undefined && had[0] === epoch && had[1] >= from)) {
+                        this.#pos[key] = [epoch, from];
+                    }
                 }
                 else if (frame.kind === "ack") {
                     let k = 0;
