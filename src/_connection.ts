@@ -2,8 +2,7 @@
 // native subscriptions, closing. It is the handle an adapter reports the socket's events to.
 // Internal.
 
-import type { HubSocket, Publisher, SessionInit, SocketEvents } from "./adapter.ts";
-import { PING } from "./protocol.ts";
+import type { HubSocket, Publisher, SocketEvents } from "./adapter.ts";
 import type { Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
 import { utf8Length } from "./_util.ts";
@@ -20,8 +19,6 @@ export class Connection<K extends object> implements SocketEvents {
   publisher: Publisher | undefined;
   /** The session this connection carries. */
   core: SessionCore<K> | undefined;
-  /** A `chorus.v1` connection in its handshake: what the session will keep of the request. */
-  pending: SessionInit<K> | undefined;
   #registry: Registry<K>;
   /**
    * Bytes this connection may still send before `bufferedAmount` must be read again: the limit
@@ -37,8 +34,6 @@ export class Connection<K extends object> implements SocketEvents {
   #awaitingPong = false;
   /** Without `ping`: `bufferedAmount` at the last tick plus the bytes sent since. */
   #queued = 0;
-  /** A resumable session's last heartbeat frame. */
-  #beatAt = 0;
 
   constructor(registry: Registry<K>, socket: HubSocket, publisher: Publisher | undefined) {
     this.#registry = registry;
@@ -90,12 +85,12 @@ export class Connection<K extends object> implements SocketEvents {
   /** Adapter event: a frame arrived. */
   receive(data: string | ArrayBuffer | Uint8Array): void {
     const msg = typeof data === "string" || data instanceof Uint8Array ? data : new Uint8Array(data);
-    if (this.pending) {
-      this.#registry.handshake(this, msg);
+    const core = this.core;
+    if (!core) {
+      this.#registry.handshake(this, msg); // a chorus.v1 connection's first frame (or a let-go one's: ignored)
       return;
     }
-    const core = this.core;
-    if (!core || core.ended) return;
+    if (core.ended) return;
     const max = this.#registry.limits.maxMessageSize;
     if (typeof msg === "string" ? msg.length > max / 3 && utf8Length(msg) > max : msg.byteLength > max) {
       core.end(1009, "Message too big", false);
@@ -108,7 +103,7 @@ export class Connection<K extends object> implements SocketEvents {
   /** Adapter event: the socket closed. */
   closed(code: number, reason: string): void {
     this.#registry.closeEnded(this);
-    if (this.pending) this.#registry.handshakeGone(this);
+    if (!this.core) this.#registry.handshakeGone(this);
     this.core?.connectionClosed(this, code, reason);
   }
 
@@ -192,10 +187,7 @@ export class Connection<K extends object> implements SocketEvents {
     const core = this.core;
     if (!core || core.ended) return false;
     const socket = this.socket;
-    if (core.framed && now - this.#beatAt >= interval) {
-      this.#beatAt = now;
-      this.sendControl(PING);
-    }
+    if (core.framed) core.heartbeat(now, interval);
     if (!socket.ping) {
       const queued = socket.bufferedAmount;
       if (queued === 0 || queued < this.#queued) this.#watchAt = 0;

@@ -109,7 +109,7 @@ export class Registry<K extends object = Keys> {
   /** Connected sessions without native fan-out: while any is here, broadcasts loop. */
   #foreign = 0;
   /** `chorus.v1` connections that have not said yet whether they are new or resume. */
-  #handshakes = new Map<Connection<K>, ReturnType<typeof setTimeout>>();
+  #handshakes = new Map<Connection<K>, { init: SessionInit<K>; timer: ReturnType<typeof setTimeout> }>();
   /** Connections the hub closed whose socket has not reported its close yet. */
   #closingConns = new Set<Connection<K>>();
   #noneClosing: (() => void) | undefined;
@@ -152,8 +152,8 @@ export class Registry<K extends object = Keys> {
     const conn = new Connection(this, socket, socket.subscribe && publisher ? publisher : undefined);
     if (init.protocol === PROTOCOL) {
       // The client says whether it is new or resumes before there is a session.
-      conn.pending = init;
-      this.#handshakes.set(conn, setTimeout(() => this.#refuseHandshake(conn, "No chorus.v1 request"), HANDSHAKE_WAIT));
+      const timer = setTimeout(() => this.#refuseHandshake(conn, "No chorus.v1 request"), HANDSHAKE_WAIT);
+      this.#handshakes.set(conn, { init, timer });
       conn.sendControl(HELLO);
       return conn;
     }
@@ -163,7 +163,7 @@ export class Registry<K extends object = Keys> {
 
   /** A frame from a `chorus.v1` connection in its handshake: the client's request. */
   handshake(conn: Connection<K>, data: string | Uint8Array): void {
-    const init = conn.pending;
+    const init = this.#handshakes.get(conn)?.init;
     if (!init) return;
     const frame = typeof data === "string" ? decodeFrame(data) : undefined;
     const request = frame?.kind === "control" ? frame.message : undefined;
@@ -397,9 +397,8 @@ export class Registry<K extends object = Keys> {
   }
 
   #endHandshake(conn: Connection<K>): void {
-    clearTimeout(this.#handshakes.get(conn));
+    clearTimeout(this.#handshakes.get(conn)?.timer);
     this.#handshakes.delete(conn);
-    conn.pending = undefined;
   }
 
   /**

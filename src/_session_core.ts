@@ -6,7 +6,7 @@ import type { SessionInit } from "./adapter.ts";
 import type { Connection } from "./_connection.ts";
 import type { Registry, Stream } from "./_registry.ts";
 import { MessageBufferFullError, SessionClosedError } from "./errors.ts";
-import { dataOverhead, decodeFrame, encodeAck, encodeControl, encodeData, type Position } from "./protocol.ts";
+import { dataOverhead, decodeFrame, encodeAck, encodeControl, encodeData, PING, type Position } from "./protocol.ts";
 import { Session } from "./session.ts";
 import { byteLength, checkClose, checkRoom, isThenable, type Message, toPayload } from "./_util.ts";
 
@@ -48,6 +48,14 @@ export class SessionCore<K extends object> {
   makeResumable(): void {
     this.framed = true;
     this.#r = new Resumable();
+  }
+
+  /** Keepalive of a resumable session: a heartbeat frame every `interval`, for its client to tell a dead connection. */
+  heartbeat(now: number, interval: number): void {
+    const r = this.#r!;
+    if (now - r.beatAt < interval) return;
+    r.beatAt = now;
+    this.conn?.sendControl(PING);
   }
 
   /** Sends a payload of known size to a plain session (from a broadcast or `write`). */
@@ -258,7 +266,7 @@ export class SessionCore<K extends object> {
     }
     r.received = frame.n;
     if (++r.unacked >= ACK_EVERY) this.#ack();
-    else r.ackTimer ??= setTimeout(this.#ack, ACK_WITHIN);
+    else r.ackTimer ??= setTimeout(() => this.#ack(), ACK_WITHIN);
     this.receive(frame.payload);
   }
 
@@ -380,13 +388,13 @@ export class SessionCore<K extends object> {
     );
   }
 
-  #ack = (): void => {
+  #ack(): void {
     const r = this.#r!;
     clearTimeout(r.ackTimer);
     r.ackTimer = undefined;
     r.unacked = 0;
     this.conn?.sendControl(encodeAck(r.received));
-  };
+  }
 
   #sent(payload: string | Uint8Array): void {
     const hooks = this.registry.hooks;
@@ -449,6 +457,8 @@ class Resumable {
   own: Stream | undefined;
   /** Data frames of the current connection the client acknowledged. */
   ackedFrames = 0;
+  /** When the last heartbeat frame went. */
+  beatAt = 0;
   /** The client's last message number received, and how many are not acknowledged yet. */
   received = 0;
   unacked = 0;

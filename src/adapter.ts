@@ -181,6 +181,9 @@ export function copyRequest<K>(req: Request, keys: Partial<K> | undefined, remot
   return new RequestCopy(req, keys, remoteAddr);
 }
 
+/** Headers of the handshake itself, meaningless once it is done: not kept. */
+const HANDSHAKE_ONLY = new Set(["sec-websocket-key", "sec-websocket-version", "sec-websocket-extensions"]);
+
 /**
  * Headers are kept as one string of `name:value` lines (a header can hold neither a newline
  * nor, in its name, a colon). Reading them all has a cost on Deno that no copy avoids: Deno
@@ -192,7 +195,6 @@ class RequestCopy<K> implements SessionInit<K> {
   keys: Partial<K> | undefined;
   protocol = "";
   #url: string;
-  #method: string;
   #headers: string | undefined;
   #request: Request | undefined;
 
@@ -200,9 +202,10 @@ class RequestCopy<K> implements SessionInit<K> {
     this.remoteAddr = remoteAddr;
     this.keys = keys;
     this.#url = req.url;
-    this.#method = req.method;
     const lines: string[] = [];
-    req.headers.forEach((value, name) => void lines.push(`${name}:${value}`));
+    req.headers.forEach((value, name) => {
+      if (!HANDSHAKE_ONLY.has(name)) lines.push(`${name}:${value}`);
+    });
     this.#headers = lines.join("\n"); // one flat string, not a rope of concatenations
   }
 
@@ -214,6 +217,6 @@ class RequestCopy<K> implements SessionInit<K> {
       if (colon > 0) headers.append(line.slice(0, colon), line.slice(colon + 1));
     }
     this.#headers = undefined;
-    return this.#request = new Request(this.#url, { method: this.#method, headers });
+    return this.#request = new Request(this.#url, { headers }); // an upgrade is a GET
   }
 }

@@ -31,14 +31,16 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set();
  * ```
  */
 export class Session<K extends object = Keys> {
-  /** Unique within the process. */
-  readonly id: string;
   #core: SessionCore<K>;
 
   /** @ignore Sessions are made by the hub. */
   constructor(core: SessionCore<K>) {
     this.#core = core;
-    this.id = core.id;
+  }
+
+  /** Unique within the process (and, with a broker, across the cluster). */
+  get id(): string {
+    return this.#core.id;
   }
 
   /**
