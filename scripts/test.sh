@@ -25,6 +25,8 @@ step core-web-only tsc -p tsconfig.core.json
 step bun-types tsc -p tsconfig.json
 # The npm package's JavaScript and declarations (dist/), which tests/package.test.ts packs and installs.
 step build node scripts/build.mjs
+# Every TypeScript block of the README type-checks.
+step readme deno check --doc-only README.md
 # The public docs of every entry point (deno.json's exports): no missing JSDoc, no private types.
 step doc deno doc --lint $(node -p 'Object.values(require("./deno.json").exports).join(" ")')
 step publish deno publish --dry-run --allow-dirty

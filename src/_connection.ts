@@ -93,6 +93,15 @@ export class Connection<K extends object> implements SocketEvents {
     if (core.ended) return;
     const max = this.#registry.limits.maxMessageSize;
     if (typeof msg === "string" ? msg.length > max / 3 && utf8Length(msg) > max : msg.byteLength > max) {
+      const registry = this.#registry;
+      registry.counters.tooBig++;
+      registry.log({
+        level: "warn",
+        event: "too-big",
+        session: core.id,
+        code: 1009,
+        message: `Closed session ${core.id} with 1009: a message larger than maxMessageSize (${max})`,
+      });
       core.end(1009, "Message too big", false);
       return;
     }

@@ -22,6 +22,7 @@ export interface Stream {
   /** The last offset given. */
   offset: number;
 }
+import type { LogEntry } from "./metrics.ts";
 import { reportTo } from "./_util.ts";
 
 /** The hub's handlers, as set by `handleConnect` and its siblings. */
@@ -56,6 +57,24 @@ export interface RegistryInit extends HubLimits {
   readonly resume: ResumeLimits | undefined;
   /** This node's count of a room's sessions (or of all, `undefined`) changed. */
   readonly countChanged: (room: string | undefined) => void;
+  /** `HubOptions.logger`. */
+  readonly logger: ((entry: LogEntry) => void) | undefined;
+}
+
+/** The counters of `hub.metrics()`. */
+export interface Counters {
+  connects: number;
+  disconnects: number;
+  resumes: number;
+  refused: number;
+  messagesIn: number;
+  bytesIn: number;
+  messagesOut: number;
+  bytesOut: number;
+  dropped: number;
+  slowClients: number;
+  tooBig: number;
+  brokerErrors: number;
 }
 
 // deno-lint-ignore no-explicit-any
@@ -104,6 +123,24 @@ export class Registry<K extends object = Keys> {
   publishes = 0;
   /** Set from the first moment of `hub.close()`. */
   closing = false;
+  /** What `hub.metrics()` reports. */
+  readonly counters: Counters = {
+    connects: 0,
+    disconnects: 0,
+    resumes: 0,
+    refused: 0,
+    messagesIn: 0,
+    bytesIn: 0,
+    messagesOut: 0,
+    bytesOut: 0,
+    dropped: 0,
+    slowClients: 0,
+    tooBig: 0,
+    brokerErrors: 0,
+  };
+  /** Resumable sessions whose client is away. */
+  detached = 0;
+  readonly #logger: ((entry: LogEntry) => void) | undefined;
   /** Servers whose native fan-out reaches some session, with how many sessions each. */
   #publishers = new Map<Publisher, number>();
   /** Connected sessions without native fan-out: while any is here, broadcasts loop. */
@@ -128,6 +165,7 @@ export class Registry<K extends object = Keys> {
     this.concurrent = init.concurrent;
     this.resume = init.resume;
     this.#countChanged = init.countChanged;
+    this.#logger = init.logger;
     // "chorus.<node>.all" and "chorus.<node>.room.<name>": distinct for every hub (the node id is
     // random, so two copies of this module in one process do not meet) and for every name.
     this.allTopic = `chorus.${init.node}.all`;
@@ -265,8 +303,32 @@ export class Registry<K extends object = Keys> {
     if (tracked) this.#track(conn);
   }
 
+  /** Hands an entry to the log hook, if there is one (a hook that throws is logged, never thrown). */
+  log(entry: LogEntry): void {
+    const logger = this.#logger;
+    if (!logger) return;
+    try {
+      logger(entry);
+    } catch (err) {
+      console.error("chorus: logger failed:", err);
+    }
+  }
+
+  /** An upgrade was refused (by the hub's checks, `onUpgrade`, the Hono middleware or an adapter). */
+  refusedUpgrade(status: number, why: string): void {
+    this.counters.refused++;
+    this.log({ level: "info", event: "refused", status, message: `Upgrade refused (${status}): ${why}` });
+  }
+
+  /** A client did not keep up: its session closed, or its connection given up. */
+  slowClient(core: SessionCore<K>, code: number, message: string): void {
+    this.counters.slowClients++;
+    this.log({ level: "warn", event: "slow-client", session: core.id, code, message });
+  }
+
   /** Runs the disconnect hook; resolves when it is done. */
   disconnected(core: SessionCore<K>): Promise<void> | undefined {
+    this.counters.disconnects++;
     const onDisconnect = this.hooks.disconnect;
     if (!onDisconnect) return undefined;
     try {
@@ -380,6 +442,7 @@ export class Registry<K extends object = Keys> {
   #open(conn: Connection<K>, init: SessionInit<K>, v1: boolean): void {
     const core = new SessionCore(this, init);
     if (v1 && this.resume !== undefined) core.makeResumable();
+    this.counters.connects++;
     core.conn = conn;
     conn.core = core;
     this.sessions.set(core.id, core);
@@ -432,8 +495,11 @@ export class Registry<K extends object = Keys> {
     this.publishes++;
     const from = exceptIn ? except!.conn : undefined;
     let dropped = false;
+    const counters = this.counters;
     if (plain > 0) {
       dropped = this.#publishAll(room === undefined ? this.allTopic : this.roomPrefix + room, payload, from);
+      counters.messagesOut += plain;
+      counters.bytesOut += plain * size;
     }
     if (numbered > 0) {
       const stream = room === undefined ? this.hubStream : this.roomStream(room);
@@ -443,7 +509,11 @@ export class Registry<K extends object = Keys> {
       const topic = room === undefined ? this.#v1Topic : this.#v1RoomPrefix + room;
       if (this.#publishAll(topic, frame, from)) dropped = true;
       // Each resumable session keeps the frame until its client acknowledges it.
-      for (const core of framed!) if (core !== except) core.keep(stream, offset, frame, frameSize);
+      for (const core of framed!) {
+        if (core === except || !core.keep(stream, offset, frame, frameSize) || !core.conn) continue;
+        counters.messagesOut++;
+        counters.bytesOut += size;
+      }
     }
     if (!dropped) return;
     // Dropped for some subscriber: find the sessions past their limit.

@@ -62,7 +62,7 @@ export class SessionCore<K extends object> {
   deliver(payload: string | Uint8Array, size: number): void {
     const conn = this.conn;
     if (!conn) return;
-    if (conn.send(payload, size)) this.#sent(payload);
+    if (conn.send(payload, size)) this.#sent(payload, size);
     else this.refused(conn, size, conn.socket.bufferedAmount);
   }
 
@@ -77,7 +77,7 @@ export class SessionCore<K extends object> {
     if (!this.keep(stream, offset, frame, frameSize)) return;
     const conn = this.conn;
     if (!conn) return;
-    if (conn.send(frame, frameSize)) this.#sent(payload);
+    if (conn.send(frame, frameSize)) this.#sent(payload, frameSize - dataOverhead(stream.id, offset));
     else this.lost(conn, "Message buffer full");
   }
 
@@ -99,6 +99,7 @@ export class SessionCore<K extends object> {
         }) or maxBufferedAmount (${registry.limits.maxBufferedAmount}) allow`,
       ),
     );
+    registry.slowClient(this, 1008, `Ended session ${this.id}: too many messages kept for its client`);
     this.end(1008, "Too many messages kept for the session", false);
     return false;
   }
@@ -190,6 +191,8 @@ export class SessionCore<K extends object> {
       old.core = undefined;
     }
     const r = this.#r!;
+    if (r.expiry !== undefined) registry.detached--;
+    registry.counters.resumes++;
     clearTimeout(r.expiry);
     r.expiry = undefined;
     if (r.usedToken !== undefined && r.usedToken !== token) registry.tokens.delete(r.usedToken);
@@ -214,6 +217,9 @@ export class SessionCore<K extends object> {
 
   /** A message passed the connection's checks: dispatch it, or queue it behind a busy handler. */
   receive(msg: string | Uint8Array): void {
+    const counters = this.registry.counters;
+    counters.messagesIn++;
+    counters.bytesIn += byteLength(msg);
     if (!this.#busy) {
       this.#dispatch(msg);
       return;
@@ -290,6 +296,9 @@ export class SessionCore<K extends object> {
    */
   lost(conn: Connection<K>, reason: string): void {
     if (this.ended || conn !== this.conn) return;
+    if (reason !== "Pong timeout") {
+      this.registry.slowClient(this, 1001, `Gave up session ${this.id}'s connection: ${reason}`);
+    }
     if (!this.framed || this.registry.closing) {
       this.end(1001, reason, false);
       return;
@@ -310,13 +319,16 @@ export class SessionCore<K extends object> {
     }
     const registry = this.registry;
     const max = registry.limits.maxBufferedAmount;
+    registry.counters.dropped++;
     registry.report(
       this,
       new MessageBufferFullError(
         `Dropped a message of ${size} bytes: ${queued} bytes are queued and maxBufferedAmount is ${max}`,
       ),
     );
-    if (registry.limits.closeOnBufferFull) this.end(1008, "Message buffer full", false);
+    if (!registry.limits.closeOnBufferFull) return;
+    registry.slowClient(this, 1008, `Closed session ${this.id} with 1008: its outbound buffer is full`);
+    this.end(1008, "Message buffer full", false);
   }
 
   /**
@@ -333,6 +345,7 @@ export class SessionCore<K extends object> {
     const r = this.#r;
     if (r) {
       r.kept = undefined;
+      if (r.expiry !== undefined) registry.detached--;
       clearTimeout(r.ackTimer);
       clearTimeout(r.expiry);
       if (r.token !== undefined) registry.tokens.delete(r.token);
@@ -369,6 +382,7 @@ export class SessionCore<K extends object> {
     clearTimeout(r.ackTimer);
     r.ackTimer = undefined;
     r.unacked = 0;
+    this.registry.detached++;
     r.expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.registry.resume!.window);
   }
 
@@ -396,7 +410,10 @@ export class SessionCore<K extends object> {
     this.conn?.sendControl(encodeAck(r.received));
   }
 
-  #sent(payload: string | Uint8Array): void {
+  #sent(payload: string | Uint8Array, size: number): void {
+    const counters = this.registry.counters;
+    counters.messagesOut++;
+    counters.bytesOut += size;
     const hooks = this.registry.hooks;
     if (typeof payload === "string") {
       if (hooks.sentMessage) this.call(hooks.sentMessage, payload);

@@ -8,6 +8,7 @@
 
 import { HubClosedError } from "./errors.ts";
 import { PROTOCOL } from "./protocol.ts";
+import { registryOf } from "./_registry.ts";
 
 /**
  * The answer to an accepted WebSocket upgrade, handed to `onUpgrade` (of `serve()`), to `keys`
@@ -129,12 +130,22 @@ interface Checks {
  * @returns The refusal, or `undefined` when the upgrade may go on.
  */
 export function checkUpgrade(hub: Checks, req: Request): Response | undefined {
+  let refused: Response | undefined;
   try {
-    return hub.checkRequest(req);
+    refused = hub.checkRequest(req);
   } catch (err) {
-    if (err instanceof HubClosedError) return shuttingDown();
-    throw err;
+    if (!(err instanceof HubClosedError)) throw err;
+    refused = shuttingDown();
   }
+  if (refused) {
+    const why = refused.status === 426
+      ? "not a WebSocket upgrade"
+      : refused.status === 403
+      ? `origin ${req.headers.get("origin")} not allowed`
+      : "the hub is closed";
+    registryOf(hub).refusedUpgrade(refused.status, why);
+  }
+  return refused;
 }
 
 /**

@@ -153,6 +153,18 @@ export function hubLimits<K extends object>(hub: Hub<K>): HubLimits {
 }
 
 /**
+ * Tells the hub that the adapter refused an upgrade itself (a malformed handshake, its own
+ * policy), for `hub.metrics()` and the log hook. The hub's own checks count themselves.
+ *
+ * @param hub The hub.
+ * @param status The HTTP status answered.
+ * @param why What was wrong, for the log.
+ */
+export function refusedUpgrade<K extends object>(hub: Hub<K>, status: number, why: string): void {
+  registryOf(hub).refusedUpgrade(status, why);
+}
+
+/**
  * Waits until every socket the hub closed has finished its closing handshake (its adapter
  * reported `closed`), or `ms` passed. For a server's shutdown after `hub.close()`: a runtime
  * that stops listening may close the sockets it still holds with a code of its own (Deno's

@@ -72,4 +72,9 @@ export interface Broker {
   count(room?: string): Promise<number>;
   /** Unsubscribes, removes this node's counts and releases what `start` took. */
   stop(): Promise<void>;
+  /**
+   * The broker's recent publish round trip in ms, for `hub.metrics()`; optional.
+   * @returns The latency, or `undefined` when none was measured yet.
+   */
+  latency?(): number | undefined;
 }

@@ -12,6 +12,7 @@ import { HubClosedError } from "./errors.ts";
 import { Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
 import { Room, type RoomHost } from "./room.ts";
+import type { HubMetrics, LogEntry } from "./metrics.ts";
 import type { Keys, Session } from "./session.ts";
 import {
   byteLength,
@@ -87,6 +88,13 @@ export interface HubOptions {
    * @default {undefined}
    */
   resume?: ResumeOptions;
+  /**
+   * A log hook, silent by default: refused upgrades (`"info"`), sessions closed for a message
+   * over `maxMessageSize` or for a client that did not keep up (`"warn"`), broker errors
+   * (`"error"`). Each entry is a {@linkcode LogEntry}. Counts of the same are in `hub.metrics()`.
+   * @default {undefined}
+   */
+  logger?: (entry: LogEntry) => void;
 }
 
 /** Options of resumable sessions (`HubOptions.resume`). */
@@ -177,6 +185,9 @@ export class Hub<K extends object = Keys> {
     }
     this.#broker = broker;
     this.#node = randomId();
+    if (options.logger !== undefined && typeof options.logger !== "function") {
+      throw new TypeError("logger must be a function");
+    }
     const resume = options.resume;
     if (resume !== undefined && (resume === null || typeof resume !== "object")) {
       throw new TypeError("resume must be an object: { window?, maxMessages? }");
@@ -194,6 +205,7 @@ export class Hub<K extends object = Keys> {
       },
       node: this.#node,
       countChanged: (room) => this.#broker?.changed(room),
+      logger: options.logger,
     });
     this.#rooms = {
       size: (room) => registry.rooms.get(room)?.size ?? 0,
@@ -498,6 +510,32 @@ export class Hub<K extends object = Keys> {
   }
 
   /**
+   * What a person running chorus watches, on this node: sessions (and detached ones), connects,
+   * disconnects, resumes, refused upgrades, messages and bytes in and out, drops, clients that
+   * did not keep up, 1009 closes, broker errors and latency. `prometheusText(hub.metrics())`
+   * gives the Prometheus text format.
+   *
+   * @example
+   * ```ts
+   * import { Hub, prometheusText } from "chorus-ws";
+   * const hub = new Hub();
+   * const { sessions, messagesOut } = hub.metrics();
+   * console.log(sessions, messagesOut, prometheusText(hub.metrics()).length > 0);
+   * ```
+   *
+   * @returns A snapshot: gauges now, counters since the hub was made.
+   */
+  metrics(): HubMetrics {
+    const registry = this.#registry;
+    return {
+      sessions: registry.sessions.size,
+      detached: registry.detached,
+      ...registry.counters,
+      brokerLatency: this.#broker?.latency?.(),
+    };
+  }
+
+  /**
    * Tells whether the hub is closed (or closing).
    *
    * @returns Whether `close` has been called.
@@ -586,6 +624,13 @@ export class Hub<K extends object = Keys> {
   }
 
   #reportBroker(err: unknown): void {
+    const registry = this.#registry;
+    registry.counters.brokerErrors++;
+    registry.log({
+      level: "error",
+      event: "broker",
+      message: `Broker: ${err instanceof Error ? err.message : String(err)}`,
+    });
     const onError = this.#brokerError;
     reportTo(onError && ((error) => onError(error)), err, "broker", "handleBrokerError");
   }

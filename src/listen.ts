@@ -7,6 +7,7 @@
 
 import type { Hub } from "./hub.ts";
 import { copyRequest, socketsClosed } from "./adapter.ts";
+import { registryOf } from "./_registry.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
 import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } from "./_upgrade.ts";
@@ -163,7 +164,10 @@ export async function accept<K extends object>(
   if (refused) return refused;
   const upgrade = upgradeFor(req);
   const verdict = decide ? await decide(upgrade) : undefined;
-  if (verdict instanceof Response) return verdict;
+  if (verdict instanceof Response) {
+    registryOf(hub).refusedUpgrade(verdict.status, "onUpgrade (or the route's keys) answered with a response");
+    return verdict;
+  }
   if (hub.isClosed()) return shuttingDown();
   const answer = resolveUpgrade(req, upgrade);
   const init = copyRequest(req, verdict ?? undefined, incoming.remoteAddr);

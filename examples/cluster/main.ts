@@ -5,10 +5,11 @@
 //
 // Port: first argument or PORT (0 picks a free one; default 8001). Redis: REDIS_URL
 // (default redis://127.0.0.1:6379), PREFIX names the cluster. Open http://localhost:8001/ and http://localhost:8002/.
+// Each process serves its metrics at /metrics, in the Prometheus text format.
 
 import { readFile } from "node:fs/promises";
 import process from "node:process";
-import { Hub } from "chorus-ws";
+import { Hub, prometheusText } from "chorus-ws";
 import { redisBroker } from "chorus-ws/redis";
 import { serve } from "chorus-ws/serve";
 
@@ -39,10 +40,16 @@ hub.handleDisconnect((s) => {
 
 const server = await serve(hub, {
   port,
-  fetch: (req) =>
-    new URL(req.url).pathname === "/"
-      ? new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } })
-      : new Response("Not found", { status: 404 }),
+  fetch(req) {
+    const path = new URL(req.url).pathname;
+    if (path === "/") return new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (path === "/metrics") {
+      return new Response(prometheusText(hub.metrics()), {
+        headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
+      });
+    }
+    return new Response("Not found", { status: 404 });
+  },
 });
 await hub.ready();
 console.log(`chat node listening on http://localhost:${server.port}/ (node ${hub.node}, redis ${redisUrl})`);

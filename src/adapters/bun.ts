@@ -24,6 +24,7 @@ import {
   hubLimits,
   type HubSocket,
   type Publisher,
+  refusedUpgrade,
   type SessionInit,
   type SocketEvents,
 } from "../adapter.ts";
@@ -254,7 +255,10 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
       if (refused) return refused;
       const upgrade = upgradeFor(req);
       const verdict = typeof decide === "function" ? decide(upgrade) : decide;
-      if (verdict instanceof Response) return verdict;
+      if (verdict instanceof Response) {
+        refusedUpgrade(hub, verdict.status, "the upgrade's decide function answered with a response");
+        return verdict;
+      }
       const answer = resolveUpgrade(req, upgrade);
       return upgradeBun(server, req, copyRequest(req, verdict ?? undefined, ""), answer);
     },

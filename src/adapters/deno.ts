@@ -16,7 +16,7 @@
  * @module
  */
 
-import { attach, hubLimits, type SessionInit, type SocketEvents } from "../adapter.ts";
+import { attach, hubLimits, refusedUpgrade, type SessionInit, type SocketEvents } from "../adapter.ts";
 import type { Hub } from "../hub.ts";
 import type { Keys } from "../session.ts";
 import { resolveUpgrade, type UpgradeAnswer } from "../_upgrade.ts";
@@ -70,7 +70,10 @@ export function upgradeDeno<K extends object = Keys>(
     );
   }
   const refused = checkHandshake(req.headers);
-  if (refused) return refused;
+  if (refused) {
+    refusedUpgrade(hub, refused.status, "a malformed WebSocket handshake");
+    return refused;
+  }
   const { pingInterval, pongWait } = hubLimits(hub);
   const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
   const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout, protocol: answer.protocol });

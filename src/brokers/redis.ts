@@ -182,6 +182,7 @@ class RedisBroker implements Broker {
   #heartbeat: ReturnType<typeof setInterval> | undefined;
   #flush: ReturnType<typeof setTimeout> | undefined;
   #dirty = new Set<string>();
+  #latency: number | undefined;
   #stopped = false;
   #publishFailing = false;
   /** Bytes of broadcasts handed to Redis and not acknowledged yet. */
@@ -261,8 +262,12 @@ class RedisBroker implements Broker {
     this.#pending += size;
     this.#published++;
     this.#watch();
+    const sent = performance.now();
     this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
       () => {
+        // a moving average over the last few dozen publishes
+        const took = performance.now() - sent;
+        this.#latency = this.#latency === undefined ? took : this.#latency + (took - this.#latency) / 32;
         this.#settle(size);
         // an outage ends once the backlog is mostly gone, so its tail is not a second outage
         if (this.#pending <= this.#maxPending / 2) this.#publishFailing = false;
@@ -272,6 +277,10 @@ class RedisBroker implements Broker {
         this.#publishFailed(`Broadcasts to other nodes are dropped: ${errorMessage(err)}`, err);
       },
     );
+  }
+
+  latency(): number | undefined {
+    return this.#latency;
   }
 
   #settle(size: number): void {
