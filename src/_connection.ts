@@ -93,15 +93,7 @@ export class Connection<K extends object> implements SocketEvents {
     if (core.ended) return;
     const max = this.#registry.limits.maxMessageSize;
     if (typeof msg === "string" ? msg.length > max / 3 && utf8Length(msg) > max : msg.byteLength > max) {
-      const registry = this.#registry;
-      registry.counters.tooBig++;
-      registry.log({
-        level: "warn",
-        event: "too-big",
-        session: core.id,
-        code: 1009,
-        message: `Closed session ${core.id} with 1009: a message larger than maxMessageSize (${max})`,
-      });
+      this.#tooBig(core);
       core.end(1009, "Message too big", false);
       return;
     }
@@ -112,6 +104,8 @@ export class Connection<K extends object> implements SocketEvents {
   /** Adapter event: the socket closed. */
   closed(code: number, reason: string): void {
     this.#registry.closeEnded(this);
+    // A runtime that bounds messages itself (Bun) closes with 1009 before the hub sees one.
+    if (code === 1009 && this.core && !this.core.ended) this.#tooBig(this.core);
     if (!this.core) this.#registry.handshakeGone(this);
     this.core?.connectionClosed(this, code, reason);
   }
@@ -227,6 +221,19 @@ export class Connection<K extends object> implements SocketEvents {
     if (left > 0) return left;
     core.lost(this, "Pong timeout");
     return -1;
+  }
+
+  #tooBig(core: SessionCore<K>): void {
+    const registry = this.#registry;
+    registry.counters.tooBig++;
+    registry.log({
+      level: "warn",
+      event: "too-big",
+      session: core.id,
+      code: 1009,
+      message:
+        `Closed session ${core.id} with 1009: a message larger than maxMessageSize (${registry.limits.maxMessageSize})`,
+    });
   }
 
   #report(err: unknown): void {

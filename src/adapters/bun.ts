@@ -174,6 +174,8 @@ class BunSocket<K extends object> implements HubSocket, BunSocketData<K> {
 }
 
 const publishers = new WeakMap<BunServer, Publisher>();
+/** Bun's close reason for a message past `maxPayloadLength`. */
+const TOO_BIG = "Received too big message";
 
 /**
  * The native fan-out of a Bun server, for `attach` in `chorus-ws/adapter`: one per server, so a
@@ -244,7 +246,9 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
         ws.data.events?.receive(message);
       },
       close(ws, code, reason) {
-        ws.data.events?.closed(code, reason);
+        // Bun closes a socket past maxPayloadLength with 1009 on the wire but reports 1006 here.
+        if (code === 1006 && reason === TOO_BIG) ws.data.events?.closed(1009, "Message too big");
+        else ws.data.events?.closed(code, reason);
       },
       pong(ws) {
         ws.data.events?.ponged();
