@@ -1,12 +1,17 @@
 // Real browser tests: headless Chromium pages on the chat, multichat and jwt-chat examples, each
-// example served by a Deno child and by a Bun child, under whichever runner runs the suite.
+// example served by a Deno child and by a Bun child, under whichever runner runs the suite. The
+// pages run on chorus/client; the cut test puts a TCP proxy (tests/_proxy.ts) in front of each
+// page's whole origin and cuts it mid-conversation.
 import assert from "node:assert/strict";
 import type { Browser, Page } from "playwright-core";
-import { runtime, test } from "./_helpers.ts";
+import { RawPeer, runtime, test } from "./_helpers.ts";
 import { type Example, runtimePath, startExample, stopCleanly } from "./_examples.ts";
 import { browserSkip, launchBrowser } from "./_browser.ts";
+import { Proxy } from "./_proxy.ts";
 
 const wait = { timeout: 10_000 };
+/** Long enough for a reconnect after a few refused attempts (backoff up to ~5 s). */
+const reconnect = { timeout: 25_000 };
 
 /** Runs `fn` with a fresh browser and the example served by `server`; closes both after. */
 async function withBrowser(
@@ -25,31 +30,138 @@ async function withBrowser(
   }
 }
 
-/** The texts of the list items of `#messages`. */
-function items(page: Page): Promise<string[]> {
-  return page.locator("#messages li").allTextContents();
+/** Each item of `#messages` as the user reads it, without its time: `ann: hi`, `ann joined`. */
+function lines(page: Page): Promise<string[]> {
+  return page.locator("#messages li").evaluateAll((lis) =>
+    lis.map((li) => [...li.childNodes].filter((n) => n.nodeName !== "TIME").map((n) => n.textContent).join(""))
+  );
 }
+
+/** The texts of the messages the server sent back (not pending, not notices), in page order. */
+function texts(page: Page): Promise<string[]> {
+  return page.locator("#messages li:not(.pending):not(.notice) .text").allTextContents();
+}
+
+/** A pattern that matches exactly `text`. */
+function exactly(text: string): RegExp {
+  return new RegExp(`^${text.replace(/[.*+?^${}()|[\]\\]/g, "\\$&")}$`);
+}
+
+/** Waits until `text` is on the page as a message that came back from the server. */
+function arrived(page: Page, text: string, opts = wait): Promise<void> {
+  return page.locator("#messages li:not(.pending) .text", { hasText: exactly(text) }).waitFor(opts);
+}
+
+/** Every shown time of the page's delivered messages is hh:mm. */
+async function assertTimes(page: Page): Promise<void> {
+  const times = await page.locator("#messages li:not(.pending) time").allTextContents();
+  assert.ok(times.length > 0);
+  for (const t of times) assert.match(t, /^\d\d:\d\d$/);
+}
+
+/** Types `text` and sends it with the Send button, or with Enter. */
+async function say(page: Page, text: string, how: "button" | "enter" = "button"): Promise<void> {
+  await page.locator("#input").fill(text);
+  if (how === "button") await page.getByRole("button", { name: "Send" }).click();
+  else await page.locator("#input").press("Enter");
+}
+
+const status = (page: Page, text: string | RegExp) => page.locator("#status", { hasText: text });
 
 for (const server of ["deno", "bun"] as const) {
   const skip = browserSkip || (runtimePath(server) ? false : `no ${server} executable to serve the examples`);
   const tag = `${server} server, ${runtime} runner`;
 
-  test(`browser chat (${tag}): a message typed in one page appears in both`, async () => {
+  test(`browser chat (${tag}): names, times, Send button and Enter; a guest name without ?name=`, async () => {
     await withBrowser("chat", server, async (browser, ex) => {
-      const [one, two] = [await browser.newPage(), await browser.newPage()];
-      for (const p of [one, two]) {
-        await p.goto(ex.url.href);
-        await p.locator("#status", { hasText: /^connected$/ }).waitFor(wait);
+      const [ann, bob, guest] = [await browser.newPage(), await browser.newPage(), await browser.newPage()];
+      await ann.goto(new URL("/?name=ann", ex.url).href);
+      await bob.goto(new URL("/?name=bob", ex.url).href);
+      await guest.goto(ex.url.href);
+      for (const p of [ann, bob, guest]) await status(p, /^connected$/).waitFor(wait);
+      await guest.locator("#me", { hasText: /^as guest-\d+$/ }).waitFor(wait);
+
+      await say(ann, "hello from ann", "button");
+      await say(bob, "hello from bob", "enter");
+      for (const p of [ann, bob, guest]) {
+        await arrived(p, "hello from bob");
+        assert.deepEqual(await lines(p), ["ann: hello from ann", "bob: hello from bob"]);
+        await assertTimes(p);
       }
-      await one.locator("#input").fill("hello from page one");
-      await one.locator("#input").press("Enter");
-      for (const p of [one, two]) {
-        await p.locator("#messages li", { hasText: "hello from page one" }).waitFor(wait);
-        assert.deepEqual(await items(p), ["hello from page one"]);
-      }
-      assert.equal(await one.locator("#input").inputValue(), "", "the input is cleared after sending");
+      assert.equal(await ann.locator("#input").inputValue(), "", "the input is cleared after sending");
+      assert.equal(await ann.locator("#messages li.mine").count(), 1, "ann's own message is marked");
+      assert.equal(await ann.locator("#messages li.pending").count(), 0);
     });
   }, { skip });
+
+  test(
+    `browser chat (${tag}): the cut test — two pages behind cutting proxies lose nothing, duplicate nothing`,
+    async () => {
+      await withBrowser("chat", server, async (browser, ex) => {
+        // a proxy in front of each page's whole origin (page, script and WebSocket)
+        const proxies = [await Proxy.start(ex.port), await Proxy.start(ex.port)];
+        try {
+          const [pa, pb] = proxies;
+          const ann = await browser.newPage();
+          const bob = await browser.newPage();
+          await ann.goto(`http://127.0.0.1:${pa.port}/?name=ann`);
+          await bob.goto(`http://127.0.0.1:${pb.port}/?name=bob`);
+          for (const p of [ann, bob]) await status(p, /^connected$/).waitFor(wait);
+          await say(ann, "a1");
+          await arrived(bob, "a1");
+          await say(bob, "b1", "enter");
+          await arrived(ann, "b1");
+
+          // ann's connection is cut (and new ones refused): ann types while bob, still connected, talks
+          pa.cut(true);
+          await status(ann, /^reconnecting/).waitFor(wait);
+          await say(ann, "a2");
+          await ann.locator("#messages li.pending", { hasText: "a2" }).waitFor(wait);
+          await say(bob, "b2");
+          await say(bob, "b3");
+          await arrived(bob, "b3");
+          // now bob is cut too: both type while both are offline
+          pb.cut(true);
+          await status(bob, /^reconnecting/).waitFor(wait);
+          await say(bob, "b4");
+          await say(ann, "a3");
+          assert.equal(await ann.locator("#messages li.pending").count(), 2, "a2 and a3 wait");
+          assert.equal(await bob.locator("#messages li.pending").count(), 1, "b4 waits");
+
+          // ann comes back (same session: what bob said meanwhile, then ann's own), and talks to an absent bob
+          pa.heal();
+          await status(ann, "reconnected — nothing lost").waitFor(reconnect);
+          await arrived(ann, "a3");
+          await say(ann, "a4");
+          await arrived(ann, "a4");
+          pb.heal();
+          await status(bob, "reconnected — nothing lost").waitFor(reconnect);
+          for (const p of [ann, bob]) await arrived(p, "b4");
+
+          const expected = ["a1", "b1", "b2", "b3", "a2", "a3", "a4", "b4"];
+          for (const p of [ann, bob]) {
+            assert.deepEqual(await texts(p), expected, "every message once, in the server's order");
+            assert.equal(await p.locator("#messages li.pending").count(), 0);
+            assert.equal(await p.locator("#messages li.notice").count(), 0, "no new session");
+            await assertTimes(p);
+          }
+          assert.deepEqual(await bob.locator("#messages .name").allTextContents(), [
+            "ann",
+            "bob",
+            "bob",
+            "bob",
+            "ann",
+            "ann",
+            "ann",
+            "bob",
+          ]);
+        } finally {
+          for (const p of proxies) await p.close();
+        }
+      });
+    },
+    { skip },
+  );
 
   test(`browser multichat (${tag}): a message stays inside its room`, async () => {
     await withBrowser("multichat", server, async (browser, ex) => {
@@ -63,39 +175,41 @@ for (const server of ["deno", "bun"] as const) {
       await ann.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
       await cid.goto(new URL("/room/red?name=cid", ex.url).href);
       await cid.locator("#messages li", { hasText: "cid joined" }).waitFor(wait);
+      for (const p of [ann, bob, cid]) await status(p, /^connected$/).waitFor(wait);
       assert.equal(await ann.locator("#count").textContent(), "2");
       assert.equal(await cid.locator("#count").textContent(), "1");
       assert.equal(await ann.locator("#room").textContent(), "blue");
+      assert.equal(await ann.locator("#me").textContent(), "as ann");
 
-      await ann.locator("#input").fill("hi blue");
-      await ann.locator("#input").press("Enter");
-      for (const p of [ann, bob]) await p.locator("#messages li", { hasText: "ann: hi blue" }).waitFor(wait);
+      await say(ann, "hi blue", "button");
+      for (const p of [ann, bob]) await arrived(p, "hi blue");
       // red hears its own message, and nothing of blue's before or after
-      await cid.locator("#input").fill("hi red");
-      await cid.locator("#input").press("Enter");
-      await cid.locator("#messages li", { hasText: "cid: hi red" }).waitFor(wait);
-      assert.deepEqual(await items(cid), ["cid joined", "cid: hi red"]);
+      await say(cid, "hi red", "enter");
+      await arrived(cid, "hi red");
+      assert.deepEqual(await lines(cid), ["cid joined", "cid: hi red"]);
+      await assertTimes(cid);
       await bob.close();
       await ann.locator("#messages li", { hasText: "bob left" }).waitFor(wait);
       assert.equal(await ann.locator("#count").textContent(), "1");
-      assert.ok(!(await items(ann)).includes("cid: hi red"));
+      assert.deepEqual(await lines(ann), ["ann joined", "bob joined", "ann: hi blue", "bob left"]);
     });
   }, { skip });
 
-  test(`browser jwt-chat (${tag}): refused without a token, accepted with one`, async () => {
+  test(`browser jwt-chat (${tag}): refused without a token, accepted with one; /msg; names and times`, async () => {
     await withBrowser("jwt-chat", server, async (browser, ex) => {
       const ann = await browser.newPage();
       const bob = await browser.newPage();
       await ann.goto(ex.url.href);
       await ann.locator("#anonymous").click();
-      // the upgrade got 401: the browser reports a failed connection (1006) and no session began
-      await ann.locator("#status", { hasText: "disconnected (1006)" }).waitFor(wait);
-      assert.deepEqual(await items(ann), []);
+      // the upgrade got 401: the browser sees a failed connection; the page asks and stops
+      await status(ann, "sign-in refused or expired").waitFor(wait);
+      assert.deepEqual(await lines(ann), []);
 
-      await ann.locator("#name").fill("ann");
-      await ann.locator("#login button").first().click();
-      await ann.locator("#status", { hasText: /^connected$/ }).waitFor(wait);
+      await ann.getByLabel("Name").fill("ann");
+      await ann.getByRole("button", { name: "Sign in" }).click();
+      await status(ann, /^connected$/).waitFor(wait);
       await ann.locator("#messages li", { hasText: "ann joined" }).waitFor(wait);
+      assert.equal(await ann.locator("#me").textContent(), "ann");
 
       await bob.goto(ex.url.href);
       await bob.locator("#name").fill("bob");
@@ -103,18 +217,65 @@ for (const server of ["deno", "bun"] as const) {
       await bob.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
       await ann.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
 
-      await ann.locator("#input").fill("/msg bob just for you");
-      await ann.locator("#input").press("Enter");
-      await bob.locator("#messages li", { hasText: "ann (private): just for you" }).waitFor(wait);
-      await ann.locator("#input").fill("hello everyone");
-      await ann.locator("#input").press("Enter");
-      for (const p of [ann, bob]) await p.locator("#messages li", { hasText: "ann: hello everyone" }).waitFor(wait);
-      assert.deepEqual(await items(ann), [
+      await say(ann, "/msg bob just for you", "enter");
+      await arrived(bob, "just for you");
+      await say(ann, "hello everyone");
+      for (const p of [ann, bob]) await arrived(p, "hello everyone");
+      assert.deepEqual(await lines(ann), [
         "ann joined",
         "bob joined",
-        "to bob (private): just for you",
+        "ann → bob (private): just for you",
         "ann: hello everyone",
       ]);
+      assert.deepEqual(await lines(bob), ["bob joined", "ann → bob (private): just for you", "ann: hello everyone"]);
+      await assertTimes(bob);
     });
   }, { skip });
+
+  test(
+    `browser jwt-chat (${tag}): a too-long message is an error; sign-out revokes the token and the page stays out`,
+    async () => {
+      await withBrowser("jwt-chat", server, async (browser, ex) => {
+        const ann = await browser.newPage();
+        const bob = await browser.newPage();
+        let sockets = 0;
+        ann.on("websocket", () => sockets++);
+        await ann.goto(ex.url.href);
+        const login = ann.waitForResponse((r) => r.url().endsWith("/login"));
+        await ann.locator("#name").fill("ann");
+        await ann.locator("#name").press("Enter");
+        const { token } = await (await login).json();
+        await status(ann, /^connected$/).waitFor(wait);
+        await bob.goto(ex.url.href);
+        await bob.locator("#name").fill("bob");
+        await bob.locator("#name").press("Enter");
+        await ann.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
+
+        // too long: checked before sending, shown, nothing sent, the connection stays
+        await say(ann, "x".repeat(5000));
+        await ann.locator("#error", { hasText: "Message too long" }).waitFor(wait);
+        assert.equal(await ann.locator("#messages li.pending").count(), 0);
+        await say(ann, "short enough");
+        await arrived(bob, "short enough");
+        assert.equal(await ann.locator("#error").textContent(), "", "the error goes with the next send");
+        assert.equal(await status(ann, /^connected$/).count(), 1);
+
+        await ann.getByRole("button", { name: "Sign out" }).click();
+        await status(ann, /^signed out$/).waitFor(wait);
+        await bob.locator("#messages li", { hasText: "ann left" }).waitFor(wait);
+        await ann.getByRole("button", { name: "Sign in" }).waitFor(wait); // the form is back
+        // the token is revoked: an upgrade with it is refused, so no reconnect could resume
+        const peer = await RawPeer.upgrade(ex.port, `/ws?token=${token}`);
+        assert.equal(peer.status, 401);
+        await peer.destroy();
+        // a round trip later, ann's page made no new connection and still says signed out
+        await say(bob, "still here?");
+        await arrived(bob, "still here?");
+        assert.equal(sockets, 1, "no reconnect after sign-out");
+        assert.equal(await status(ann, /^signed out$/).count(), 1);
+        assert.equal(await ann.locator("#messages .text", { hasText: "still here?" }).count(), 0);
+      });
+    },
+    { skip },
+  );
 }

@@ -17,6 +17,14 @@ async function until(c: Client, match: (m: Record<string, unknown>) => boolean, 
   );
 }
 
+/** A message without its `time`, which must be an ISO timestamp of the last minute. */
+function untimed(m: Record<string, unknown>): Record<string, unknown> {
+  const { time, ...rest } = m;
+  assert.equal(typeof time, "string", `no time in ${JSON.stringify(m)}`);
+  assert.ok(Math.abs(Date.now() - Date.parse(time as string)) < 60_000, `time ${time}`);
+  return rest;
+}
+
 test(`example chat (${runtime}): the page is served, a message reaches everyone, SIGTERM closes sessions with 1001`, async () => {
   const ex = await startExample("chat");
   let clients: Client[] = [];
@@ -24,12 +32,29 @@ test(`example chat (${runtime}): the page is served, a message reaches everyone,
     const res = await fetch(ex.url);
     assert.equal(res.status, 200);
     assert.match(await res.text(), /<input id="input"/);
-    clients = await openClients(ex.wsUrl("/ws"), 3);
-    clients[0].send("hello from 0");
-    clients[2].send("héllo from 2 🎉");
+    const js = await fetch(new URL("/chorus-client.js", ex.url));
+    assert.match(js.headers.get("content-type") ?? "", /^text\/javascript/);
+    assert.match(await js.text(), /export function connect/);
+    clients = await openClients(ex.wsUrl("/ws"), 2);
+    const ann = await Client.open(ex.wsUrl("/ws?name=ann"));
+    clients.push(ann);
+    // each session is told its name first: a guest name, or the one asked for
+    const names: string[] = [];
     for (const c of clients) {
-      const got = await c.take(2);
-      assert.deepEqual(got.sort(), ["hello from 0", "héllo from 2 🎉"].sort());
+      const hello = json(await c.next());
+      assert.equal(hello.type, "hello");
+      names.push(String(hello.name));
+    }
+    assert.match(names[0], /^guest-\d+$/);
+    assert.notEqual(names[0], names[1]);
+    assert.equal(names[2], "ann");
+    clients[0].send("hello from 0");
+    await until(ann, (m) => m.text === "hello from 0", "the first message at ann");
+    ann.send("héllo from ann 🎉");
+    for (const c of clients) {
+      const got = (await c.take(c === ann ? 1 : 2)).map((m) => untimed(json(m)));
+      const mine = { type: "message", name: "ann", text: "héllo from ann 🎉" };
+      assert.deepEqual(got, c === ann ? [mine] : [{ type: "message", name: names[0], text: "hello from 0" }, mine]);
     }
     const plain = await fetch(new URL("/ws", ex.url));
     assert.equal(plain.status, 426);
@@ -57,26 +82,31 @@ test(`example multichat (${runtime}): rooms by URL, join/leave notices with coun
     assert.equal(page.status, 200);
     await page.body?.cancel();
 
+    const next = async (c: Client) => untimed(json(await c.next()));
     const ann = await open("/room/blue/ws?name=ann");
-    assert.deepEqual(json(await ann.next()), { type: "join", name: "ann", count: 1 });
+    assert.deepEqual(json(await ann.next()), { type: "hello", name: "ann" });
+    assert.deepEqual(await next(ann), { type: "join", name: "ann", count: 1 });
     const bob = await open("/room/blue/ws?name=bob");
-    assert.deepEqual(json(await ann.next()), { type: "join", name: "bob", count: 2 });
-    assert.deepEqual(json(await bob.next()), { type: "join", name: "bob", count: 2 });
-    const cid = await open("/room/red/ws?name=cid");
-    assert.deepEqual(json(await cid.next()), { type: "join", name: "cid", count: 1 });
+    assert.deepEqual(await next(ann), { type: "join", name: "bob", count: 2 });
+    assert.deepEqual(json(await bob.next()), { type: "hello", name: "bob" });
+    assert.deepEqual(await next(bob), { type: "join", name: "bob", count: 2 });
+    const cid = await open("/room/red/ws");
+    const guest = json(await cid.next()).name as string;
+    assert.match(guest, /^guest-\d+$/);
+    assert.deepEqual(await next(cid), { type: "join", name: guest, count: 1 });
 
     ann.send("hi blue");
-    assert.deepEqual(json(await ann.next()), { type: "message", name: "ann", text: "hi blue" });
-    assert.deepEqual(json(await bob.next()), { type: "message", name: "ann", text: "hi blue" });
+    assert.deepEqual(await next(ann), { type: "message", name: "ann", text: "hi blue" });
+    assert.deepEqual(await next(bob), { type: "message", name: "ann", text: "hi blue" });
     // cid's next message is its own: nothing from blue came before it
     cid.send("hi red");
-    assert.deepEqual(json(await cid.next()), { type: "message", name: "cid", text: "hi red" });
+    assert.deepEqual(await next(cid), { type: "message", name: guest, text: "hi red" });
     bob.send("still blue");
-    assert.deepEqual(json(await ann.next()), { type: "message", name: "bob", text: "still blue" });
-    assert.deepEqual(json(await bob.next()), { type: "message", name: "bob", text: "still blue" });
+    assert.deepEqual(await next(ann), { type: "message", name: "bob", text: "still blue" });
+    assert.deepEqual(await next(bob), { type: "message", name: "bob", text: "still blue" });
 
     await bob.close();
-    assert.deepEqual(json(await ann.next()), { type: "leave", name: "bob", count: 1 });
+    assert.deepEqual(await next(ann), { type: "leave", name: "bob", count: 1 });
     assert.equal(cid.pending, 0, "red never hears of blue's comings and goings");
 
     const bad = await fetch(new URL("/room/no%20spaces/ws", ex.url), { headers: { upgrade: "websocket" } });
@@ -88,7 +118,7 @@ test(`example multichat (${runtime}): rooms by URL, join/leave notices with coun
   }
 });
 
-test(`example jwt-chat (${runtime}): 401 without a valid token, keys from the token, /msg reaches only its target`, async () => {
+test(`example jwt-chat (${runtime}): 401 without a valid token, keys from the token, /msg reaches only its target, logout revokes`, async () => {
   const ex = await startExample("jwt-chat");
   const clients: Client[] = [];
   const login = async (name: string): Promise<string> => {
@@ -117,27 +147,49 @@ test(`example jwt-chat (${runtime}): 401 without a valid token, keys from the to
 
     const ann = await Client.open(ex.wsUrl(`/ws?token=${annToken}`));
     clients.push(ann);
-    await until(ann, (m) => m.type === "join" && m.from === "ann", "ann's own join");
+    await until(ann, (m) => m.type === "join" && m.name === "ann", "ann's own join");
     const bob = await Client.open(ex.wsUrl(`/ws?token=${bobToken}`));
     clients.push(bob);
-    await until(bob, (m) => m.type === "join" && m.from === "bob", "bob's own join");
+    await until(bob, (m) => m.type === "join" && m.name === "bob", "bob's own join");
     const cid = await Client.open(ex.wsUrl(`/ws?token=${cidToken}`));
     clients.push(cid);
-    await until(cid, (m) => m.type === "join" && m.from === "cid", "cid's own join");
-    await until(ann, (m) => m.type === "join" && m.from === "cid", "ann sees cid join");
-    await until(bob, (m) => m.type === "join" && m.from === "cid", "bob sees cid join");
+    await until(cid, (m) => m.type === "join" && m.name === "cid", "cid's own join");
+    await until(ann, (m) => m.type === "join" && m.name === "cid", "ann sees cid join");
+    await until(bob, (m) => m.type === "join" && m.name === "cid", "bob sees cid join");
 
     ann.send("/msg bob psst, bob");
-    assert.deepEqual(json(await bob.next()), { type: "private", from: "ann", text: "psst, bob" });
+    // the target and the sender get it (the sender's copy confirms it was delivered)
+    for (const c of [bob, ann]) {
+      assert.deepEqual(untimed(json(await c.next())), { type: "private", name: "ann", to: "bob", text: "psst, bob" });
+    }
     ann.send("hello all");
     for (const c of [ann, bob, cid]) {
-      assert.deepEqual(json(await c.next()), { type: "message", from: "ann", text: "hello all" });
+      assert.deepEqual(untimed(json(await c.next())), { type: "message", name: "ann", text: "hello all" });
     }
     // cid's first message after the join was the public one: the private one never reached cid
     ann.send("/msg nobody hello?");
     assert.deepEqual(json(await ann.next()), { type: "error", text: "nobody is not here" });
     assert.equal(cid.pending, 0);
     assert.equal(bob.pending, 0);
+
+    // logout revokes the token: its session is closed with 4001, and the token is refused from then on
+    const out = await fetch(new URL("/logout", ex.url), {
+      method: "POST",
+      headers: { authorization: `Bearer ${annToken}` },
+    });
+    assert.equal(out.status, 204);
+    assert.equal((await deadline(ann.closed, "ann's close on logout")).code, 4001);
+    await until(bob, (m) => m.type === "leave" && m.name === "ann", "bob sees ann leave");
+    const again = await RawPeer.upgrade(ex.port, `/ws?token=${annToken}`);
+    assert.equal(again.status, 401, "a revoked token is refused");
+    await again.destroy();
+    const twice = await fetch(new URL("/logout", ex.url), {
+      method: "POST",
+      headers: { authorization: `Bearer ${annToken}` },
+    });
+    assert.equal(twice.status, 401);
+    await twice.body?.cancel();
+    assert.deepEqual(untimed(json(await cid.next())), { type: "leave", name: "ann" }, "the others stay");
   } finally {
     await closeAll(clients);
     await stopCleanly(ex);
