@@ -285,3 +285,22 @@ test("resume: a hub without resume speaks chorus.v1 without keeping anything (em
     await t.close();
   }
 });
+
+test("resume: a plain WebSocket on a resuming hub is never detached: its session ends when its connection is cut", async () => {
+  const { t, proxy, url } = await resumingHub();
+  const plain = new Client(url("p"));
+  try {
+    await plain.opened;
+    await t.signal.until(() => t.hub.size === 1, "a session");
+    const s = named(t, "p")!;
+    proxy.cut();
+    await t.signal.until(() => t.disconnects.length === 1, "the plain session ends");
+    assert.deepEqual(t.disconnects, [s.id]);
+    assert.equal(t.hub.size, 0);
+    assert.equal(t.hub.metrics().detached, 0);
+  } finally {
+    await plain.closed;
+    await proxy.close();
+    await t.close();
+  }
+});
