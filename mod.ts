@@ -19,5 +19,14 @@ export { type HandleRequestOptions, Hub, type HubOptions, type ResumeOptions, sa
 export { Room } from "./src/room.ts";
 export { type Keys, type Message, Session } from "./src/session.ts";
 export { BrokerMessageError, HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
-export type { BroadcastKind, Broker, BrokerLink, BrokerMessage } from "./src/broker.ts";
+export type {
+  BroadcastKind,
+  Broker,
+  BrokerLink,
+  BrokerMessage,
+  BrokerStreams,
+  SessionState,
+  StreamEntry,
+  StreamPosition,
+} from "./src/broker.ts";
 export { type HubMetrics, type LogEntry, prometheusText } from "./src/metrics.ts";

@@ -332,6 +332,29 @@ export class SessionCore<K extends object> {
   }
 
   /**
+   * The session goes on elsewhere (its client resumed on another node, or this node hands it
+   * over): it leaves this node without ending — no hook runs, its credentials stay valid.
+   */
+  leaveNode(reason: string, code = 1000): void {
+    if (this.ended) return;
+    this.ended = true;
+    this.#queue = undefined;
+    this.#queuedBytes = 0;
+    const registry = this.registry;
+    const r = this.#r;
+    if (r) {
+      r.kept = undefined;
+      if (r.expiry !== undefined) registry.detached--;
+      clearTimeout(r.ackTimer);
+      clearTimeout(r.expiry);
+      if (r.token !== undefined) registry.tokens.delete(r.token);
+      if (r.usedToken !== undefined) registry.tokens.delete(r.usedToken);
+    }
+    registry.unregister(this);
+    this.conn?.close(code, reason);
+  }
+
+  /**
    * The session's one end. It leaves the registry first, so hooks (and broadcasts from them)
    * see the hub without it; its queued and kept messages are dropped; `handleClose` runs when
    * the peer ended it; then `handleDisconnect`, whose completion the returned promise tracks.

@@ -23,6 +23,106 @@ export interface BrokerMessage {
   readonly room?: string;
   /** The message: a string goes as a text frame, bytes as a binary frame. */
   readonly payload: string | Uint8Array;
+  /** The session left out, for `"others"` and `"room-others"` sent through a stream. */
+  readonly except?: string;
+  /** Where the broadcast is in its stream, when it was appended to one (see {@linkcode BrokerStreams}). */
+  readonly position?: StreamPosition;
+}
+
+/**
+ * A message's place in a stream: the hub's (`"h"`), a room's (`"r:" + room`) or a session's
+ * own (`"s:" + id`). Offsets increase by one within an epoch; a stream that was lost and made
+ * anew gets a new epoch, so offsets of another epoch are never compared.
+ */
+export interface StreamPosition {
+  /** The stream's key. */
+  readonly key: string;
+  /** The stream's epoch. */
+  readonly epoch: string;
+  /** The message's offset. */
+  readonly offset: number;
+  /** Order across every stream of the broker (increasing), to replay several streams in the order they were written. */
+  readonly seq: number;
+  /** When it was appended, in ms since 1970. */
+  readonly time: number;
+}
+
+/** A message kept in a stream. */
+export interface StreamEntry extends StreamPosition {
+  /** What it was: a broadcast's kind, or `"own"` for a session's own message (`write`…). */
+  readonly kind: BroadcastKind | "own";
+  /** The session left out, for `"others"` and `"room-others"`. */
+  readonly except?: string;
+  /** The message: a string was a text frame, bytes a binary frame. */
+  readonly payload: string | Uint8Array;
+}
+
+/** What a resumable session needs to continue on another node. */
+export interface SessionState {
+  /** The session's id (the same on every node). */
+  readonly id: string;
+  /** Its keys as JSON (what JSON cannot hold is not carried over). */
+  readonly keys: string;
+  /** The streams it follows, each with the epoch and offset it follows from (`"h"`, `"r:" + room`, `"s:" + id`). */
+  readonly from: Record<string, [epoch: string, offset: number]>;
+  /** The rooms it is in. */
+  readonly rooms: readonly string[];
+  /** The last sequence number received from its client. */
+  readonly received: number;
+  /** Its current resume credential. */
+  readonly token: string;
+}
+
+/**
+ * Streams and sessions kept by the broker, shared by every node: what lets a resumable session
+ * continue on any node, and a room keep its history. Optional: a broker without it carries
+ * broadcasts only, and sessions resume on their own node only.
+ */
+export interface BrokerStreams {
+  /**
+   * Appends a broadcast to its stream (the hub's, or its room's) and publishes it to every node,
+   * this one too, in one atomic step: each node's `link.deliver` gets it with `position` set.
+   * Streams keep at most `limit` messages (and the hub trims nothing itself).
+   * @param msg The broadcast.
+   * @param limit How many messages the stream keeps.
+   * @returns A promise that rejects when the broker could not (the hub then delivers locally).
+   */
+  append(msg: BrokerMessage, limit: number): Promise<void>;
+  /**
+   * Appends a message to a session's own stream (`"s:" + id`), without publishing it.
+   * @param session The session's id.
+   * @param payload The message.
+   * @param limit How many messages the stream keeps.
+   * @returns Its position.
+   */
+  appendOwn(session: string, payload: string | Uint8Array, limit: number): Promise<StreamPosition>;
+  /**
+   * Reads a stream's messages after an offset, oldest first.
+   * @param key The stream's key.
+   * @param after The offset after which to read.
+   * @param limit The most messages to return.
+   * @returns The stream's epoch and last offset (`""` and 0 when it does not exist), and the messages.
+   */
+  read(key: string, after: number, limit: number): Promise<{ epoch: string; top: number; entries: StreamEntry[] }>;
+  /**
+   * Saves a resumable session's state, kept until `ttl` ms after this node last saved it or
+   * refreshed it (its heartbeat refreshes the states of its sessions).
+   * @param state The state.
+   * @param ttl How long it outlives this node.
+   */
+  saveSession(state: SessionState, ttl: number): Promise<void>;
+  /**
+   * Moves the session a credential names to this node and returns its state (the node that had
+   * it gets `link.released`). Each credential claims once.
+   * @param token The credential.
+   * @returns The state, or `undefined` when no live session has this credential.
+   */
+  claimSession(token: string): Promise<SessionState | undefined>;
+  /**
+   * Forgets a session that ended for good (or moved away: see `claimSession`).
+   * @param id The session's id.
+   */
+  dropSession(id: string): Promise<void>;
 }
 
 /** What a hub gives its broker when it starts it: its identity and the way back in. */
@@ -40,6 +140,11 @@ export interface BrokerLink {
   localCount(room?: string): number;
   /** The rooms that have members on this node. */
   rooms(): Iterable<string>;
+  /**
+   * Another node claimed a session of this node (its client came back there): let it go
+   * without ending it. Called by brokers with streams.
+   */
+  released(session: string): void;
 }
 
 /**
@@ -72,6 +177,8 @@ export interface Broker {
   count(room?: string): Promise<number>;
   /** Unsubscribes, removes this node's counts and releases what `start` took. */
   stop(): Promise<void>;
+  /** Streams and sessions shared by every node, where the broker keeps them. */
+  readonly streams?: BrokerStreams;
   /**
    * The broker's recent publish round trip in ms, for `hub.metrics()`; optional.
    * @returns The latency, or `undefined` when none was measured yet.

@@ -225,6 +225,7 @@ export class Hub<K extends object = Keys> {
         report: (err) => this.#reportBroker(err),
         localCount: (room) => room === undefined ? registry.sessions.size : registry.rooms.get(room)?.size ?? 0,
         rooms: () => registry.rooms.keys(),
+        released: (id) => registry.sessions.get(id)?.leaveNode("Resumed on another node"),
       };
       try {
         this.#ready = Promise.resolve(broker.start(link));
