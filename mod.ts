@@ -15,7 +15,15 @@
  * @module
  */
 
-export { type HandleRequestOptions, Hub, type HubOptions, type ResumeOptions, sameOrigin } from "./src/hub.ts";
+export {
+  type HandleRequestOptions,
+  type HistoryEntry,
+  type HistoryOptions,
+  Hub,
+  type HubOptions,
+  type ResumeOptions,
+  sameOrigin,
+} from "./src/hub.ts";
 export { Room } from "./src/room.ts";
 export { type Keys, type Message, Session } from "./src/session.ts";
 export { BrokerMessageError, HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";

@@ -6,7 +6,7 @@ import type { HubLimits, HubSocket, Publisher, SessionInit, SocketEvents } from 
 import { Connection } from "./_connection.ts";
 import { SessionCore } from "./_session_core.ts";
 import type { Keys, Session } from "./session.ts";
-import { dataOverhead, decodeFrame, encodeControl, encodeData, PROTOCOL } from "./protocol.ts";
+import { dataOverhead, decodeFrame, encodeControl, encodeData, type Position, PROTOCOL } from "./protocol.ts";
 
 /**
  * A stream of numbered messages to resumable sessions (see `src/protocol.ts`): the hub-wide one,
@@ -23,6 +23,7 @@ export interface Stream {
   offset: number;
 }
 import type { LogEntry } from "./metrics.ts";
+import type { BrokerStreams, SessionState } from "./broker.ts";
 import { reportTo } from "./_util.ts";
 
 /** The hub's handlers, as set by `handleConnect` and its siblings. */
@@ -87,6 +88,11 @@ export function registryOf<K extends object>(hub: object): Registry<K> {
   return registry;
 }
 
+/** What a delivery is for: plain sessions, resumable ones (numbered frames), or both. */
+export const PLAIN = 1;
+export const FRAMED = 2;
+export const BOTH = 3;
+
 /** Pong deadlines and pings are compared with this much slack for timer jitter (ms). */
 const SLACK = 5;
 /** How long a `chorus.v1` connection may take to say whether it is new or resumes (ms). */
@@ -106,7 +112,14 @@ export class Registry<K extends object = Keys> {
   /** Resume credentials, each naming its session. */
   readonly tokens: Map<string, SessionCore<K>> = new Map();
   /** The stream of hub-wide broadcasts, and those of the rooms that have members. */
-  readonly hubStream: Stream;
+  hubStream: Stream;
+  /**
+   * The broker's streams, when the hub shares them with other nodes (a broker that keeps them,
+   * and `resume` or `history` on): numbered frames then carry the broker's positions.
+   */
+  streams: BrokerStreams | undefined;
+  #streamsFailing = false;
+  #localEpochs = 0;
   readonly #roomStreams = new Map<string, Stream>();
   #nextStreamId = 3;
   readonly #node: string;
@@ -217,6 +230,11 @@ export class Registry<K extends object = Keys> {
         core.resumeOn(conn, request.token, request.pos);
         return;
       }
+      // Not here: maybe a session of another node (or of this node before a restart).
+      if (this.streams) {
+        this.#claim(this.streams, conn, init, request.token, request.pos);
+        return;
+      }
     }
     this.#open(conn, init, true);
   }
@@ -224,6 +242,59 @@ export class Registry<K extends object = Keys> {
   /** A `chorus.v1` connection closed during its handshake. */
   handshakeGone(conn: Connection<K>): void {
     this.#endHandshake(conn);
+    this.#claiming.delete(conn);
+  }
+
+  /** Connections whose session is being claimed from the broker. */
+  #claiming = new Set<Connection<K>>();
+
+  /** Claims the session a credential names from the broker, and recovers it here. */
+  #claim(streams: BrokerStreams, conn: Connection<K>, init: SessionInit<K>, token: string, pos: Position): void {
+    this.#claiming.add(conn);
+    streams.claimSession(token).then(
+      (state) => {
+        const open = this.#claiming.delete(conn); // false: the client left meanwhile
+        if (this.closing) {
+          if (open) conn.close(1012, "Server restarting");
+          if (state) streams.saveSession(state, this.resume!.window).catch(() => {}); // give it back
+          return;
+        }
+        if (state) this.#recover(open ? conn : undefined, init, state, pos);
+        else if (open) this.#open(conn, init, true);
+      },
+      (err) => {
+        const open = this.#claiming.delete(conn);
+        this.streamFailed(err);
+        if (open && !this.closing) this.#open(conn, init, true);
+      },
+    );
+  }
+
+  /** A session claimed from the broker: registered here at once, continued once its streams are read. */
+  #recover(conn: Connection<K> | undefined, init: SessionInit<K>, state: SessionState, pos: Position): void {
+    const core = new SessionCore(this, init, state.id);
+    core.makeResumable();
+    core.restore(state);
+    this.sessions.set(core.id, core);
+    this.framed.add(core);
+    for (const room of state.rooms) {
+      (core.rooms ??= new Set()).add(room);
+      this.join(core, room);
+    }
+    this.#countChanged(undefined);
+    core.recover(conn, pos, state).then(undefined, (err) => this.report(core, err));
+  }
+
+  /** A connection becomes a new session (a claimed session could not be continued). */
+  openFresh(conn: Connection<K>, init: SessionInit<K>): void {
+    this.#open(conn, init, true);
+  }
+
+  /** Hands this node's resumable sessions over to the others (`hub.close()` with a broker's streams). */
+  handOver(): Promise<void>[] {
+    const waits: Promise<void>[] = [];
+    for (const core of [...this.framed]) waits.push(core.handOver());
+    return waits;
   }
 
   /** Takes an ended session out of the sessions and its rooms, before any hook sees the hub. */
@@ -349,17 +420,20 @@ export class Registry<K extends object = Keys> {
     size: number,
     room: string | undefined,
     except: SessionCore<K> | undefined,
+    parts: number = BOTH,
+    offset = 0,
   ): void {
     if (this.#foreign === 0 && this.#publishers.size > 0) {
       const hooks = this.hooks;
       if (typeof payload === "string" ? !hooks.sentMessage : !hooks.sentMessageBinary) {
-        this.#publish(payload, size, room, except);
+        this.#publish(payload, size, room, except, parts, offset);
         return;
       }
     }
     const targets = room === undefined ? this.sessions.values() : this.rooms.get(room);
     if (targets) {
-      this.deliverTo(targets, payload, size, except, room === undefined ? this.hubStream : this.roomStream(room));
+      const stream = room === undefined ? this.hubStream : this.roomStream(room);
+      this.deliverTo(targets, payload, size, except, stream, parts, offset);
     }
   }
 
@@ -374,6 +448,8 @@ export class Registry<K extends object = Keys> {
     size: number,
     except: SessionCore<K> | undefined,
     stream?: Stream,
+    parts: number = BOTH,
+    at = 0,
   ): void {
     let offset = 0;
     let frame: string | Uint8Array = "";
@@ -381,18 +457,83 @@ export class Registry<K extends object = Keys> {
     for (const core of targets) {
       if (core === except) continue;
       if (!core.framed) {
-        core.deliver(payload, size);
+        if (parts & PLAIN) core.deliver(payload, size);
+      } else if (!(parts & FRAMED)) {
+        continue;
       } else if (!stream) {
         core.deliverOwn(payload, size);
       } else {
         if (offset === 0) {
-          offset = ++stream.offset;
+          offset = at || ++stream.offset;
+          if (offset > stream.offset) stream.offset = offset;
           frame = encodeData(stream.id, offset, payload);
           frameSize = size + dataOverhead(stream.id, offset);
         }
         core.deliverFrame(stream, offset, frame, frameSize, payload);
       }
     }
+  }
+
+  /**
+   * The stream object of a key at the position the broker gave: a new epoch makes a new object
+   * (same id), declared again to the sessions that follow it.
+   */
+  streamAt(key: string, epoch: string, offset: number): Stream {
+    const room = key === "h" ? undefined : key.slice(2);
+    let stream = room === undefined ? this.hubStream : this.roomStream(room);
+    if (stream.epoch !== epoch) {
+      stream = { id: stream.id, key: stream.key, epoch, offset: 0 };
+      if (room === undefined) this.hubStream = stream;
+      else this.#roomStreams.set(room, stream);
+      const followers = room === undefined ? this.framed : this.framedRooms.get(room);
+      if (followers) { for (const core of followers) core.redeclare(stream); }
+    }
+    if (offset > stream.offset) stream.offset = offset;
+    return stream;
+  }
+
+  /** An epoch of this node's own, for numbered frames sent while the broker's streams fail. */
+  localEpoch(current: string | undefined): string {
+    const mine = `${this.#node}~`;
+    return current?.startsWith(mine) ? current : `${mine}${(++this.#localEpochs).toString(36)}`;
+  }
+
+  /**
+   * A broadcast the broker's streams could not take: this node's resumable sessions get it in
+   * a local epoch (other nodes miss it; a client that saw it resumes elsewhere as a new session).
+   */
+  deliverLocally(
+    payload: string | Uint8Array,
+    size: number,
+    room: string | undefined,
+    except: SessionCore<K> | undefined,
+  ): void {
+    const key = room === undefined ? "h" : `r:${room}`;
+    const current = room === undefined ? this.hubStream : this.roomStream(room);
+    const stream = this.streamAt(key, this.localEpoch(current.epoch), 0);
+    this.deliver(payload, size, room, except, FRAMED, stream.offset + 1);
+  }
+
+  /** The broker's streams failed: reported once until they work again. */
+  streamFailed(err: unknown): void {
+    if (this.#streamsFailing) return;
+    this.#streamsFailing = true;
+    this.#reportBroker?.(
+      new Error(`Broker streams: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
+    );
+  }
+
+  /** The broker's streams work (again). */
+  streamWorked(): void {
+    this.#streamsFailing = false;
+  }
+
+  /** Reports a broker error (set by the hub). */
+  #reportBroker: ((err: unknown) => void) | undefined;
+
+  /** Sets where broker errors go. */
+  onBrokerError(report: (err: unknown) => void): void {
+    this.#reportBroker = report;
   }
 
   /** A connection the hub closed: its closing handshake is under way. */
@@ -425,6 +566,10 @@ export class Registry<K extends object = Keys> {
       this.#endHandshake(conn);
       conn.close(code, reason);
     }
+    for (const conn of [...this.#claiming]) {
+      this.#claiming.delete(conn);
+      conn.close(this.streams ? 1012 : code, reason);
+    }
   }
 
   report(core: SessionCore<K>, err: unknown): void {
@@ -441,7 +586,7 @@ export class Registry<K extends object = Keys> {
   /** A connection becomes a new session. With `chorus.v1`, the welcome goes first. */
   #open(conn: Connection<K>, init: SessionInit<K>, v1: boolean): void {
     const core = new SessionCore(this, init);
-    if (v1 && this.resume !== undefined) core.makeResumable();
+    if (v1 && this.resume !== undefined) core.makeResumable(true);
     this.counters.connects++;
     core.conn = conn;
     conn.core = core;
@@ -474,6 +619,8 @@ export class Registry<K extends object = Keys> {
     size: number,
     room: string | undefined,
     except: SessionCore<K> | undefined,
+    parts: number,
+    at: number,
   ): void {
     let members: Set<SessionCore<K>> | undefined;
     let framed: Set<SessionCore<K>> | undefined;
@@ -489,8 +636,8 @@ export class Registry<K extends object = Keys> {
     }
     const all = members ? members.size : this.sessions.size;
     const framedCount = framed?.size ?? 0;
-    const plain = all - framedCount - (exceptIn && !except!.framed ? 1 : 0);
-    const numbered = framedCount - (exceptIn && except!.framed ? 1 : 0);
+    const plain = parts & PLAIN ? all - framedCount - (exceptIn && !except!.framed ? 1 : 0) : 0;
+    const numbered = parts & FRAMED ? framedCount - (exceptIn && except!.framed ? 1 : 0) : 0;
     if (plain <= 0 && numbered <= 0) return;
     this.publishes++;
     const from = exceptIn ? except!.conn : undefined;
@@ -503,7 +650,8 @@ export class Registry<K extends object = Keys> {
     }
     if (numbered > 0) {
       const stream = room === undefined ? this.hubStream : this.roomStream(room);
-      const offset = ++stream.offset;
+      const offset = at || ++stream.offset;
+      if (offset > stream.offset) stream.offset = offset;
       const frame = encodeData(stream.id, offset, payload);
       const frameSize = size + dataOverhead(stream.id, offset);
       const topic = room === undefined ? this.#v1Topic : this.#v1RoomPrefix + room;

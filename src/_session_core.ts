@@ -5,6 +5,7 @@
 import type { SessionInit } from "./adapter.ts";
 import type { Connection } from "./_connection.ts";
 import type { Registry, Stream } from "./_registry.ts";
+import type { SessionState, StreamEntry } from "./broker.ts";
 import { MessageBufferFullError, SessionClosedError } from "./errors.ts";
 import { dataOverhead, decodeFrame, encodeAck, encodeControl, encodeData, PING, type Position } from "./protocol.ts";
 import { Session } from "./session.ts";
@@ -36,8 +37,8 @@ export class SessionCore<K extends object> {
   /** A resumable session's state (a plain session pays nothing for it). */
   #r: Resumable | undefined;
 
-  constructor(registry: Registry<K>, init: SessionInit<K>) {
-    this.id = `${idPrefix}-${(++counter).toString(36)}`;
+  constructor(registry: Registry<K>, init: SessionInit<K>, id?: string) {
+    this.id = id ?? `${idPrefix}-${(++counter).toString(36)}`;
     this.registry = registry;
     this.init = init;
     if (init.keys) this.keys = Object.assign(Object.create(null), init.keys);
@@ -45,9 +46,139 @@ export class SessionCore<K extends object> {
   }
 
   /** Makes a new session resumable (before it is registered). */
-  makeResumable(): void {
+  makeResumable(fresh = false): void {
     this.framed = true;
-    this.#r = new Resumable();
+    const r = this.#r = new Resumable();
+    const registry = this.registry;
+    if (fresh && registry.streams) {
+      // Where a new session starts following the shared streams, for any node to continue it.
+      const hub = registry.hubStream;
+      r.from = { h: [hub.epoch, hub.offset], [`s:${this.id}`]: ["", 0] };
+    }
+  }
+
+  /** A session claimed from the broker takes its state (`#recover` in the registry then joins its rooms). */
+  restore(state: SessionState): void {
+    const r = this.#r!;
+    r.received = state.received;
+    r.claimed = true;
+    r.from = { ...state.from };
+    try {
+      const keys = JSON.parse(state.keys);
+      if (keys && typeof keys === "object") this.keys = Object.assign(Object.create(null), keys);
+    } catch {
+      // keys that were not JSON stay behind
+    }
+  }
+
+  /**
+   * Continues a claimed session: reads what it missed from the broker's streams (from the
+   * client's position, else from where it started following each stream), then, with its client
+   * still there, the welcome, the missed messages in order (with those that arrived meanwhile,
+   * each once), and `handleResume`. What cannot be read — another epoch, trimmed, too many —
+   * ends the session here, and the client gets a new one (`resumed: false`, never a gap).
+   */
+  async recover(conn: Connection<K> | undefined, pos: Position, state: SessionState): Promise<void> {
+    const registry = this.registry;
+    const streams = registry.streams!;
+    const limit = registry.resume!.maxMessages;
+    const keys = new Set([...Object.keys(state.from), "h", `s:${this.id}`, ...state.rooms.map((r) => `r:${r}`)]);
+    let reads: { key: string; epoch: string; top: number; entries: StreamEntry[] }[];
+    try {
+      reads = await Promise.all([...keys].map(async (key) => {
+        const clientKey = key.startsWith("s:") ? "s" : key;
+        const had = Object.hasOwn(pos, clientKey) ? pos[clientKey] : state.from[key];
+        if (!had) throw new RangeError(`no position in stream ${key}`);
+        const [epoch, after] = had;
+        const read = await streams.read(key, after, limit + 1);
+        const sameEpoch = read.epoch === epoch || (epoch === "" && after === 0) || (read.top === 0 && after === 0);
+        if (!sameEpoch) throw new RangeError(`stream ${key} is in another epoch`);
+        if (read.entries.length > limit) throw new RangeError(`more than resume.maxMessages missed in ${key}`);
+        const first = read.entries[0]?.offset;
+        if (first !== undefined ? first !== after + 1 : read.top > after) {
+          throw new RangeError(`stream ${key} was trimmed`);
+        }
+        return { key, ...read };
+      }));
+    } catch (err) {
+      if (this.ended) return;
+      registry.report(
+        this,
+        new Error(`Session ${this.id} could not be resumed here: ${errorText(err)}`, { cause: err }),
+      );
+      this.end(1000, "Could not be resumed", false); // its disconnect hook runs here
+      if (conn) registry.openFresh(conn, this.init);
+      return;
+    }
+    if (this.ended) {
+      if (conn) registry.openFresh(conn, this.init);
+      return;
+    }
+    const r = this.#r!;
+    // What was missed, in the order it was written, then what arrived while reading, each once.
+    const missed: { stream: Stream; entry: StreamEntry }[] = [];
+    const last = new Map<string, number>();
+    for (const { key, epoch, top, entries } of reads) {
+      const stream = key.startsWith("s:")
+        ? (r.own = { id: 1, key: "s", epoch, offset: top })
+        : registry.streamAt(key, epoch, top);
+      for (const entry of entries) if (entry.except !== this.id) missed.push({ stream, entry });
+      last.set(stream.key, top);
+    }
+    missed.sort((a, b) => a.entry.seq - b.entry.seq);
+    const kept = new Kept();
+    for (const { stream, entry } of missed) {
+      const size = byteLength(entry.payload);
+      kept.push(
+        stream,
+        entry.offset,
+        encodeData(stream.id, entry.offset, entry.payload),
+        size + dataOverhead(stream.id, entry.offset),
+      );
+    }
+    const meanwhile = r.kept;
+    if (meanwhile) {
+      for (let i = meanwhile.head; i < meanwhile.offsets.length; i++) {
+        const stream = meanwhile.streams[i]!;
+        if (meanwhile.offsets[i] <= (last.get(stream.key) ?? 0)) continue;
+        kept.push(stream, meanwhile.offsets[i], meanwhile.frames[i]!, meanwhile.sizes[i]);
+      }
+    }
+    r.kept = kept.length ? kept : undefined;
+    registry.counters.resumes++;
+    if (!conn) {
+      this.#startWindow();
+      this.#saveSoon();
+      return;
+    }
+    this.conn = conn;
+    conn.core = this;
+    registry.adopt(conn);
+    this.welcome(true);
+    for (let i = kept.head; i < kept.offsets.length; i++) {
+      if (!conn.send(kept.frames[i]!, kept.sizes[i])) {
+        this.lost(conn, "Message buffer full");
+        return;
+      }
+    }
+    this.#saveSoon();
+    const onResume = registry.hooks.resume;
+    if (onResume) this.call(onResume, undefined);
+  }
+
+  /** `hub.close()` with a broker's streams: the state goes to the broker, the client to another node (1012). */
+  async handOver(): Promise<void> {
+    try {
+      await this.#saveNow();
+    } catch (err) {
+      this.registry.report(this, err);
+    }
+    this.leaveNode("Server restarting", 1012);
+  }
+
+  /** The keys changed (`set`, `unset`): a resumable session's state is saved again. */
+  keysChanged(): void {
+    if (this.#r) this.#saveSoon();
   }
 
   /** Keepalive of a resumable session: a heartbeat frame every `interval`, for its client to tell a dead connection. */
@@ -114,6 +245,19 @@ export class SessionCore<K extends object> {
 
   /** A message of the session's own stream. */
   deliverOwn(payload: string | Uint8Array, size: number): void {
+    const streams = this.registry.streams;
+    if (streams) {
+      // Kept by the broker first, so any node can give it to the client; replies come in order.
+      streams.appendOwn(`s:${this.id}`, payload, this.registry.resume!.maxMessages).then(
+        (at) => this.#deliverOwnAt(this.#ownAt(at.epoch), at.offset, payload, size),
+        (err) => {
+          this.registry.streamFailed(err);
+          const own = this.#ownAt(this.registry.localEpoch(this.#r!.own?.epoch));
+          this.#deliverOwnAt(own, own.offset + 1, payload, size);
+        },
+      );
+      return;
+    }
     const own = this.#own();
     const offset = ++own.offset;
     this.deliverFrame(own, offset, encodeData(own.id, offset, payload), size + dataOverhead(own.id, offset), payload);
@@ -134,6 +278,11 @@ export class SessionCore<K extends object> {
     if (this.framed) {
       const stream = this.registry.roomStream(room);
       this.#declare(stream, stream.offset); // its messages from now on are the session's
+      const r = this.#r!;
+      if (r.from) {
+        r.from[`r:${room}`] = [stream.epoch, stream.offset];
+        this.#saveSoon();
+      }
     }
     this.conn?.subscribe(this.registry.topic(this, room));
   }
@@ -142,6 +291,11 @@ export class SessionCore<K extends object> {
     checkRoom(room);
     if (!this.rooms?.delete(room)) return;
     this.registry.leave(this, room);
+    const r = this.#r;
+    if (r?.from && !this.ended) {
+      delete r.from[`r:${room}`];
+      this.#saveSoon();
+    }
     if (!this.ended) this.conn?.unsubscribe(this.registry.topic(this, room));
   }
 
@@ -170,6 +324,7 @@ export class SessionCore<K extends object> {
     );
     if (!r) return;
     r.ackedFrames = 0;
+    this.#saveSoon(); // the new credential, for any node
     // A new session follows the hub's stream from now on.
     this.#declare(this.#own(), resumed ? undefined : 0);
     this.#declare(registry.hubStream, resumed ? undefined : registry.hubStream.offset);
@@ -266,6 +421,12 @@ export class SessionCore<K extends object> {
       return;
     }
     if (frame.n <= r.received) return; // sent again after a resume: it arrived before
+    if (r.claimed) {
+      // The first message on another node: the node before had taken (and acknowledged) those
+      // before it, perhaps after it last saved the state.
+      r.claimed = false;
+      r.received = frame.n - 1;
+    }
     if (frame.n !== r.received + 1) {
       this.end(1002, `chorus.v1: message ${frame.n} after ${r.received}`, false);
       return;
@@ -347,6 +508,7 @@ export class SessionCore<K extends object> {
       if (r.expiry !== undefined) registry.detached--;
       clearTimeout(r.ackTimer);
       clearTimeout(r.expiry);
+      clearTimeout(r.saveTimer);
       if (r.token !== undefined) registry.tokens.delete(r.token);
       if (r.usedToken !== undefined) registry.tokens.delete(r.usedToken);
     }
@@ -371,8 +533,11 @@ export class SessionCore<K extends object> {
       if (r.expiry !== undefined) registry.detached--;
       clearTimeout(r.ackTimer);
       clearTimeout(r.expiry);
+      clearTimeout(r.saveTimer);
       if (r.token !== undefined) registry.tokens.delete(r.token);
       if (r.usedToken !== undefined) registry.tokens.delete(r.usedToken);
+      // Ended for good: no node may continue it.
+      if (r.from) registry.streams?.dropSession(this.id).catch((err) => registry.streamFailed(err));
     }
     registry.unregister(this);
     const conn = this.conn;
@@ -405,13 +570,34 @@ export class SessionCore<K extends object> {
     clearTimeout(r.ackTimer);
     r.ackTimer = undefined;
     r.unacked = 0;
-    this.registry.detached++;
-    r.expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.registry.resume!.window);
+    this.#startWindow();
   }
 
   /** The session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
   #own(): Stream {
     return this.#r!.own ??= { id: 1, key: "s", epoch: this.id, offset: 0 };
+  }
+
+  /** The session's own stream in an epoch the broker gave (a new epoch: a new stream, declared again). */
+  #ownAt(epoch: string): Stream {
+    const r = this.#r!;
+    let own = r.own;
+    if (!own || own.epoch !== epoch) {
+      own = r.own = { id: 1, key: "s", epoch, offset: 0 };
+      this.#declare(own);
+    }
+    return own;
+  }
+
+  #deliverOwnAt(own: Stream, offset: number, payload: string | Uint8Array, size: number): void {
+    if (this.ended) return;
+    if (offset > own.offset) own.offset = offset;
+    this.deliverFrame(own, offset, encodeData(own.id, offset, payload), size + dataOverhead(own.id, offset), payload);
+  }
+
+  /** Tells the client a stream changed epoch (the broker's stream was lost and made anew). */
+  redeclare(stream: Stream): void {
+    if (this.framed) this.#declare(stream);
   }
 
   /**
@@ -430,7 +616,56 @@ export class SessionCore<K extends object> {
     clearTimeout(r.ackTimer);
     r.ackTimer = undefined;
     r.unacked = 0;
-    this.conn?.sendControl(encodeAck(r.received));
+    const received = r.received;
+    if (!this.registry.streams) {
+      this.conn?.sendControl(encodeAck(received));
+      return;
+    }
+    // With a broker's streams the state is saved before the client may forget its messages.
+    this.#saveNow().then(
+      () => this.conn?.sendControl(encodeAck(received)),
+      (err) => this.registry.streamFailed(err),
+    );
+  }
+
+  /** Saves the state in the broker soon (once per turn, however many changes). */
+  #saveSoon(): void {
+    const r = this.#r;
+    if (!r?.from || r.saveTimer !== undefined || !this.registry.streams) return;
+    r.saveTimer = setTimeout(() => {
+      r.saveTimer = undefined;
+      this.#saveNow().catch((err) => this.registry.streamFailed(err));
+    }, 0);
+  }
+
+  /** Saves the state in the broker now. */
+  #saveNow(): Promise<void> {
+    const r = this.#r;
+    const streams = this.registry.streams;
+    if (!r?.from || !streams || this.ended) return Promise.resolve();
+    clearTimeout(r.saveTimer);
+    r.saveTimer = undefined;
+    let keys = "{}";
+    try {
+      keys = JSON.stringify(this.keys ?? {});
+    } catch {
+      // keys JSON cannot hold (a cycle, a BigInt) stay on this node
+    }
+    const state: SessionState = {
+      id: this.id,
+      keys,
+      from: r.from,
+      rooms: this.rooms ? [...this.rooms] : [],
+      received: r.received,
+      token: r.token ?? "",
+    };
+    return streams.saveSession(state, this.registry.resume!.window);
+  }
+
+  #startWindow(): void {
+    const r = this.#r!;
+    this.registry.detached++;
+    r.expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.registry.resume!.window);
   }
 
   #sent(payload: string | Uint8Array, size: number): void {
@@ -499,6 +734,11 @@ class Resumable {
   ackedFrames = 0;
   /** When the last heartbeat frame went. */
   beatAt = 0;
+  /** With a broker's streams: where the session follows each stream from (for another node to continue it). */
+  from: Record<string, [epoch: string, offset: number]> | undefined;
+  /** Claimed from another node: its first message may skip numbers the node before took. */
+  claimed = false;
+  saveTimer: ReturnType<typeof setTimeout> | undefined;
   /** The client's last message number received, and how many are not acknowledged yet. */
   received = 0;
   unacked = 0;
@@ -582,6 +822,10 @@ class Kept {
       this.head = 0;
     }
   }
+}
+
+function errorText(err: unknown): string {
+  return err instanceof Error ? err.message : String(err);
 }
 
 /** 128 bits from the platform's CSPRNG, base64url. */

@@ -9,7 +9,7 @@ import { copyRequest } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { checkUpgrade } from "./_upgrade.ts";
 import { HubClosedError } from "./errors.ts";
-import { Registry } from "./_registry.ts";
+import { BOTH, FRAMED, PLAIN, Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
 import { Room, type RoomHost } from "./room.ts";
 import type { HubMetrics, LogEntry } from "./metrics.ts";
@@ -95,6 +95,33 @@ export interface HubOptions {
    * @default {undefined}
    */
   logger?: (entry: LogEntry) => void;
+  /**
+   * Room history: each room keeps its last `size` messages (none older than `ttl` ms), with
+   * offsets; `await room.history(limit)` returns them oldest first. With a broker that keeps
+   * streams (`redisBroker`), they live in the broker and every node reads the same history;
+   * otherwise in this process. Off when absent.
+   * @default {undefined}
+   */
+  history?: HistoryOptions;
+}
+
+/** Options of room history (`HubOptions.history`). */
+export interface HistoryOptions {
+  /** How many messages each room keeps. */
+  size: number;
+  /**
+   * How old a kept message may be, in ms.
+   * @default {undefined}
+   */
+  ttl?: number;
+}
+
+/** A room message from its history: its offset in the room's stream and the message. */
+export interface HistoryEntry {
+  /** Its offset: increasing, one per room broadcast. */
+  offset: number;
+  /** The message: a string was a text frame, bytes a binary frame. */
+  message: string | Uint8Array;
 }
 
 /** Options of resumable sessions (`HubOptions.resume`). */
@@ -163,6 +190,14 @@ export class Hub<K extends object = Keys> {
   #ready: Promise<void>;
   #brokerError: ((err: Error) => unknown) | undefined;
   #rooms: RoomHost<K>;
+  #history: HistoryOptions | undefined;
+  /** Room histories kept in this process (`history` without a broker's streams). */
+  #kept = new Map<
+    string,
+    { offset: number; entries: { offset: number; time: number; message: string | Uint8Array }[] }
+  >();
+  /** How many messages a broker's stream keeps: enough for resuming and for history. */
+  #streamLimit = 0;
 
   /**
    * Creates a hub. Serve it with `serve()` (`chorus-ws/serve`), `chorus-ws/hono`, or an adapter.
@@ -188,6 +223,16 @@ export class Hub<K extends object = Keys> {
     if (options.logger !== undefined && typeof options.logger !== "function") {
       throw new TypeError("logger must be a function");
     }
+    const history = options.history;
+    if (history !== undefined) {
+      if (history === null || typeof history !== "object") {
+        throw new TypeError("history must be an object: { size, ttl? }");
+      }
+      sizeOption(history.size, 0, "history.size");
+      if (!Number.isInteger(history.size)) throw new RangeError("history.size must be an integer");
+      if (history.ttl !== undefined) sizeOption(history.ttl, 0, "history.ttl");
+      this.#history = { size: history.size, ttl: history.ttl };
+    }
     const resume = options.resume;
     if (resume !== undefined && (resume === null || typeof resume !== "object")) {
       throw new TypeError("resume must be an object: { window?, maxMessages? }");
@@ -211,12 +256,17 @@ export class Hub<K extends object = Keys> {
       size: (room) => registry.rooms.get(room)?.size ?? 0,
       sessions: (room) => Array.from(registry.rooms.get(room) ?? [], (core) => core.session),
       broadcast: (room, msg, except) => {
-        const payload = this.#prepare(msg);
-        this.#publish(except ? "room-others" : "room", room, payload);
-        registry.deliver(payload, byteLength(payload), room, this.#coreOf(except));
+        this.#broadcast(except ? "room-others" : "room", room, this.#prepare(msg), except);
       },
       count: (room) => this.#count(room),
+      history: (room, limit) => this.#readHistory(room, limit),
     };
+    // Resumable sessions and history use the broker's streams where it keeps them, for every node.
+    if (broker?.streams && (resume !== undefined || history !== undefined)) {
+      registry.streams = broker.streams;
+      this.#streamLimit = Math.max(registry.resume?.maxMessages ?? 0, history?.size ?? 0);
+    }
+    registry.onBrokerError((err) => this.#reportBroker(err));
     this.#ready = Promise.resolve();
     if (broker) {
       const link: BrokerLink = {
@@ -356,9 +406,7 @@ export class Hub<K extends object = Keys> {
    * @throws {RangeError} If the message is larger than the broker allows (nothing is sent).
    */
   broadcast(msg: Message): void {
-    const payload = this.#prepare(msg);
-    this.#publish("all", undefined, payload);
-    this.#registry.deliver(payload, byteLength(payload), undefined, undefined);
+    this.#broadcast("all", undefined, this.#prepare(msg), undefined);
   }
 
   /**
@@ -387,9 +435,7 @@ export class Hub<K extends object = Keys> {
    * @throws {RangeError} If the message is larger than the broker allows (nothing is sent).
    */
   broadcastOthers(msg: Message, except: Session<K>): void {
-    const payload = this.#prepare(msg);
-    this.#publish("others", undefined, payload);
-    this.#registry.deliver(payload, byteLength(payload), undefined, this.#coreOf(except));
+    this.#broadcast("others", undefined, this.#prepare(msg), except);
   }
 
   /**
@@ -489,8 +535,11 @@ export class Hub<K extends object = Keys> {
     this.#closing = new Promise<void>((resolve) => done = resolve);
     const registry = this.#registry;
     registry.closing = true;
-    const waits: Promise<void>[] = [];
+    // With a broker's streams, resumable sessions go on elsewhere: their state to the broker,
+    // their clients to another node (1012); the others end here.
+    const waits: Promise<void>[] = registry.streams && registry.resume ? registry.handOver() : [];
     for (const core of [...registry.sessions.values()]) {
+      if (core.framed && registry.streams && registry.resume) continue;
       const wait = core.end(code, reason, false);
       if (wait) waits.push(wait);
     }
@@ -602,12 +651,100 @@ export class Hub<K extends object = Keys> {
     );
   }
 
-  /** A broadcast from another node: delivered here to all (the sender is not on this node). */
+  /**
+   * The one path of a hub-wide or room broadcast. Without a broker's streams: to the broker (an
+   * oversized one throws first), then to this node's sessions. With them: appended to its
+   * stream (which validates it first), plain sessions here at once, resumable ones (on every
+   * node) and plain ones elsewhere when the broker hands it back with its position.
+   */
+  #broadcast(
+    kind: BroadcastKind,
+    room: string | undefined,
+    payload: string | Uint8Array,
+    except: Session<K> | undefined,
+  ): void {
+    const registry = this.#registry;
+    const size = byteLength(payload);
+    const exceptCore = this.#coreOf(except);
+    const streams = registry.streams;
+    if (!streams) {
+      this.#publish(kind, room, payload);
+      registry.deliver(payload, size, room, exceptCore);
+      if (room !== undefined) this.#remember(room, payload);
+      return;
+    }
+    const msg: BrokerMessage = {
+      node: this.#node,
+      kind,
+      payload,
+      ...(room === undefined ? {} : { room }),
+      ...(exceptCore ? { except: exceptCore.id } : {}),
+    };
+    const appended = streams.append(msg, this.#streamLimit);
+    registry.deliver(payload, size, room, exceptCore, PLAIN);
+    appended.then(
+      () => registry.streamWorked(),
+      (err) => {
+        // Local delivery goes on: this node's resumable sessions get it in an epoch of its own.
+        registry.streamFailed(err);
+        if (!this.#closing) registry.deliverLocally(payload, size, room, this.#coreOf(except));
+      },
+    );
+  }
+
+  /**
+   * A broadcast from the broker: from another node (delivered here to all but its `except`),
+   * or one that went through a stream, this node's too (its resumable sessions get it here,
+   * numbered with its position; plain ones only when another node sent it).
+   */
   #deliverRemote(msg: BrokerMessage): void {
-    if (this.#closing || msg.node === this.#node) return;
+    if (this.#closing) return;
     const inRoom = msg.kind === "room" || msg.kind === "room-others";
     if (inRoom && msg.room === undefined) return;
-    this.#registry.deliver(msg.payload, byteLength(msg.payload), inRoom ? msg.room : undefined, undefined);
+    const registry = this.#registry;
+    const room = inRoom ? msg.room : undefined;
+    const size = byteLength(msg.payload);
+    const except = msg.except === undefined ? undefined : registry.sessions.get(msg.except);
+    const own = msg.node === this.#node;
+    const at = msg.position;
+    if (at && registry.streams) {
+      registry.streamAt(at.key, at.epoch, at.offset);
+      registry.deliver(msg.payload, size, room, except, own ? FRAMED : BOTH, at.offset);
+      return;
+    }
+    if (own) return; // its own echo: this node delivered it at once
+    registry.deliver(msg.payload, size, room, except);
+    if (room !== undefined && !at) this.#remember(room, msg.payload);
+  }
+
+  /** Keeps a room broadcast in this node's history (`history` on, without a broker's streams). */
+  #remember(room: string, payload: string | Uint8Array): void {
+    const history = this.#history;
+    if (!history) return;
+    let kept = this.#kept.get(room);
+    if (!kept) this.#kept.set(room, kept = { offset: 0, entries: [] });
+    kept.entries.push({ offset: ++kept.offset, time: Date.now(), message: payload });
+    if (kept.entries.length > history.size) kept.entries.shift();
+  }
+
+  /** A room's last messages, oldest first: from the broker's streams, or this node's memory. */
+  async #readHistory(room: string, limit: number | undefined): Promise<HistoryEntry[]> {
+    if (this.#closing) throw new HubClosedError("Hub is closed: history refused");
+    const history = this.#history;
+    if (!history) return [];
+    const n = limit === undefined ? history.size : Math.min(limit, history.size);
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`limit must be an integer >= 0, not ${limit}`);
+    const oldest = history.ttl === undefined ? -Infinity : Date.now() - history.ttl;
+    const streams = this.#registry.streams;
+    if (!streams) {
+      const recent = (this.#kept.get(room)?.entries ?? []).filter((e) => e.time >= oldest);
+      return (n === 0 ? [] : recent.slice(-n)).map(({ offset, message }) => ({ offset, message }));
+    }
+    const key = `r:${room}`;
+    const { top } = await streams.read(key, Number.MAX_SAFE_INTEGER, 0);
+    if (n === 0 || top === 0) return [];
+    const { entries } = await streams.read(key, Math.max(0, top - n), n);
+    return entries.filter((e) => e.time >= oldest).map(({ offset, payload }) => ({ offset, message: payload }));
   }
 
   #count(room: string | undefined): Promise<number> {

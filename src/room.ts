@@ -6,6 +6,7 @@
 
 import type { Keys, Session } from "./session.ts";
 import type { Message } from "./_util.ts";
+import type { HistoryEntry } from "./hub.ts";
 
 /** What a room needs of its hub. Internal. */
 export interface RoomHost<K extends object> {
@@ -13,6 +14,7 @@ export interface RoomHost<K extends object> {
   sessions(room: string): Session<K>[];
   broadcast(room: string, msg: Message, except: Session<K> | undefined): void;
   count(room: string): Promise<number>;
+  history(room: string, limit: number | undefined): Promise<HistoryEntry[]>;
 }
 
 /**
@@ -51,6 +53,28 @@ export class Room<K extends object = Keys> {
    */
   count(): Promise<number> {
     return this.#host.count(this.name);
+  }
+
+  /**
+   * The room's last messages, oldest first (`history` on; empty without it): from the broker
+   * when it keeps streams, so every node reads the same, else from this process.
+   *
+   * @example
+   * ```ts
+   * import { Hub } from "chorus-ws";
+   * const hub = new Hub({ history: { size: 50 } });
+   * hub.handleConnect(async (s) => {
+   *   s.join("lobby");
+   *   for (const { message } of await hub.room("lobby").history(20)) s.write(message);
+   * });
+   * ```
+   *
+   * @param limit At most this many (default: `history.size`).
+   * @returns The messages with their offsets. Rejects with `HubClosedError` once the hub is
+   *   closed, and while the broker cannot be reached.
+   */
+  history(limit?: number): Promise<HistoryEntry[]> {
+    return this.#host.history(this.name, limit);
   }
 
   /**

@@ -113,6 +113,7 @@ export class Session<K extends object = Keys> {
    */
   set<Key extends keyof K & string>(key: Key, value: K[Key]): void {
     this.keys[key] = value;
+    this.#core.keysChanged();
   }
 
   /**
@@ -146,6 +147,7 @@ export class Session<K extends object = Keys> {
   unset<Key extends keyof K & string>(key: Key): void {
     const keys = this.#core.keys;
     if (keys) delete keys[key];
+    this.#core.keysChanged();
   }
 
   /**
