@@ -1,5 +1,5 @@
 import assert from "node:assert/strict";
-import type { Session } from "../mod.ts";
+import { Hub, type Session } from "../mod.ts";
 import { Client, closeAll, openClients, startServer, test, type TestServer } from "./_helpers.ts";
 
 type K = { name: string };
@@ -165,5 +165,36 @@ test("broadcasts validate their message", async () => {
     assert.throws(() => t.hub.broadcastFilter("x", "no" as unknown as () => boolean), TypeError);
   } finally {
     await t.close();
+  }
+});
+
+test("room history in this process: the last `size` messages of each room, oldest first, with offsets; ttl", async () => {
+  const hub = new Hub({ history: { size: 3 } });
+  const none = new Hub();
+  try {
+    for (let i = 1; i <= 5; i++) hub.room("a").broadcast(`a${i}`);
+    hub.room("b").broadcast(new Uint8Array([7]));
+    hub.broadcast("not in a room");
+    assert.deepEqual(await hub.room("a").history(), [
+      { offset: 3, message: "a3" },
+      { offset: 4, message: "a4" },
+      { offset: 5, message: "a5" },
+    ]);
+    assert.deepEqual(await hub.room("a").history(2), [{ offset: 4, message: "a4" }, { offset: 5, message: "a5" }]);
+    assert.deepEqual(await hub.room("a").history(0), []);
+    assert.deepEqual(await hub.room("b").history(), [{ offset: 1, message: new Uint8Array([7]) }]);
+    assert.deepEqual(await hub.room("c").history(), []);
+    await assert.rejects(hub.room("a").history(-1), RangeError);
+    assert.deepEqual(await none.room("a").history(), [], "history off: empty");
+    assert.throws(() => new Hub({ history: { size: 0 } }), RangeError);
+    assert.throws(() => new Hub({ history: { size: 2.5 } }), RangeError);
+    const old = new Hub({ history: { size: 10, ttl: 1 } });
+    old.room("a").broadcast("soon old");
+    await new Promise((r) => setTimeout(r, 5)); // a message 1 ms old is past its ttl: time must pass
+    assert.deepEqual(await old.room("a").history(), []);
+    await old.close();
+  } finally {
+    await hub.close();
+    await none.close();
   }
 });
