@@ -175,9 +175,10 @@ export interface ChildNode {
 /** Starts a child node and waits for its port. */
 export async function startChildNode(
   which: NodeRuntime,
-  env: { PREFIX: string; REDIS_URL?: string; HEARTBEAT?: string; PRESENCE_TTL?: string },
+  env: { PREFIX: string; REDIS_URL?: string; HEARTBEAT?: string; PRESENCE_TTL?: string; WINDOW?: string },
+  fixture = "cluster_node.ts",
 ): Promise<ChildNode> {
-  const [cmd, args] = runtimeCommand(which, `${root}tests/fixtures/cluster_node.ts`);
+  const [cmd, args] = runtimeCommand(which, `${root}tests/fixtures/${fixture}`);
   const child = new Child(cmd, args, { REDIS_URL, PORT: "0", ...env });
   try {
     const m = await child.line(/^listening (\d+) node (\w+)$/, `${which} node to listen`, 30_000);
