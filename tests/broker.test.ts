@@ -2,7 +2,16 @@
 import assert from "node:assert/strict";
 import { type Broker, type BrokerMessage, BrokerMessageError, Hub } from "../mod.ts";
 import { MemoryNetwork } from "../src/brokers/memory.ts";
-import { decodeMessage, encodeMessage, isFromNode, peekNode } from "../src/brokers/wire.ts";
+import {
+  decodeMessage,
+  decodeReleased,
+  encodeHead,
+  encodeMessage,
+  encodeReleased,
+  encodeReleasedHead,
+  isFromNode,
+  peekNode,
+} from "../src/brokers/wire.ts";
 import { type Client, closeAll, deferred, openClients, startServer, test, type TestServer, utf8 } from "./_helpers.ts";
 
 test("wire: every kind, text and binary round-trip; text stays text, bytes stay bytes", () => {
@@ -20,7 +29,8 @@ test("wire: every kind, text and binary round-trip; text stays text, bytes stay 
     assert.equal(peekNode(bytes), msg.node);
     assert.ok(isFromNode(bytes, utf8(msg.node)));
     assert.ok(!isFromNode(bytes, utf8(msg.node + "x")) && !isFromNode(bytes, utf8("m")));
-    assert.ok(!isFromNode(Uint8Array.of(0xc7, 2, ...bytes.subarray(2)), utf8(msg.node)), "another version");
+    assert.ok(!isFromNode(Uint8Array.of(0xc7, 3, ...bytes.subarray(2)), utf8(msg.node)), "another version");
+    assert.equal(bytes[1], 1, "without except and position: version 1");
     const back = decodeMessage(bytes);
     assert.deepEqual(back, msg);
     assert.equal(typeof back.payload, typeof msg.payload);
@@ -28,13 +38,84 @@ test("wire: every kind, text and binary round-trip; text stays text, bytes stay 
   assert.equal(encodeMessage({ node: "n1", kind: "all", payload: "hi" }).length, 8, "6 bytes of header");
 });
 
+test("wire v2: except and position round-trip; a positioned message is no echo to drop", () => {
+  const position = { key: "r:blue ✓", epoch: "AbCdEfGh", offset: 1, seq: 2 ** 53 - 1, time: 1_760_000_000_123 };
+  const cases: BrokerMessage[] = [
+    { node: "n1", kind: "others", payload: "x", except: "s-1" },
+    { node: "n1", kind: "room-others", room: "blue ✓", payload: new Uint8Array([0, 255]), except: "s-1", position },
+    { node: "n1", kind: "all", payload: "", position: { ...position, key: "h", offset: 300, epoch: "" } },
+    {
+      node: "n1",
+      kind: "room",
+      room: "r",
+      payload: "é",
+      position: { ...position, key: "", offset: 0, seq: 0, time: 0 },
+    },
+  ];
+  for (const msg of cases) {
+    const bytes = encodeMessage(msg);
+    assert.equal(bytes[1], 2, "version 2");
+    assert.equal(peekNode(bytes), "n1");
+    assert.equal(isFromNode(bytes, utf8("n1")), msg.position === undefined, "only an unpositioned message is an echo");
+    const back = decodeMessage(bytes);
+    assert.deepEqual(back, msg);
+    assert.equal(typeof back.payload, typeof msg.payload);
+    assert.equal(decodeReleased(bytes), undefined);
+  }
+  const plain = encodeMessage({ node: "n1", kind: "all", payload: "hi" });
+  const positioned = encodeMessage({ node: "n1", kind: "all", payload: "hi", position: { ...position, key: "h" } });
+  assert.ok(
+    positioned.length - plain.length <= 3 + 9 + 1 + 8 + 7,
+    `compact: ${positioned.length - plain.length} bytes more`,
+  );
+  // the head a Redis script completes: head + epoch + varints + payload
+  const msg: BrokerMessage = {
+    node: "n1",
+    kind: "room",
+    room: "r",
+    payload: "p",
+    position: { ...position, key: "r:r" },
+  };
+  const bytes = encodeMessage(msg);
+  const head = encodeHead(msg, "r:r");
+  assert.deepEqual(bytes.subarray(0, head.length), head);
+  assert.throws(() => encodeMessage({ ...msg, position: { ...position, offset: -1 } }), RangeError);
+  assert.throws(() => encodeMessage({ ...msg, position: { ...position, epoch: "e".repeat(256) } }), RangeError);
+  assert.throws(() => encodeMessage({ ...msg, position: { ...position, seq: 1.5 } }), RangeError);
+});
+
+test("wire v2: a released notice round-trips and is no broadcast", () => {
+  const bytes = encodeReleased("node-b", "node-a ✓", "session-1");
+  assert.deepEqual(decodeReleased(bytes), { node: "node-b", from: "node-a ✓", session: "session-1" });
+  assert.deepEqual(bytes.subarray(0, encodeReleasedHead("node-b").length), encodeReleasedHead("node-b"));
+  assert.ok(!isFromNode(bytes, utf8("node-b")));
+  assert.throws(
+    () => decodeMessage(bytes),
+    (err: Error) => err instanceof BrokerMessageError && /notice/.test(err.message),
+  );
+  assert.equal(decodeReleased(encodeMessage({ node: "n", kind: "all", payload: "x" })), undefined);
+  assert.throws(
+    () => decodeReleased(Uint8Array.of(0xc7, 2, 0x10, 1, 0x41, 9, 0x41)),
+    (err: Error) => err instanceof BrokerMessageError,
+  );
+});
+
 test("wire: malformed, foreign or other-version bytes are refused with BrokerMessageError", () => {
   const good = encodeMessage({ node: "n1", kind: "room", room: "blue", payload: "hi" });
   const bad: [Uint8Array, RegExp][] = [
     [new Uint8Array(0), /wire format/],
     [utf8("hello, a foreign publisher"), /wire format/],
-    [Uint8Array.of(0xc7, 2, ...good.subarray(2)), /wire version 2/],
+    [Uint8Array.of(0xc7, 3, ...good.subarray(2)), /wire version 3/],
     [Uint8Array.of(0xc7, 1, 0x40, ...good.subarray(3)), /unknown flags/],
+    [Uint8Array.of(0xc7, 1, 0x04, ...good.subarray(3)), /unknown flags/],
+    [Uint8Array.of(0xc7, 2, 0x40, ...good.subarray(3)), /unknown flags/],
+    [Uint8Array.of(0xc7, 2, 0x04, 1, 0x41, 5, 0x41), /bad session id length/],
+    [Uint8Array.of(0xc7, 2, 0x08, 1, 0x41, 1, 0x68, 9, 0x41), /bad epoch length/],
+    [Uint8Array.of(0xc7, 2, 0x08, 1, 0x41, 1, 0x68, 0, 0x81), /bad offset/],
+    [
+      Uint8Array.of(0xc7, 2, 0x08, 1, 0x41, 1, 0x68, 0, 1, 1, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff, 0xff),
+      /bad time/,
+    ],
     [Uint8Array.of(0xc7, 1, 0, 9, 0x41), /bad node id/],
     [Uint8Array.of(0xc7, 1, 0, 0, 0x41), /bad node id/],
     [good.subarray(0, 7), /bad room length/],
