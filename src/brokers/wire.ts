@@ -286,7 +286,8 @@ export function decodeMessage(bytes: Uint8Array, max: number = Infinity): Broker
     position = { key, epoch, offset, seq, time };
   }
   const rest = bytes.subarray(at);
-  const payload = flags & BINARY ? rest.slice() : text(rest, "text payload");
+  // a plain copy: `slice` of a node Buffer (what Redis clients hand over) would share its memory
+  const payload = flags & BINARY ? new Uint8Array(rest) : text(rest, "text payload");
   const msg: { -readonly [K in keyof BrokerMessage]: BrokerMessage[K] } = { node, kind, payload };
   if (room !== undefined) msg.room = room;
   if (except !== undefined) msg.except = except;
