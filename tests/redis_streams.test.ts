@@ -2,42 +2,12 @@
 // against the shared Redis (a unique prefix per test) and, for the stall, a private redis-server
 // on a spare port (16500-16599) that the test freezes with SIGSTOP.
 import assert from "node:assert/strict";
-import type { Broker, BrokerLink, BrokerMessage, BrokerStreams, SessionState } from "../mod.ts";
+import type { Broker, BrokerStreams } from "../mod.ts";
 import { redisBroker, type RedisBrokerOptions } from "../src/brokers/redis.ts";
 import { safeKey } from "../src/brokers/_redis_streams.ts";
 import { cleanup, rawRedis, REDIS_URL, RedisServer, sparePort, uniquePrefix } from "./_cluster.ts";
 import { deadline, test } from "./_helpers.ts";
-
-/** A hub's side of a broker, recording what the broker hands it. */
-export interface FakeLink extends BrokerLink {
-  got: BrokerMessage[];
-  freed: string[];
-  errors: unknown[];
-}
-
-export function fakeLink(node: string): FakeLink {
-  const link: FakeLink = {
-    node,
-    got: [],
-    freed: [],
-    errors: [],
-    deliver: (msg) => link.got.push(msg),
-    report: (err) => link.errors.push(err),
-    localCount: () => 0,
-    rooms: () => [],
-    released: (id) => link.freed.push(id),
-  };
-  return link;
-}
-
-/** Polls `check` until it is true. */
-export async function until(check: () => boolean, what: string, ms = 3000): Promise<void> {
-  const end = Date.now() + ms;
-  while (!check()) {
-    if (Date.now() > end) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
-    await new Promise((r) => setTimeout(r, 5));
-  }
-}
+import { type FakeLink, fakeLink, state, until } from "./_streams.ts";
 
 async function nodes(
   prefix: string,
@@ -63,16 +33,6 @@ async function nodes(
     },
   };
 }
-
-const state = (id: string, token: string, extra: Partial<SessionState> = {}): SessionState => ({
-  id,
-  keys: JSON.stringify({ name: "ann" }),
-  from: { h: ["epoch1", 3], "r:blue": ["epoch2", 0] },
-  rooms: ["blue"],
-  received: 7,
-  token,
-  ...extra,
-});
 
 test("redis streams: append reaches every node, the publisher too, with offsets in one epoch; read pages; trimming", async () => {
   const prefix = uniquePrefix("streams");
