@@ -99,8 +99,9 @@ export interface RedisBrokerOptions {
    */
   client?: RedisClientLike;
   /**
-   * Names the pub/sub channel (`<prefix>:broadcast`) and the count keys (`<prefix>:nodes`,
-   * `<prefix>:node:<id>`). Hubs with the same prefix on the same Redis are one cluster.
+   * Names the pub/sub channel (`<prefix>:broadcast`), the count keys (`<prefix>:nodes`,
+   * `<prefix>:node:<id>`) and the keys of `broker.streams` (`<prefix>:seq`, `<prefix>:st:…`,
+   * `:sm:`, `:ss:`, `:tk:`, `:ns:`). Hubs with the same prefix on the same Redis are one cluster.
    * @default {"chorus"}
    */
   prefix?: string;
