@@ -1,7 +1,10 @@
 /**
  * An in-memory broker: hubs in one process that share a {@linkcode MemoryNetwork} behave as
  * the nodes of a cluster. Messages go through chorus' wire format and arrive asynchronously,
- * as they would through Redis. For tests and for trying cluster code without a server.
+ * as they would through Redis. Its brokers share streams and session states
+ * (`broker.streams`), as Redis brokers do; streams are trimmed to their limit and never expire,
+ * and the states of a stopped broker's sessions expire their `ttl` after it stopped. For tests
+ * and for trying cluster code without a server.
  *
  * @example
  * ```ts
@@ -18,8 +21,16 @@
  * @module
  */
 
-import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
-import { decodeMessage, encodeMessage } from "./wire.ts";
+import type {
+  Broker,
+  BrokerLink,
+  BrokerMessage,
+  BrokerStreams,
+  SessionState,
+  StreamEntry,
+  StreamPosition,
+} from "../broker.ts";
+import { decodeMessage, decodeReleased, encodeMessage, encodeReleased } from "./wire.ts";
 
 /** Options of {@linkcode MemoryNetwork}. */
 export interface MemoryNetworkOptions {
@@ -30,21 +41,56 @@ export interface MemoryNetworkOptions {
   maxMessageSize?: number;
 }
 
+/** A stream kept by a {@linkcode MemoryNetwork}. */
+interface MemoryStream {
+  epoch: string;
+  top: number;
+  entries: StreamEntry[];
+}
+
+/** A session state kept by a {@linkcode MemoryNetwork}. */
+interface MemorySession {
+  state: SessionState;
+  node: string;
+  ttl: number;
+  /** When it expires (ms since 1970); `undefined` while its node runs. */
+  expires: number | undefined;
+}
+
+/** What the brokers of one network share. */
+interface Shared {
+  readonly links: Set<BrokerLink>;
+  readonly max: number;
+  readonly streams: Map<string, MemoryStream>;
+  readonly sessions: Map<string, MemorySession>;
+  readonly tokens: Map<string, string>;
+  seq: number;
+}
+
 /** A process-local message bus that any number of {@linkcode MemoryNetwork.broker} brokers share. */
 export class MemoryNetwork {
-  readonly #links = new Set<BrokerLink>();
-  readonly #max: number;
+  readonly #shared: Shared;
 
   /** @param options The size limit. */
   constructor(options: MemoryNetworkOptions = {}) {
     const max = options.maxMessageSize ?? 4 << 20;
     if (typeof max !== "number" || !(max > 0)) throw new RangeError("maxMessageSize must be a positive number");
-    this.#max = max;
+    this.#shared = { links: new Set(), max, streams: new Map(), sessions: new Map(), tokens: new Map(), seq: 0 };
   }
 
   /** @returns A new broker on this network, for one hub. */
   broker(): Broker {
-    return new MemoryBroker(this.#links, this.#max);
+    return new MemoryBroker(this.#shared);
+  }
+
+  /**
+   * Forgets a stream, its epoch and its offsets, as a Redis that lost it would (for tests):
+   * its next append starts a new epoch at offset 1.
+   *
+   * @param key The stream's key (`"h"`, `"r:" + room`, `"s:" + id`).
+   */
+  forget(key: string): void {
+    this.#shared.streams.delete(key);
   }
 
   /**
@@ -54,60 +100,247 @@ export class MemoryNetwork {
    */
   inject(bytes: Uint8Array): void {
     const copy = bytes.slice();
-    for (const link of this.#links) queueMicrotask(() => receive(link, copy, this.#max));
+    const { links, max } = this.#shared;
+    for (const link of links) queueMicrotask(() => receive(link, copy, max));
   }
 
   /** How many brokers are started and not stopped. */
   get size(): number {
-    return this.#links.size;
+    return this.#shared.links.size;
   }
 }
 
 class MemoryBroker implements Broker {
-  #links: Set<BrokerLink>;
-  #max: number;
+  #shared: Shared;
   #link: BrokerLink | undefined;
+  /** Streams and session states shared by the brokers of the network. */
+  readonly streams: BrokerStreams;
 
-  constructor(links: Set<BrokerLink>, max: number) {
-    this.#links = links;
-    this.#max = max;
+  constructor(shared: Shared) {
+    this.#shared = shared;
+    this.streams = new MemoryStreams(shared, () => {
+      if (!this.#link) throw new Error("The memory broker is not running");
+      return this.#link.node;
+    });
   }
 
   start(link: BrokerLink): Promise<void> {
     if (this.#link) return Promise.reject(new Error("A broker serves one hub: this one is already started"));
     this.#link = link;
-    this.#links.add(link);
+    this.#shared.links.add(link);
     return Promise.resolve();
   }
 
   publish(msg: BrokerMessage): void {
-    const max = this.#max;
+    const { links, max } = this.#shared;
     const bytes = encodeMessage(msg, max);
-    for (const link of this.#links) queueMicrotask(() => receive(link, bytes, max));
+    for (const link of links) queueMicrotask(() => receive(link, bytes, max));
   }
 
   changed(): void {}
 
   count(room?: string): Promise<number> {
     let total = 0;
-    for (const link of this.#links) total += link.localCount(room);
+    for (const link of this.#shared.links) total += link.localCount(room);
     return Promise.resolve(total);
   }
 
+  /** Stops; this node's session states stay (another node may claim them) until their ttl passes. */
   stop(): Promise<void> {
-    if (this.#link) this.#links.delete(this.#link);
+    const link = this.#link;
     this.#link = undefined;
+    if (link) {
+      this.#shared.links.delete(link);
+      const now = Date.now();
+      for (const session of this.#shared.sessions.values()) {
+        if (session.node === link.node) session.expires = now + session.ttl;
+      }
+    }
     return Promise.resolve();
   }
+}
+
+class MemoryStreams implements BrokerStreams {
+  #shared: Shared;
+  #node: () => string;
+
+  constructor(shared: Shared, node: () => string) {
+    this.#shared = shared;
+    this.#node = node;
+  }
+
+  append(msg: BrokerMessage, limit: number): Promise<void> {
+    try {
+      const node = this.#node();
+      const key = msg.kind === "room" || msg.kind === "room-others" ? "r:" + msg.room : "h";
+      const { links, max } = this.#shared;
+      // encoded (and checked) before it is kept: a message too large is neither kept nor sent
+      this.#add(key, msg.kind, msg.except, msg.payload, limit, (position) => {
+        const bytes = encodeMessage({ ...msg, node, position }, max);
+        return () => {
+          for (const link of links) queueMicrotask(() => receive(link, bytes, max));
+        };
+      });
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  appendOwn(session: string, payload: string | Uint8Array, limit: number): Promise<StreamPosition> {
+    try {
+      this.#node();
+      return Promise.resolve(this.#add("s:" + session, "own", undefined, payload, limit, () => () => {}));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** Appends an entry; `prepare` may throw before anything is kept, its result runs after. */
+  #add(
+    key: string,
+    kind: StreamEntry["kind"],
+    except: string | undefined,
+    payload: string | Uint8Array,
+    limit: number,
+    prepare: (position: StreamPosition) => () => void,
+  ): StreamPosition {
+    if (!Number.isSafeInteger(limit) || limit < 1) {
+      throw new RangeError(`A stream limit must be a positive integer, not ${limit}`);
+    }
+    const shared = this.#shared;
+    const stream = shared.streams.get(key) ?? { epoch: newEpoch(), top: 0, entries: [] };
+    const position: StreamPosition = {
+      key,
+      epoch: stream.epoch,
+      offset: stream.top + 1,
+      seq: shared.seq + 1,
+      time: Date.now(),
+    };
+    const send = prepare(position);
+    shared.streams.set(key, stream);
+    shared.seq++;
+    stream.top++;
+    const copy = typeof payload === "string" ? payload : payload.slice();
+    stream.entries.push(
+      except === undefined ? { ...position, kind, payload: copy } : { ...position, kind, except, payload: copy },
+    );
+    if (stream.entries.length > limit) stream.entries.splice(0, stream.entries.length - limit);
+    send();
+    return position;
+  }
+
+  read(key: string, after: number, limit: number): Promise<{ epoch: string; top: number; entries: StreamEntry[] }> {
+    try {
+      this.#node();
+      if (!Number.isSafeInteger(after) || after < 0) {
+        throw new RangeError(`An offset must be an integer ≥ 0, not ${after}`);
+      }
+      if (!Number.isSafeInteger(limit) || limit < 0) {
+        throw new RangeError(`A limit must be an integer ≥ 0, not ${limit}`);
+      }
+      const stream = this.#shared.streams.get(key);
+      if (!stream) return Promise.resolve({ epoch: "", top: 0, entries: [] });
+      const entries = stream.entries.filter((e) => e.offset > after).slice(0, limit).map((e) =>
+        typeof e.payload === "string" ? e : { ...e, payload: e.payload.slice() }
+      );
+      return Promise.resolve({ epoch: stream.epoch, top: stream.top, entries });
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  saveSession(state: SessionState, ttl: number): Promise<void> {
+    try {
+      const node = this.#node();
+      if (!(ttl > 0) || !Number.isFinite(ttl)) {
+        throw new RangeError(`A session ttl must be a positive number, not ${ttl}`);
+      }
+      const shared = this.#shared;
+      const old = this.#live(state.id);
+      if (old && old.node !== node) return Promise.resolve(); // claimed by another node meanwhile
+      if (old && old.state.token !== state.token && shared.tokens.get(old.state.token) === state.id) {
+        shared.tokens.delete(old.state.token);
+      }
+      shared.sessions.set(state.id, { state: structuredClone(state), node, ttl, expires: undefined });
+      shared.tokens.set(state.token, state.id);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  claimSession(token: string): Promise<SessionState | undefined> {
+    try {
+      const node = this.#node();
+      const shared = this.#shared;
+      const id = shared.tokens.get(token);
+      if (id === undefined) return Promise.resolve(undefined);
+      shared.tokens.delete(token);
+      const session = this.#live(id);
+      if (!session || session.state.token !== token) return Promise.resolve(undefined);
+      const from = session.node;
+      session.node = node;
+      session.expires = undefined;
+      if (from !== node) {
+        const bytes = encodeReleased(node, from, id);
+        for (const link of shared.links) queueMicrotask(() => receive(link, bytes, shared.max));
+      }
+      return Promise.resolve(structuredClone(session.state));
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  dropSession(id: string): Promise<void> {
+    try {
+      const node = this.#node();
+      const shared = this.#shared;
+      const session = this.#live(id);
+      if (session && session.node !== node) return Promise.resolve(); // another node has it now
+      if (session && shared.tokens.get(session.state.token) === id) shared.tokens.delete(session.state.token);
+      shared.sessions.delete(id);
+      shared.streams.delete("s:" + id);
+      return Promise.resolve();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
+  /** A session's state, unless it expired (then it is forgotten). */
+  #live(id: string): MemorySession | undefined {
+    const shared = this.#shared;
+    const session = shared.sessions.get(id);
+    if (session?.expires !== undefined && session.expires <= Date.now()) {
+      shared.sessions.delete(id);
+      if (shared.tokens.get(session.state.token) === id) shared.tokens.delete(session.state.token);
+      return undefined;
+    }
+    return session;
+  }
+}
+
+const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
+/** 12 random letters and digits, for a new stream's epoch. */
+function newEpoch(): string {
+  let out = "";
+  for (const b of crypto.getRandomValues(new Uint8Array(12))) out += ALPHABET[b % ALPHABET.length];
+  return out;
 }
 
 function receive(link: BrokerLink, bytes: Uint8Array, max: number): void {
   let msg: BrokerMessage;
   try {
+    const released = decodeReleased(bytes);
+    if (released) {
+      if (released.from === link.node && released.node !== link.node) link.released(released.session);
+      return;
+    }
     msg = decodeMessage(bytes, max);
   } catch (err) {
     link.report(err);
     return;
   }
-  link.deliver(msg); // the hub drops its own echo
+  link.deliver(msg); // the hub drops its own echo, unless it has a position
 }

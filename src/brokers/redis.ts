@@ -7,8 +7,13 @@
  * one hash per node that expires unless the node's heartbeat refreshes it, so a crashed node's
  * sessions leave `hub.count()` within `presenceTtl`.
  *
+ * With `broker.streams`, broadcasts can also be appended to Redis streams (one Lua script appends
+ * and publishes, with the message's offset in its stream and the stream's epoch), and resumable
+ * sessions' states are kept in Redis, so that a session resumes on any node: the node's heartbeat
+ * keeps its sessions' states alive, and they expire after a node dies. See `BrokerStreams`.
+ *
  * When Redis stalls (frozen, or cut off without a reset), at most `maxPendingBytes` of
- * broadcasts wait for it; past that they are dropped and reported once. Commands time out after
+ * broadcasts (and appends) wait for it; past that they are dropped and reported once. Commands time out after
  * `commandTimeout`, and `hub.close()` finishes within about that time, whatever Redis does.
  *
  * @example
@@ -28,8 +33,9 @@
 
 import { Buffer } from "node:buffer";
 import { createClient } from "redis";
-import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
-import { decodeMessage, encodeMessage, isFromNode } from "./wire.ts";
+import type { Broker, BrokerLink, BrokerMessage, BrokerStreams } from "../broker.ts";
+import { RedisStreams } from "./_redis_streams.ts";
+import { decodeMessage, decodeReleased, encodeMessage, isFromNode } from "./wire.ts";
 
 /**
  * The parts of a node-redis client (`createClient()` of the `redis` package, v5 or later)
@@ -44,8 +50,15 @@ export interface RedisClientLike {
   connect(): Promise<unknown>;
   /** A new, unconnected client with the same options (the subscriber connection). */
   duplicate(): RedisClientLike;
-  /** Sends a command. */
-  sendCommand(args: ReadonlyArray<string | Buffer>): Promise<unknown>;
+  /**
+   * Sends a command.
+   * @param args The command and its arguments.
+   * @param options With `typeMapping: { 36: Buffer }`, bulk strings arrive as bytes.
+   */
+  sendCommand(
+    args: ReadonlyArray<string | Buffer>,
+    options?: { typeMapping?: Record<number, unknown> },
+  ): Promise<unknown>;
   /** Publishes a message on a channel. */
   publish(channel: string, message: Buffer): Promise<unknown>;
   /** Subscribes to a channel; with `bufferMode` true, messages arrive as bytes. */
@@ -86,8 +99,9 @@ export interface RedisBrokerOptions {
    */
   client?: RedisClientLike;
   /**
-   * Names the pub/sub channel (`<prefix>:broadcast`) and the count keys (`<prefix>:nodes`,
-   * `<prefix>:node:<id>`). Hubs with the same prefix on the same Redis are one cluster.
+   * Names the pub/sub channel (`<prefix>:broadcast`), the count keys (`<prefix>:nodes`,
+   * `<prefix>:node:<id>`) and the keys of `broker.streams` (`<prefix>:seq`, `<prefix>:st:…`,
+   * `:sm:`, `:ss:`, `:tk:`, `:ns:`). Hubs with the same prefix on the same Redis are one cluster.
    * @default {"chorus"}
    */
   prefix?: string;
@@ -125,6 +139,19 @@ export interface RedisBrokerOptions {
    * @default {15000}
    */
   presenceTtl?: number;
+  /**
+   * How long a stream (the hub's, a room's, a session's own: see `broker.streams`) outlives its
+   * last append, in ms. Streams are trimmed to their length limit on every append; this only
+   * removes streams nobody writes to any more. Keep it well above the hubs' resume `window`.
+   * @default {86400000}
+   */
+  streamTtl?: number;
+  /**
+   * How long a stream's epoch and top offset outlive its last append, in ms: while they live, a
+   * stream that expired is known to have lost its messages. Must exceed `streamTtl`.
+   * @default {2592000000}
+   */
+  metaTtl?: number;
 }
 
 // Writes this node's counts. KEYS: node hash, node set. ARGV: ttl, node id, "1" to replace
@@ -192,6 +219,12 @@ class RedisBroker implements Broker {
   #settled = 0;
   #watchdog: ReturnType<typeof setTimeout> | undefined;
   #presenceFailing = false;
+  #sessionsFailing = false;
+  #prefix: string;
+  #streamTtl: number;
+  #metaTtl: number;
+  /** Streams and session states in Redis. */
+  readonly streams: BrokerStreams;
 
   constructor(options: RedisBrokerOptions) {
     if (options.url !== undefined && options.client !== undefined) {
@@ -208,6 +241,12 @@ class RedisBroker implements Broker {
     if (this.#ttl <= this.#heartbeatInterval) {
       throw new RangeError(`presenceTtl (${this.#ttl}) must exceed heartbeatInterval (${this.#heartbeatInterval})`);
     }
+    this.#streamTtl = positive(options.streamTtl, 24 * 3600_000, "streamTtl");
+    this.#metaTtl = positive(options.metaTtl, 30 * 24 * 3600_000, "metaTtl");
+    if (this.#metaTtl <= this.#streamTtl) {
+      throw new RangeError(`metaTtl (${this.#metaTtl}) must exceed streamTtl (${this.#streamTtl})`);
+    }
+    this.#prefix = prefix;
     this.#channel = `${prefix}:broadcast`;
     this.#nodesKey = `${prefix}:nodes`;
     this.#nodePrefix = `${prefix}:node:`;
@@ -224,6 +263,21 @@ class RedisBroker implements Broker {
       });
       this.#ownsPub = true;
     }
+    this.streams = new RedisStreams({
+      prefix: this.#prefix,
+      channel: this.#channel,
+      max: this.#max,
+      streamTtl: this.#streamTtl,
+      metaTtl: this.#metaTtl,
+      node: () => {
+        if (!this.#link || this.#stopped) throw new Error("The Redis broker is not running");
+        return this.#link.node;
+      },
+      client: () => this.#pub,
+      within: (promise, what) => within(promise, this.#timeout, what),
+      reserve: (bytes) => this.#reserve(bytes),
+      release: (bytes) => this.#settle(bytes),
+    });
   }
 
   async start(link: BrokerLink): Promise<void> {
@@ -244,8 +298,8 @@ class RedisBroker implements Broker {
       throw err;
     }
     if (this.#stopped) return;
-    this.#heartbeat = setInterval(() => this.#writePresence(true), this.#heartbeatInterval);
-    await this.#writePresence(true);
+    this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatInterval);
+    await Promise.all([this.#writePresence(true), this.#refreshSessions()]);
   }
 
   publish(msg: BrokerMessage): void {
@@ -277,6 +331,18 @@ class RedisBroker implements Broker {
         this.#publishFailed(`Broadcasts to other nodes are dropped: ${errorMessage(err)}`, err);
       },
     );
+  }
+
+  /** Counts an append's bytes as pending, or throws past `maxPendingBytes` (the hub delivers locally). */
+  #reserve(size: number): void {
+    if (this.#pending > 0 && this.#pending + size > this.#maxPending) {
+      throw new Error(
+        `Not appended: ${this.#pending} bytes already wait for Redis (maxPendingBytes ${this.#maxPending})`,
+      );
+    }
+    this.#pending += size;
+    this.#published++;
+    this.#watch();
   }
 
   latency(): number | undefined {
@@ -332,6 +398,7 @@ class RedisBroker implements Broker {
     return link.localCount(room) + Number(others);
   }
 
+  /** Stops; this node's session states stay in Redis (another node may claim them) until they expire. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
@@ -373,6 +440,11 @@ class RedisBroker implements Broker {
     try {
       // an oversized message is refused even if it claims to be this node's echo
       if (message.length <= this.#max && isFromNode(message, this.#nodeBytes!)) return;
+      const released = decodeReleased(message);
+      if (released) {
+        if (released.from === link.node && released.node !== link.node) link.released(released.session);
+        return;
+      }
       link.deliver(decodeMessage(message, this.#max));
     } catch (err) {
       link.report(err);
@@ -384,8 +456,32 @@ class RedisBroker implements Broker {
   #onPubReady = (): void => {
     this.#publishFailing = false;
     // After a reconnect (Redis may have restarted empty), write the counts again at once.
-    if (this.#heartbeat) this.#writePresence(true);
+    if (this.#heartbeat) this.#beat();
   };
+
+  #beat(): void {
+    this.#writePresence(true);
+    this.#refreshSessions();
+  }
+
+  /**
+   * Refreshes the TTLs of this node's session states, in one script: a node that dies leaves
+   * them to expire `ttl` (as saved) after its last heartbeat.
+   */
+  #refreshSessions(): Promise<void> {
+    const link = this.#link;
+    if (!link || this.#stopped) return Promise.resolve();
+    return (this.streams as RedisStreams).refresh().then(
+      () => {
+        this.#sessionsFailing = false;
+      },
+      (err) => {
+        if (this.#sessionsFailing || this.#stopped) return;
+        this.#sessionsFailing = true;
+        link.report(new Error(`Session states not refreshed in Redis: ${errorMessage(err)}`, { cause: err }));
+      },
+    );
+  }
 
   #reportConnection(which: string, err: Error): void {
     if (this.#stopped) return;
