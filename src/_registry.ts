@@ -119,6 +119,8 @@ export class Registry<K extends object = Keys> {
    */
   streams: BrokerStreams | undefined;
   #streamsFailing = false;
+  /** The highest `seq` of the broker's streams seen here. */
+  lastSeq = 0;
   #localEpochs = 0;
   readonly #roomStreams = new Map<string, Stream>();
   #nextStreamId = 3;
@@ -339,7 +341,8 @@ export class Registry<K extends object = Keys> {
       const id = this.#nextStreamId++;
       this.#roomStreams.set(
         room,
-        stream = { id, key: `r:${room}`, epoch: `${this.#node}.${id.toString(36)}`, offset: 0 },
+        // With the broker's streams the epoch is the broker's, unknown until a message brings it.
+        stream = { id, key: `r:${room}`, epoch: this.streams ? "" : `${this.#node}.${id.toString(36)}`, offset: 0 },
       );
     }
     return stream;

@@ -14,6 +14,9 @@ import { byteLength, checkClose, checkRoom, isThenable, type Message, toPayload 
 let counter = 0;
 const idPrefix = crypto.randomUUID().slice(0, 8);
 
+/** How long a handover waits for a busy handler (ms). */
+const HANDOVER_WAIT = 2000;
+
 /** Acknowledge the client's messages after this many, or this long after the first (ms). */
 const ACK_EVERY = 32;
 const ACK_WITHIN = 100;
@@ -53,7 +56,7 @@ export class SessionCore<K extends object> {
     if (fresh && registry.streams) {
       // Where a new session starts following the shared streams, for any node to continue it.
       const hub = registry.hubStream;
-      r.from = { h: [hub.epoch, hub.offset], [`s:${this.id}`]: ["", 0] };
+      r.from = { h: [hub.epoch, hub.offset, registry.lastSeq], [`s:${this.id}`]: ["", 0, 0] };
     }
   }
 
@@ -90,9 +93,24 @@ export class SessionCore<K extends object> {
         const had = Object.hasOwn(pos, clientKey) ? pos[clientKey] : state.from[key];
         if (!had) throw new RangeError(`no position in stream ${key}`);
         const [epoch, after] = had;
+        if (epoch === "") {
+          // Its node had seen none of the stream when the session began following it: what came
+          // after the `seq` that node had seen is the session's, in whatever epoch.
+          const seen = (had as [string, number, number?])[2] ?? 0;
+          const { top } = await streams.read(key, Number.MAX_SAFE_INTEGER, 0);
+          const read = await streams.read(key, Math.max(0, top - limit - 1), limit + 1);
+          const entries = read.entries.filter((e) => e.seq > seen);
+          if (entries.length > limit) throw new RangeError(`more than resume.maxMessages missed in ${key}`);
+          // complete: the oldest entry read is older than `seen`, or is the stream's first
+          const oldest = read.entries[0];
+          const complete = oldest ? oldest.seq <= seen || oldest.offset === 1 : read.top === 0;
+          if (!complete) throw new RangeError(`stream ${key} was trimmed`);
+          return { key, epoch: read.epoch, top: read.top, entries };
+        }
         const read = await streams.read(key, after, limit + 1);
-        const sameEpoch = read.epoch === epoch || (epoch === "" && after === 0) || (read.top === 0 && after === 0);
-        if (!sameEpoch) throw new RangeError(`stream ${key} is in another epoch`);
+        if (read.epoch !== epoch && !(read.top === 0 && after === 0)) {
+          throw new RangeError(`stream ${key} is in another epoch`);
+        }
         if (read.entries.length > limit) throw new RangeError(`more than resume.maxMessages missed in ${key}`);
         const first = read.entries[0]?.offset;
         if (first !== undefined ? first !== after + 1 : read.top > after) {
@@ -168,12 +186,25 @@ export class SessionCore<K extends object> {
 
   /** `hub.close()` with a broker's streams: the state goes to the broker, the client to another node (1012). */
   async handOver(): Promise<void> {
+    const r = this.#r!;
+    // From now on the client's messages are left to the next node (unacknowledged, it sends them
+    // again there), and so are those still queued; the one a handler is taking is finished here.
+    r.handingOver = true;
+    if (this.#busy) await new Promise<void>((resolve) => (r.whenIdle = resolve, setTimeout(resolve, HANDOVER_WAIT)));
+    r.received = this.#taken();
+    this.#queue = undefined;
+    this.#queuedBytes = 0;
     try {
       await this.#saveNow();
     } catch (err) {
       this.registry.report(this, err);
     }
     this.leaveNode("Server restarting", 1012);
+  }
+
+  /** The last of the client's numbers a handler took (those queued behind a busy handler are not). */
+  #taken(): number {
+    return this.#r!.received - (this.#queue?.length ?? 0);
   }
 
   /** The keys changed (`set`, `unset`): a resumable session's state is saved again. */
@@ -248,7 +279,7 @@ export class SessionCore<K extends object> {
     const streams = this.registry.streams;
     if (streams) {
       // Kept by the broker first, so any node can give it to the client; replies come in order.
-      streams.appendOwn(`s:${this.id}`, payload, this.registry.resume!.maxMessages).then(
+      streams.appendOwn(this.id, payload, this.registry.resume!.maxMessages).then(
         (at) => this.#deliverOwnAt(this.#ownAt(at.epoch), at.offset, payload, size),
         (err) => {
           this.registry.streamFailed(err);
@@ -280,7 +311,7 @@ export class SessionCore<K extends object> {
       this.#declare(stream, stream.offset); // its messages from now on are the session's
       const r = this.#r!;
       if (r.from) {
-        r.from[`r:${room}`] = [stream.epoch, stream.offset];
+        r.from[`r:${room}`] = [stream.epoch, stream.offset, this.registry.lastSeq];
         this.#saveSoon();
       }
     }
@@ -406,6 +437,7 @@ export class SessionCore<K extends object> {
       return;
     }
     const r = this.#r!;
+    if (r.handingOver && frame.kind === "data") return; // for the next node
     if (r.usedToken !== undefined) {
       // The client spoke on its new connection: it has the new credential, the used one is dead.
       this.registry.tokens.delete(r.usedToken);
@@ -606,6 +638,7 @@ export class SessionCore<K extends object> {
    */
   #declare(stream: Stream, from?: number): void {
     const { id, key, epoch } = stream;
+    if (epoch === "") from = undefined; // not known yet: the client learns it from the first message
     this.conn?.sendControl(
       encodeControl(from === undefined ? { t: "stream", id, key, epoch } : { t: "stream", id, key, epoch, from }),
     );
@@ -616,7 +649,8 @@ export class SessionCore<K extends object> {
     clearTimeout(r.ackTimer);
     r.ackTimer = undefined;
     r.unacked = 0;
-    const received = r.received;
+    // Only what a handler took: what waits in the queue is sent again if this node goes away.
+    const received = this.#taken();
     if (!this.registry.streams) {
       this.conn?.sendControl(encodeAck(received));
       return;
@@ -656,7 +690,7 @@ export class SessionCore<K extends object> {
       keys,
       from: r.from,
       rooms: this.rooms ? [...this.rooms] : [],
-      received: r.received,
+      received: this.#taken(),
       token: r.token ?? "",
     };
     return streams.saveSession(state, this.registry.resume!.window);
@@ -711,6 +745,11 @@ export class SessionCore<K extends object> {
 
   #resume(): void {
     this.#busy = false;
+    const r = this.#r;
+    if (r?.handingOver) {
+      r.whenIdle?.();
+      return;
+    }
     // Nothing reaches a handler once the session ended: `end` dropped the queue.
     while (!this.ended && !this.#busy && this.#queue && this.#queue.length > 0) {
       const msg = this.#queue.shift()!;
@@ -735,9 +774,12 @@ class Resumable {
   /** When the last heartbeat frame went. */
   beatAt = 0;
   /** With a broker's streams: where the session follows each stream from (for another node to continue it). */
-  from: Record<string, [epoch: string, offset: number]> | undefined;
+  from: Record<string, [epoch: string, offset: number, seq?: number]> | undefined;
   /** Claimed from another node: its first message may skip numbers the node before took. */
   claimed = false;
+  /** Being handed over to another node (`hub.close()`): the client's messages are left to it. */
+  handingOver = false;
+  whenIdle: (() => void) | undefined;
   saveTimer: ReturnType<typeof setTimeout> | undefined;
   /** The client's last message number received, and how many are not acknowledged yet. */
   received = 0;

@@ -63,8 +63,12 @@ export interface SessionState {
   readonly id: string;
   /** Its keys as JSON (what JSON cannot hold is not carried over). */
   readonly keys: string;
-  /** The streams it follows, each with the epoch and offset it follows from (`"h"`, `"r:" + room`, `"s:" + id`). */
-  readonly from: Record<string, [epoch: string, offset: number]>;
+  /**
+   * The streams it follows (`"h"`, `"r:" + room`, `"s:" + id`), each with where it follows it
+   * from: the epoch and offset (the epoch `""` when its node had seen none of the stream yet), and
+   * the last `seq` its node had seen then (messages of that stream up to it are not for it).
+   */
+  readonly from: Record<string, [epoch: string, offset: number, seq?: number]>;
   /** The rooms it is in. */
   readonly rooms: readonly string[];
   /** The last sequence number received from its client. */

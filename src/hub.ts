@@ -264,6 +264,7 @@ export class Hub<K extends object = Keys> {
     // Resumable sessions and history use the broker's streams where it keeps them, for every node.
     if (broker?.streams && (resume !== undefined || history !== undefined)) {
       registry.streams = broker.streams;
+      registry.hubStream = { id: 2, key: "h", epoch: "", offset: 0 }; // the broker's epoch, once a message brings it
       this.#streamLimit = Math.max(registry.resume?.maxMessages ?? 0, history?.size ?? 0);
     }
     registry.onBrokerError((err) => this.#reportBroker(err));
@@ -708,6 +709,7 @@ export class Hub<K extends object = Keys> {
     const own = msg.node === this.#node;
     const at = msg.position;
     if (at && registry.streams) {
+      if (at.seq > registry.lastSeq) registry.lastSeq = at.seq;
       registry.streamAt(at.key, at.epoch, at.offset);
       registry.deliver(msg.payload, size, room, except, own ? FRAMED : BOTH, at.offset);
       return;
