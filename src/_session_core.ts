@@ -197,7 +197,7 @@ export class SessionCore<K extends object> {
     try {
       await this.#saveNow();
     } catch (err) {
-      this.registry.report(this, err);
+      this.registry.streamFailed(err); // a broker fault: its client gets a new session elsewhere
     }
     this.leaveNode("Server restarting", 1012);
   }
