@@ -22,7 +22,7 @@ export interface Stream {
   /** The last offset given. */
   offset: number;
 }
-import type { LogEntry } from "./metrics.ts";
+import type { HubMetrics, LogEntry } from "./metrics.ts";
 import type { BrokerStreams, SessionState } from "./broker.ts";
 import { reportTo } from "./_util.ts";
 
@@ -62,21 +62,8 @@ export interface RegistryInit extends HubLimits {
   readonly logger: ((entry: LogEntry) => void) | undefined;
 }
 
-/** The counters of `hub.metrics()`. */
-export interface Counters {
-  connects: number;
-  disconnects: number;
-  resumes: number;
-  refused: number;
-  messagesIn: number;
-  bytesIn: number;
-  messagesOut: number;
-  bytesOut: number;
-  dropped: number;
-  slowClients: number;
-  tooBig: number;
-  brokerErrors: number;
-}
+/** The counters of `hub.metrics()` (the rest of it are gauges the hub reads when asked). */
+export type Counters = Omit<HubMetrics, "sessions" | "detached" | "brokerLatency">;
 
 // deno-lint-ignore no-explicit-any
 const registries = new WeakMap<object, Registry<any>>();

@@ -530,6 +530,15 @@ export class SessionCore<K extends object> {
    */
   leaveNode(reason: string, code = 1000): void {
     if (this.ended) return;
+    this.#stop();
+    this.conn?.close(code, reason);
+  }
+
+  /**
+   * Whatever way the session leaves this node: nothing more is dispatched, kept or timed, its
+   * credentials are forgotten here, and it leaves the registry (before any hook sees the hub).
+   */
+  #stop(): void {
     this.ended = true;
     this.#queue = undefined;
     this.#queuedBytes = 0;
@@ -545,7 +554,6 @@ export class SessionCore<K extends object> {
       if (r.usedToken !== undefined) registry.tokens.delete(r.usedToken);
     }
     registry.unregister(this);
-    this.conn?.close(code, reason);
   }
 
   /**
@@ -555,23 +563,10 @@ export class SessionCore<K extends object> {
    */
   end(code: number, reason: string, byPeer: boolean): Promise<void> | undefined {
     if (this.ended) return undefined;
-    this.ended = true;
-    this.#queue = undefined;
-    this.#queuedBytes = 0;
+    this.#stop();
     const registry = this.registry;
-    const r = this.#r;
-    if (r) {
-      r.kept = undefined;
-      if (r.expiry !== undefined) registry.detached--;
-      clearTimeout(r.ackTimer);
-      clearTimeout(r.expiry);
-      clearTimeout(r.saveTimer);
-      if (r.token !== undefined) registry.tokens.delete(r.token);
-      if (r.usedToken !== undefined) registry.tokens.delete(r.usedToken);
-      // Ended for good: no node may continue it.
-      if (r.from) registry.streams?.dropSession(this.id).catch((err) => registry.streamFailed(err));
-    }
-    registry.unregister(this);
+    // Ended for good: no node may continue it.
+    if (this.#r?.from) registry.streams?.dropSession(this.id).catch((err) => registry.streamFailed(err));
     const conn = this.conn;
     if (conn) {
       if (byPeer) conn.unsubscribeAll();
