@@ -90,6 +90,7 @@ export interface BrokerStreams {
    * @param msg The broadcast.
    * @param limit How many messages the stream keeps.
    * @returns A promise that rejects when the broker could not (the hub then delivers locally).
+   * @throws {RangeError} If the message is larger than the broker allows: nothing is kept or sent.
    */
   append(msg: BrokerMessage, limit: number): Promise<void>;
   /**

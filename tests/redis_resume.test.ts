@@ -304,3 +304,19 @@ test("redis resume: Redis restarted while a session is detached: it resumes on i
     await redis.stop();
   }
 });
+
+test("redis resume: a broadcast larger than the broker allows throws before anything is sent, also through a stream", async () => {
+  const prefix = uniquePrefix("resume-big");
+  const hub = new Hub({ broker: redisBroker({ url: REDIS_URL, prefix, maxMessageSize: 1024 }), resume: {} });
+  hub.handleBrokerError(() => {});
+  try {
+    await deadline(hub.ready(), "ready", 10_000);
+    assert.throws(() => hub.broadcast("x".repeat(2000)), RangeError);
+    assert.throws(() => hub.room("r").broadcast(new Uint8Array(2000)), RangeError);
+    assert.equal(hub.metrics().messagesOut, 0);
+    assert.ok((hub.metrics().brokerLatency ?? 0) >= 0);
+  } finally {
+    await hub.close();
+    await cleanup(prefix);
+  }
+});

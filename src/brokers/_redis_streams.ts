@@ -198,6 +198,11 @@ export interface StreamsHost {
    */
   within<T>(promise: Promise<T>, what: string): Promise<T>;
   /**
+   * An append's round trip, for the broker's latency gauge.
+   * @param ms How long it took.
+   */
+  measured(ms: number): void;
+  /**
    * Counts bytes about to be handed to Redis toward `maxPendingBytes`; throws when past it.
    * @param bytes How many.
    */
@@ -267,9 +272,9 @@ export class RedisStreams implements BrokerStreams {
    * @param msg The broadcast.
    * @param limit How many messages the stream keeps.
    */
-  async append(msg: BrokerMessage, limit: number): Promise<void> {
+  append(msg: BrokerMessage, limit: number): Promise<void> {
     const key = msg.kind === "room" || msg.kind === "room-others" ? "r:" + msg.room : "h";
-    await this.#append(key, msg, limit, true);
+    return this.#append(key, msg, limit, true).then(() => {});
   }
 
   /**
@@ -283,7 +288,8 @@ export class RedisStreams implements BrokerStreams {
     return this.#append("s:" + session, undefined, limit, false, payload);
   }
 
-  async #append(
+  /** Not async: a bad limit or an oversized broadcast throws here, before anything is sent. */
+  #append(
     key: string,
     msg: BrokerMessage | undefined,
     limit: number,
@@ -294,7 +300,12 @@ export class RedisStreams implements BrokerStreams {
     if (!Number.isSafeInteger(limit) || limit < 1) {
       throw new RangeError(`A stream limit must be a positive integer, not ${limit}`);
     }
-    const node = host.node();
+    let node: string;
+    try {
+      node = host.node();
+    } catch (err) {
+      return Promise.reject(err); // not running: rejected, as any failure to send is
+    }
     const payload = msg ? msg.payload : own!;
     const binary = typeof payload !== "string";
     const head = publish ? encodeHead({ ...msg!, node }, key) : undefined;
@@ -319,7 +330,12 @@ export class RedisStreams implements BrokerStreams {
       publish ? host.channel : "",
       head ? Buffer.from(head.buffer, head.byteOffset, head.byteLength) : "",
     ];
-    host.reserve(size);
+    try {
+      host.reserve(size);
+    } catch (err) {
+      return Promise.reject(err); // past maxPendingBytes: dropped, as a publish would be
+    }
+    const sent = performance.now();
     const run = this.#run(SCRIPTS.append, [
       `${host.prefix}:sm:${name}`,
       `${host.prefix}:st:${name}`,
@@ -329,8 +345,11 @@ export class RedisStreams implements BrokerStreams {
       ...args,
     ]);
     run.then(() => host.release(size), () => host.release(size));
-    const reply = await host.within(run, "an append") as [string, number, number, number];
-    return { key, epoch: String(reply[0]), offset: Number(reply[1]), seq: Number(reply[2]), time: Number(reply[3]) };
+    return host.within(run, "an append").then((answer) => {
+      host.measured(performance.now() - sent);
+      const reply = answer as [string, number, number, number];
+      return { key, epoch: String(reply[0]), offset: Number(reply[1]), seq: Number(reply[2]), time: Number(reply[3]) };
+    });
   }
 
   /**

@@ -183,6 +183,7 @@ class MemoryStreams implements BrokerStreams {
       });
       return Promise.resolve();
     } catch (err) {
+      if (err instanceof RangeError) throw err; // too large: thrown before anything is sent
       return Promise.reject(err);
     }
   }

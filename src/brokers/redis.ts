@@ -275,6 +275,7 @@ class RedisBroker implements Broker {
       },
       client: () => this.#pub,
       within: (promise, what) => within(promise, this.#timeout, what),
+      measured: (ms) => this.#measured(ms),
       reserve: (bytes) => this.#reserve(bytes),
       release: (bytes) => this.#settle(bytes),
     });
@@ -319,9 +320,7 @@ class RedisBroker implements Broker {
     const sent = performance.now();
     this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
       () => {
-        // a moving average over the last few dozen publishes
-        const took = performance.now() - sent;
-        this.#latency = this.#latency === undefined ? took : this.#latency + (took - this.#latency) / 32;
+        this.#measured(performance.now() - sent);
         this.#settle(size);
         // an outage ends once the backlog is mostly gone, so its tail is not a second outage
         if (this.#pending <= this.#maxPending / 2) this.#publishFailing = false;
@@ -347,6 +346,11 @@ class RedisBroker implements Broker {
 
   latency(): number | undefined {
     return this.#latency;
+  }
+
+  /** A publish's or an append's round trip: a moving average over the last few dozen. */
+  #measured(took: number): void {
+    this.#latency = this.#latency === undefined ? took : this.#latency + (took - this.#latency) / 32;
   }
 
   #settle(size: number): void {
