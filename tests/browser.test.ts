@@ -163,37 +163,61 @@ for (const server of ["deno", "bun"] as const) {
     { skip },
   );
 
-  test(`browser multichat (${tag}): a message stays inside its room`, async () => {
-    await withBrowser("multichat", server, async (browser, ex) => {
-      const ann = await browser.newPage();
-      const bob = await browser.newPage();
-      const cid = await browser.newPage();
-      await ann.goto(new URL("/room/blue?name=ann", ex.url).href);
-      await ann.locator("#messages li", { hasText: "ann joined" }).waitFor(wait);
-      await bob.goto(new URL("/room/blue?name=bob", ex.url).href);
-      await bob.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
-      await ann.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
-      await cid.goto(new URL("/room/red?name=cid", ex.url).href);
-      await cid.locator("#messages li", { hasText: "cid joined" }).waitFor(wait);
-      for (const p of [ann, bob, cid]) await status(p, /^connected$/).waitFor(wait);
-      assert.equal(await ann.locator("#count").textContent(), "2");
-      assert.equal(await cid.locator("#count").textContent(), "1");
-      assert.equal(await ann.locator("#room").textContent(), "blue");
-      assert.equal(await ann.locator("#me").textContent(), "as ann");
+  test(
+    `browser multichat (${tag}): a message stays inside its room; a newcomer sees the last ones as earlier messages`,
+    async () => {
+      await withBrowser("multichat", server, async (browser, ex) => {
+        const ann = await browser.newPage();
+        const bob = await browser.newPage();
+        const cid = await browser.newPage();
+        await ann.goto(new URL("/room/blue?name=ann", ex.url).href);
+        await ann.locator("#messages li", { hasText: "ann joined" }).waitFor(wait);
+        await bob.goto(new URL("/room/blue?name=bob", ex.url).href);
+        await bob.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
+        await ann.locator("#messages li", { hasText: "bob joined" }).waitFor(wait);
+        await cid.goto(new URL("/room/red?name=cid", ex.url).href);
+        await cid.locator("#messages li", { hasText: "cid joined" }).waitFor(wait);
+        for (const p of [ann, bob, cid]) await status(p, /^connected$/).waitFor(wait);
+        assert.equal(await ann.locator("#count").textContent(), "2");
+        assert.equal(await cid.locator("#count").textContent(), "1");
+        assert.equal(await ann.locator("#room").textContent(), "blue");
+        assert.equal(await ann.locator("#me").textContent(), "as ann");
 
-      await say(ann, "hi blue", "button");
-      for (const p of [ann, bob]) await arrived(p, "hi blue");
-      // red hears its own message, and nothing of blue's before or after
-      await say(cid, "hi red", "enter");
-      await arrived(cid, "hi red");
-      assert.deepEqual(await lines(cid), ["cid joined", "cid: hi red"]);
-      await assertTimes(cid);
-      await bob.close();
-      await ann.locator("#messages li", { hasText: "bob left" }).waitFor(wait);
-      assert.equal(await ann.locator("#count").textContent(), "1");
-      assert.deepEqual(await lines(ann), ["ann joined", "bob joined", "ann: hi blue", "bob left"]);
-    });
-  }, { skip });
+        await say(ann, "hi blue", "button");
+        for (const p of [ann, bob]) await arrived(p, "hi blue");
+        // red hears its own message, and nothing of blue's before or after
+        await say(cid, "hi red", "enter");
+        await arrived(cid, "hi red");
+        assert.deepEqual(await lines(cid), ["cid joined", "cid: hi red"]);
+        await assertTimes(cid);
+        // a newcomer to blue first sees what was said there, under "earlier messages", then its join
+        await say(bob, "still blue");
+        await arrived(ann, "still blue");
+        const dan = await browser.newPage();
+        await dan.goto(new URL("/room/blue?name=dan", ex.url).href);
+        await dan.locator("#messages li", { hasText: "dan joined" }).waitFor(wait);
+        assert.deepEqual(await lines(dan), ["earlier messages", "ann: hi blue", "bob: still blue", "dan joined"]);
+        assert.equal(await dan.locator("#messages li.earlier").count(), 2);
+        await assertTimes(dan);
+        await say(dan, "hi all");
+        await arrived(ann, "hi all");
+        await bob.close();
+        await ann.locator("#messages li", { hasText: "bob left" }).waitFor(wait);
+        assert.equal(await ann.locator("#count").textContent(), "2");
+        assert.deepEqual(await lines(ann), [
+          "ann joined",
+          "bob joined",
+          "ann: hi blue",
+          "bob: still blue",
+          "dan joined",
+          "dan: hi all",
+          "bob left",
+        ]);
+        assert.equal(await ann.locator("#messages li.separator").count(), 0, "nothing earlier for the first");
+      });
+    },
+    { skip },
+  );
 
   test(`browser jwt-chat (${tag}): refused without a token, accepted with one; /msg; names and times`, async () => {
     await withBrowser("jwt-chat", server, async (browser, ex) => {

@@ -25,6 +25,13 @@ function untimed(m: Record<string, unknown>): Record<string, unknown> {
   return rest;
 }
 
+/** A chat message without its `time` and `id` (a string each: the page shows each id once). */
+function said(m: Record<string, unknown>): Record<string, unknown> {
+  const { id, ...rest } = untimed(m);
+  assert.equal(typeof id, "string", `no id in ${JSON.stringify(m)}`);
+  return rest;
+}
+
 test(`example chat (${runtime}): the page is served, a message reaches everyone, SIGTERM closes sessions with 1001`, async () => {
   const ex = await startExample("chat");
   let clients: Client[] = [];
@@ -69,7 +76,7 @@ test(`example chat (${runtime}): the page is served, a message reaches everyone,
   }
 });
 
-test(`example multichat (${runtime}): rooms by URL, join/leave notices with counts, messages stay in their room`, async () => {
+test(`example multichat (${runtime}): rooms by URL, join/leave notices with counts, messages stay in their room, a newcomer gets the last 20 messages first`, async () => {
   const ex = await startExample("multichat");
   const clients: Client[] = [];
   const open = async (path: string) => {
@@ -83,30 +90,60 @@ test(`example multichat (${runtime}): rooms by URL, join/leave notices with coun
     await page.body?.cancel();
 
     const next = async (c: Client) => untimed(json(await c.next()));
+    const message = async (c: Client) => said(json(await c.next()));
+    const history = async (c: Client) => {
+      const m = json(await c.next());
+      assert.equal(m.type, "history", JSON.stringify(m));
+      return (m.messages as Record<string, unknown>[]).map(said);
+    };
     const ann = await open("/room/blue/ws?name=ann");
     assert.deepEqual(json(await ann.next()), { type: "hello", name: "ann" });
+    assert.deepEqual(await history(ann), [], "nothing said in blue yet");
     assert.deepEqual(await next(ann), { type: "join", name: "ann", count: 1 });
     const bob = await open("/room/blue/ws?name=bob");
     assert.deepEqual(await next(ann), { type: "join", name: "bob", count: 2 });
     assert.deepEqual(json(await bob.next()), { type: "hello", name: "bob" });
+    assert.deepEqual(await history(bob), [], "ann's join notice is no chat message");
     assert.deepEqual(await next(bob), { type: "join", name: "bob", count: 2 });
     const cid = await open("/room/red/ws");
     const guest = json(await cid.next()).name as string;
     assert.match(guest, /^guest-\d+$/);
+    assert.deepEqual(await history(cid), []);
     assert.deepEqual(await next(cid), { type: "join", name: guest, count: 1 });
 
     ann.send("hi blue");
-    assert.deepEqual(await next(ann), { type: "message", name: "ann", text: "hi blue" });
-    assert.deepEqual(await next(bob), { type: "message", name: "ann", text: "hi blue" });
+    assert.deepEqual(await message(ann), { type: "message", name: "ann", text: "hi blue" });
+    assert.deepEqual(await message(bob), { type: "message", name: "ann", text: "hi blue" });
     // cid's next message is its own: nothing from blue came before it
     cid.send("hi red");
-    assert.deepEqual(await next(cid), { type: "message", name: guest, text: "hi red" });
+    assert.deepEqual(await message(cid), { type: "message", name: guest, text: "hi red" });
     bob.send("still blue");
-    assert.deepEqual(await next(ann), { type: "message", name: "bob", text: "still blue" });
-    assert.deepEqual(await next(bob), { type: "message", name: "bob", text: "still blue" });
+    assert.deepEqual(await message(ann), { type: "message", name: "bob", text: "still blue" });
+    assert.deepEqual(await message(bob), { type: "message", name: "bob", text: "still blue" });
+
+    // 21 chat messages in blue now: a newcomer gets the last 20 first, oldest first, without the
+    // join notices between them, then its own join notice
+    const more = Array.from({ length: 19 }, (_, i) => `m${i + 1}`);
+    for (const text of more) ann.send(text);
+    for (const c of [ann, bob]) {
+      for (const text of more) assert.deepEqual(await message(c), { type: "message", name: "ann", text });
+    }
+    const dan = await open("/room/blue/ws?name=dan");
+    assert.deepEqual(json(await dan.next()), { type: "hello", name: "dan" });
+    assert.deepEqual(await history(dan), [
+      { type: "message", name: "bob", text: "still blue" },
+      ...more.map((text) => ({ type: "message", name: "ann", text })),
+    ]);
+    assert.deepEqual(await next(dan), { type: "join", name: "dan", count: 3 });
+    assert.deepEqual(await next(ann), { type: "join", name: "dan", count: 3 });
+    const newcomer = await open("/room/red/ws?name=eve");
+    assert.deepEqual(json(await newcomer.next()), { type: "hello", name: "eve" });
+    assert.deepEqual(await history(newcomer), [{ type: "message", name: guest, text: "hi red" }], "red's own");
+    assert.deepEqual(await next(cid), { type: "join", name: "eve", count: 2 });
 
     await bob.close();
-    assert.deepEqual(await next(ann), { type: "leave", name: "bob", count: 1 });
+    assert.deepEqual(await next(ann), { type: "leave", name: "bob", count: 2 });
+    assert.deepEqual(await next(dan), { type: "leave", name: "bob", count: 2 });
     assert.equal(cid.pending, 0, "red never hears of blue's comings and goings");
 
     const bad = await fetch(new URL("/room/no%20spaces/ws", ex.url), { headers: { upgrade: "websocket" } });

@@ -1,11 +1,19 @@
 // The chat as a cluster: run it twice on two ports, sharing one Redis, and a user on one
-// process sees the messages of users on the other.
+// process sees the messages of users on the other. Sessions are resumable across the cluster:
+// when a process dies, its pages come back on another one (behind a load balancer) with nothing
+// lost; a newcomer first gets the last messages said in the cluster (history kept in Redis).
 //
 //   deno run -A examples/cluster/main.ts 8001      bun run examples/cluster/main.ts 8002
 //
 // Port: first argument or PORT (0 picks a free one; default 8001). Redis: REDIS_URL
 // (default redis://127.0.0.1:6379), PREFIX names the cluster. Open http://localhost:8001/ and http://localhost:8002/.
-// Each process serves its metrics at /metrics, in the Prometheus text format.
+// Each process serves its metrics at /metrics, in the Prometheus text format, and chorus-ws/client
+// for its page at /chorus-client.js. SIGINT or SIGTERM hands its sessions over to the other nodes.
+//
+// Server → page, JSON: {type: "hello", name, node} (a new session: who you are, on which node —
+// its port), {type: "history", messages} (the last chat messages, oldest first), {type: "resumed",
+// node} (the session continues on this node), {type: "join", name, online}, {type: "leave", name},
+// {type: "message", id, name, text, time}, and {type: "who", online, here, node} for "/who".
 
 import { readFile } from "node:fs/promises";
 import process from "node:process";
@@ -17,25 +25,43 @@ const port = Number(process.argv[2] ?? process.env.PORT ?? 8001);
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = process.env.PREFIX ?? "chorus-cluster-example"; // the processes that share it are one cluster
 const page = await readFile(new URL("./index.html", import.meta.url), "utf8");
+const client = await readFile(new URL("../_static/chorus-client.js", import.meta.url), "utf8");
 
-const hub = new Hub<{ name: string }>({ broker: redisBroker({ url: redisUrl, prefix }) });
+const hub = new Hub<{ name: string }>({
+  broker: redisBroker({ url: redisUrl, prefix }),
+  resume: {}, // a session outlives its connection, and its process: its state is kept in Redis
+  history: { size: 50 }, // the room's last messages, in Redis: every node reads the same
+});
+const room = hub.room("lobby"); // a room broadcast reaches every node, and goes into the history
 let guests = 0;
+const json = (msg: Record<string, unknown>) => JSON.stringify(msg);
 
 hub.handleBrokerError((err) => console.error(`redis: ${err.message}`));
 hub.handleConnect(async (s) => {
   s.set("name", `guest-${++guests}@${server.port}`);
-  s.write(`you are ${s.get("name")}`);
-  hub.broadcast(`${s.get("name")} joined (${await hub.count()} online across the cluster)`);
+  s.write(json({ type: "hello", name: s.get("name"), node: server.port }));
+  // Joined first, then the history: nothing said meanwhile is missed (the page shows a message
+  // that came both live and in the history once, by its id). Only chat messages: old notices
+  // say nothing to a newcomer.
+  s.join("lobby");
+  const kept = (await room.history()).map((e) => JSON.parse(e.message as string));
+  s.write(json({ type: "history", messages: kept.filter((m) => m.type === "message").slice(-20) }));
+  room.broadcast(json({ type: "join", name: s.get("name"), online: await hub.count() }));
 });
+// Its client came back after a lost connection, maybe to another node: the same session, nothing lost.
+hub.handleResume((s) => s.write(json({ type: "resumed", node: server.port })));
 hub.handleMessage(async (s, msg) => {
   if (msg === "/who") {
-    s.write(`${await hub.count()} online across the cluster, ${hub.size} on this process`);
+    s.write(json({ type: "who", online: await hub.count(), here: hub.size, node: server.port }));
     return;
   }
-  hub.broadcast(`${s.get("name")}: ${msg.slice(0, 500)}`);
+  const time = new Date().toISOString();
+  room.broadcast(
+    json({ type: "message", id: crypto.randomUUID(), name: s.get("name"), text: msg.slice(0, 500), time }),
+  );
 });
 hub.handleDisconnect((s) => {
-  if (!hub.isClosed()) hub.broadcast(`${s.get("name")} left`);
+  if (!hub.isClosed()) room.broadcast(json({ type: "leave", name: s.get("name") }));
 });
 
 const server = await serve(hub, {
@@ -43,6 +69,9 @@ const server = await serve(hub, {
   fetch(req) {
     const path = new URL(req.url).pathname;
     if (path === "/") return new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } });
+    if (path === "/chorus-client.js") {
+      return new Response(client, { headers: { "content-type": "text/javascript; charset=utf-8" } });
+    }
     if (path === "/metrics") {
       return new Response(prometheusText(hub.metrics()), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
@@ -54,7 +83,9 @@ const server = await serve(hub, {
 await hub.ready();
 console.log(`chat node listening on http://localhost:${server.port}/ (node ${hub.node}, redis ${redisUrl})`);
 
-process.on("SIGINT", async () => {
-  await server.shutdown();
-  process.exit(0);
-});
+for (const signal of ["SIGINT", "SIGTERM"] as const) {
+  process.on(signal, async () => {
+    await server.shutdown(); // resumable sessions are handed over: their pages reconnect elsewhere (1012)
+    process.exit(0);
+  });
+}

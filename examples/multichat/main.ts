@@ -1,9 +1,13 @@
 // Many chat rooms by URL: the page at `/room/:name`, its WebSocket at `/room/:name/ws`. Messages
-// stay inside their room; everyone in a room sees who joins and leaves and how many are there.
+// stay inside their room; everyone in a room sees who joins and leaves and how many are there,
+// and a newcomer first gets the room's last chat messages (`history`), shown as earlier ones.
 // The page runs on chorus-ws/client (served at `/chorus-client.js`); with `resume` a dropped
 // connection comes back to the same session, in the same room, missing nothing.
-// Server → page, JSON: {type: "hello", name} (once per session: who you are),
-// {type: "join" | "leave", name, count, time} and {type: "message", name, text, time}.
+// Server → page, JSON, in this order for a new session: {type: "hello", name} (who you are),
+// {type: "history", messages} (the room's last chat messages, oldest first; maybe none), then
+// {type: "join" | "leave", name, count, time} and {type: "message", id, name, text, time}.
+// The room keeps every room broadcast, notices included; only chat messages are sent as history
+// (old join/leave notices and their counts say nothing to a newcomer), so the hub keeps 50 for 20.
 // Run: `deno run -A examples/multichat/main.ts` or `bun run examples/multichat/main.ts`.
 import { Hono } from "hono";
 import { Hub } from "chorus-ws";
@@ -12,18 +16,29 @@ import { page, runExample } from "../_run.ts";
 
 type Keys = { room: string; name: string };
 
-const hub = new Hub<Keys>({ maxMessageSize: 4096, resume: {} });
+const hub = new Hub<Keys>({ maxMessageSize: 4096, resume: {}, history: { size: 50 } });
 let guests = 0;
 const tell = (room: string, msg: Record<string, unknown>) =>
   hub.room(room).broadcast(JSON.stringify({ ...msg, time: new Date().toISOString() }));
 
-hub.handleConnect((s) => {
+/** The room's last `n` chat messages, oldest first (its history holds the notices too). */
+async function lastMessages(room: string, n: number): Promise<unknown[]> {
+  const kept = (await hub.room(room).history()).map((e) => JSON.parse(e.message as string));
+  return kept.filter((m) => m.type === "message").slice(-n);
+}
+
+hub.handleConnect(async (s) => {
   const room = s.mustGet("room");
   s.write(JSON.stringify({ type: "hello", name: s.mustGet("name") }));
+  // Joined first, then the history: nothing said meanwhile is missed. (A message could then come
+  // both live and in the history: the ids let the page show it once.)
   s.join(room);
+  s.write(JSON.stringify({ type: "history", messages: await lastMessages(room, 20) }));
   tell(room, { type: "join", name: s.mustGet("name"), count: hub.room(room).size });
 });
-hub.handleMessage((s, text) => tell(s.mustGet("room"), { type: "message", name: s.mustGet("name"), text }));
+hub.handleMessage((s, text) =>
+  tell(s.mustGet("room"), { type: "message", id: crypto.randomUUID(), name: s.mustGet("name"), text })
+);
 hub.handleDisconnect((s) => {
   if (hub.isClosed()) return; // shutting down: nobody is left to tell
   const room = s.mustGet("room");
