@@ -263,7 +263,7 @@ test("memory streams: append reaches every broker, the publisher too, in order w
     const seqs = a.got.map((m) => m.position!.seq);
     assert.deepEqual(seqs, [1, 2, 3, 4, 5], "seq across streams");
     const epoch = a.got[0].position!.epoch;
-    let page = await sb.read("h", 0, 10);
+    const page = await sb.read("h", 0, 10);
     assert.deepEqual([page.epoch, page.top], [epoch, 4]);
     assert.deepEqual(page.entries.map((e) => e.offset), [2, 3, 4], "trimmed to the limit");
     assert.deepEqual(page.entries[0], { ...a.got[1].position!, kind: "all", payload: "m2" });
