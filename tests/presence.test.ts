@@ -167,3 +167,48 @@ test("presence: a detached resumable session stays a member (on every node) and 
     await other.hub.close();
   }
 });
+
+test("presence: a session that resumes on another node moves there: no leave and no join, members() shows its new node", async () => {
+  const network = new MemoryNetwork();
+  const start = () =>
+    startServer<K>({
+      broker: network.broker(),
+      resume: { window: 3000 },
+      presence: { keys: ["name"] },
+      pingInterval: 0,
+    });
+  const [a, b] = [await start(), await start()];
+  const events: string[] = [];
+  for (const t of [a, b]) {
+    t.hub.handleConnect((s) => {
+      s.set("name", "mo");
+      s.join("lobby");
+    });
+    t.hub.handleClose(() => t.signal.ping());
+    t.hub.handlePresence((room, { joins, leaves }) => {
+      for (const m of joins) events.push(`${t.hub.node === a.hub.node ? "a" : "b"} ${room}+${m.keys.name}`);
+      for (const m of leaves) events.push(`${t.hub.node === a.hub.node ? "a" : "b"} ${room}-${m.keys.name}`);
+      t.signal.ping();
+    });
+  }
+  const proxy = await Proxy.start(a.port);
+  const { peer, welcome } = await V1Peer.open(`ws://127.0.0.1:${proxy.port}/`);
+  let moved: V1Peer | undefined;
+  try {
+    await b.signal.until(() => events.length === 2, "the join on both nodes");
+    const s = a.hub.sessions()[0];
+    proxy.cut();
+    await a.signal.until(() => !s.connected, "detached");
+    moved = (await V1Peer.resume(b.wsUrl(), welcome.token, {})).peer;
+    await b.signal.until(() => b.hub.size === 1 && a.hub.size === 0, "moved to b");
+    await new Promise((r) => setTimeout(r, 200)); // several batching intervals
+    assert.deepEqual(events.sort(), ["a lobby+mo", "b lobby+mo"], "no leave, no second join");
+    for (const t of [a, b]) assert.deepEqual(names(await t.hub.room("lobby").members()), [`mo@${b.hub.node}`]);
+  } finally {
+    await peer.close().catch(() => {});
+    await moved?.close().catch(() => {});
+    await proxy.close();
+    await a.close();
+    await b.close();
+  }
+});
