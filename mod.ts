@@ -21,10 +21,11 @@ export {
   type HistoryOptions,
   Hub,
   type HubOptions,
+  type PresenceOptions,
   type ResumeOptions,
   sameOrigin,
 } from "./src/hub.ts";
-export { Room } from "./src/room.ts";
+export { type Member, type PresenceEvent, Room } from "./src/room.ts";
 export { type Keys, type Message, Session } from "./src/session.ts";
 export { BrokerMessageError, HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
 export type {
@@ -32,7 +33,11 @@ export type {
   Broker,
   BrokerLink,
   BrokerMessage,
+  BrokerPresence,
   BrokerStreams,
+  PresenceChange,
+  PresenceEntry,
+  PresenceUpdate,
   SessionState,
   StreamEntry,
   StreamPosition,

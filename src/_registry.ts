@@ -49,7 +49,7 @@ export interface ResumeLimits {
 }
 
 /** What the registry needs from its hub beyond the limits. */
-export interface RegistryInit extends HubLimits {
+export interface RegistryInit<K extends object = Keys> extends HubLimits {
   /** `concurrentMessageHandling`. */
   readonly concurrent: boolean;
   /** The hub's node id: its native topics are named after it, so no two hubs' topics meet. */
@@ -58,6 +58,8 @@ export interface RegistryInit extends HubLimits {
   readonly resume: ResumeLimits | undefined;
   /** This node's count of a room's sessions (or of all, `undefined`) changed. */
   readonly countChanged: (room: string | undefined) => void;
+  /** A session joined (`true`) or left a room (`presence` on). */
+  readonly presence: ((core: SessionCore<K>, room: string, joined: boolean) => void) | undefined;
   /** `HubOptions.logger`. */
   readonly logger: ((entry: LogEntry) => void) | undefined;
 }
@@ -155,8 +157,9 @@ export class Registry<K extends object = Keys> {
   #ticker: ReturnType<typeof setInterval> | undefined;
   #pongTimer: ReturnType<typeof setTimeout> | undefined;
   #countChanged: (room: string | undefined) => void;
+  #presence: ((core: SessionCore<K>, room: string, joined: boolean) => void) | undefined;
 
-  constructor(hub: object, init: RegistryInit) {
+  constructor(hub: object, init: RegistryInit<K>) {
     this.limits = {
       maxMessageSize: init.maxMessageSize,
       maxBufferedAmount: init.maxBufferedAmount,
@@ -167,6 +170,7 @@ export class Registry<K extends object = Keys> {
     this.concurrent = init.concurrent;
     this.resume = init.resume;
     this.#countChanged = init.countChanged;
+    this.#presence = init.presence;
     this.#logger = init.logger;
     // "chorus.<node>.all" and "chorus.<node>.room.<name>": distinct for every hub (the node id is
     // random, so two copies of this module in one process do not meet) and for every name.
@@ -266,10 +270,12 @@ export class Registry<K extends object = Keys> {
     core.restore(state);
     this.sessions.set(core.id, core);
     this.framed.add(core);
+    core.moved = true; // a member already: its rooms' presence moves here, no join
     for (const room of state.rooms) {
       (core.rooms ??= new Set()).add(room);
       this.join(core, room);
     }
+    core.moved = false;
     this.#countChanged(undefined);
     core.recover(conn, pos, state).then(undefined, (err) => this.report(core, err));
   }
@@ -307,6 +313,7 @@ export class Registry<K extends object = Keys> {
       framed.add(core);
     }
     this.#countChanged(room);
+    this.#presence?.(core, room, true);
   }
 
   leave(core: SessionCore<K>, room: string): void {
@@ -319,6 +326,7 @@ export class Registry<K extends object = Keys> {
     const framed = this.framedRooms.get(room);
     if (framed?.delete(core) && framed.size === 0) this.framedRooms.delete(room);
     this.#countChanged(room);
+    this.#presence?.(core, room, false);
   }
 
   /** A room's stream, made with a new epoch when the room (re)appears. */

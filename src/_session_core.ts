@@ -32,6 +32,8 @@ export class SessionCore<K extends object> {
   /** The connection that carries it; `undefined` while a resumable session is detached. */
   conn: Connection<K> | undefined;
   ended = false;
+  /** It moves between nodes (claimed from the broker, or leaving for another node): no presence join or leave. */
+  moved = false;
   /** A resumable session: numbered frames, kept until acknowledged; it outlives a lost connection. */
   framed = false;
   #busy = false;
@@ -540,6 +542,7 @@ export class SessionCore<K extends object> {
    */
   #stop(): void {
     this.ended = true;
+    this.moved = true;
     this.#queue = undefined;
     this.#queuedBytes = 0;
     const registry = this.registry;

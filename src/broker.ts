@@ -130,6 +130,64 @@ export interface BrokerStreams {
   dropSession(id: string): Promise<void>;
 }
 
+/**
+ * A room member as a broker keeps it: a session, its node, and the keys the hub shares
+ * (`HubOptions.presence.keys`), as JSON values.
+ */
+export interface PresenceEntry {
+  /** The session's id. */
+  readonly id: string;
+  /** The node the session is on. */
+  readonly node: string;
+  /** The shared keys: JSON values only (what JSON cannot hold is not carried). */
+  readonly keys: Readonly<Record<string, unknown>>;
+}
+
+/** Joins and leaves of one room, as the hub gathered them over one batching interval. */
+export interface PresenceChange {
+  /** Sessions that joined the room (on the node that reports them). */
+  readonly joins: readonly PresenceEntry[];
+  /** Sessions that left the room, or ended. */
+  readonly leaves: readonly PresenceEntry[];
+}
+
+/** What a hub hands its broker's presence once per room per batching interval. */
+export interface PresenceUpdate extends PresenceChange {
+  /**
+   * Sessions that continue on this node after they were members on another (resumed here): the
+   * broker records their new node without any event, unless it no longer had them (their old
+   * node's entries were swept); then they are joins, announced to every node, this one too.
+   */
+  readonly moves: readonly PresenceEntry[];
+}
+
+/**
+ * Cluster-wide room membership kept by the broker (`HubOptions.presence`). The hub gathers its
+ * sessions' joins and leaves per room and hands them over once per batching interval; the broker
+ * records them and sends them to every other node as one notice per room per interval, whose
+ * `link.presence` reports them there. So a storm of joins costs a bounded number of notices, and
+ * a join costs the same whatever the room's size (no full list is ever sent). A node that dies
+ * without closing loses its members within a bounded time (the broker's to say: `redisBroker`
+ * within `presenceTtl` + `heartbeatInterval`), announced as leaves by another node. Optional: a
+ * hub whose broker has none lists and reports only its own node's members.
+ */
+export interface BrokerPresence {
+  /**
+   * Records one room's changes on this node and announces them to the other nodes (not to this
+   * one: the hub reports its own). It does not wait for the broker: failures go to `link.report`.
+   * @param room The room.
+   * @param change Its joins, leaves and moves since the last update.
+   */
+  update(room: string, change: PresenceUpdate): void;
+  /**
+   * Lists a room's members on every live node (this one's included, as far as it recorded them:
+   * the hub merges its own members in).
+   * @param room The room.
+   * @returns The members, in no particular order.
+   */
+  list(room: string): Promise<PresenceEntry[]>;
+}
+
 /** What a hub gives its broker when it starts it: its identity and the way back in. */
 export interface BrokerLink {
   /** This node's id, unique in the cluster. */
@@ -150,6 +208,14 @@ export interface BrokerLink {
    * without ending it. Called by brokers with streams.
    */
   released(session: string): void;
+  /**
+   * Joins and leaves of a room on other nodes (or those a broker announces for a dead node, or
+   * moves that turned out to be joins): the hub runs `handlePresence`. Called by brokers with
+   * presence.
+   * @param room The room.
+   * @param change What changed.
+   */
+  presence(room: string, change: PresenceChange): void;
 }
 
 /**
@@ -184,6 +250,8 @@ export interface Broker {
   stop(): Promise<void>;
   /** Streams and sessions shared by every node, where the broker keeps them. */
   readonly streams?: BrokerStreams;
+  /** Cluster-wide room membership (`HubOptions.presence`), where the broker keeps it. */
+  readonly presence?: BrokerPresence;
   /**
    * The broker's recent publish round trip in ms, for `hub.metrics()`; optional.
    * @returns The latency, or `undefined` when none was measured yet.

@@ -11,7 +11,8 @@ import { checkUpgrade } from "./_upgrade.ts";
 import { HubClosedError } from "./errors.ts";
 import { BOTH, FRAMED, PLAIN, Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
-import { Room, type RoomHost } from "./room.ts";
+import { type Member, type PresenceEvent, Room, type RoomHost } from "./room.ts";
+import { Presence } from "./_presence.ts";
 import type { HubMetrics, LogEntry } from "./metrics.ts";
 import type { Keys, Session } from "./session.ts";
 import {
@@ -27,7 +28,7 @@ import {
 } from "./_util.ts";
 
 /** Options of a {@linkcode Hub}. Times are in milliseconds, sizes in bytes. */
-export interface HubOptions {
+export interface HubOptions<K extends object = Keys> {
   /**
    * Largest inbound message; a larger one closes the session with 1009.
    * @default {1048576}
@@ -103,6 +104,29 @@ export interface HubOptions {
    * @default {undefined}
    */
   history?: HistoryOptions;
+  /**
+   * Presence: `room.members()` lists a room's sessions on every node, each with its id, node and
+   * the keys named in `keys` (nothing else of a session's keys leaves its node), and
+   * `handlePresence` reports joins and leaves anywhere in the cluster, on every node. Changes are
+   * gathered per room for `interval` ms and sent as one message per room per interval, so a storm
+   * of joins costs a bounded number of messages, and a join costs the same in a room of any
+   * size. With a broker that keeps presence (`redisBroker`, `MemoryNetwork`) it spans the
+   * cluster; without one, this node. Off when absent.
+   * @default {undefined}
+   */
+  presence?: PresenceOptions<K>;
+}
+
+/** Options of presence (`HubOptions.presence`). */
+export interface PresenceOptions<K extends object = Keys> {
+  /** The session keys a member shows (`member.keys`), as JSON values; the others stay private. */
+  keys: readonly (keyof K & string)[];
+  /**
+   * How long joins and leaves are gathered before they are sent, per room, in ms: the delay of
+   * `handlePresence`, and the bound on presence messages (one per room per node per interval).
+   * @default {50}
+   */
+  interval?: number;
 }
 
 /** Options of room history (`HubOptions.history`). */
@@ -198,6 +222,7 @@ export class Hub<K extends object = Keys> {
   >();
   /** How many messages a broker's stream keeps: enough for resuming and for history. */
   #streamLimit = 0;
+  #presence: Presence<K> | undefined;
 
   /**
    * Creates a hub. Serve it with `serve()` (`chorus-ws/serve`), `chorus-ws/hono`, or an adapter.
@@ -206,7 +231,7 @@ export class Hub<K extends object = Keys> {
    * @throws {RangeError} If a number is out of range.
    * @throws {TypeError} If an option has the wrong type.
    */
-  constructor(options: HubOptions = {}) {
+  constructor(options: HubOptions<K> = {}) {
     const onBufferFull = options.onBufferFull ?? "drop";
     if (onBufferFull !== "drop" && onBufferFull !== "close") {
       throw new TypeError(`onBufferFull must be "drop" or "close", not ${String(onBufferFull)}`);
@@ -237,6 +262,22 @@ export class Hub<K extends object = Keys> {
     if (resume !== undefined && (resume === null || typeof resume !== "object")) {
       throw new TypeError("resume must be an object: { window?, maxMessages? }");
     }
+    const presence = options.presence;
+    if (presence !== undefined) {
+      if (presence === null || typeof presence !== "object" || !Array.isArray(presence.keys)) {
+        throw new TypeError("presence must be an object: { keys: string[], interval? }");
+      }
+      for (const key of presence.keys) {
+        if (typeof key !== "string") throw new TypeError("presence.keys must be strings");
+      }
+      this.#presence = new Presence<K>(
+        [...presence.keys],
+        timeOption(presence.interval, 50, "presence.interval"),
+        this.#node,
+        broker?.presence,
+        (err) => this.#reportBroker(err),
+      );
+    }
     const registry = this.#registry = new Registry<K>(this, {
       maxMessageSize: sizeOption(options.maxMessageSize, 1 << 20, "maxMessageSize"),
       maxBufferedAmount: sizeOption(options.maxBufferedAmount, 4 << 20, "maxBufferedAmount"),
@@ -250,6 +291,7 @@ export class Hub<K extends object = Keys> {
       },
       node: this.#node,
       countChanged: (room) => this.#broker?.changed(room),
+      presence: this.#presence && ((core, room, joined) => this.#presence!.changed(core, room, joined)),
       logger: options.logger,
     });
     this.#rooms = {
@@ -260,6 +302,7 @@ export class Hub<K extends object = Keys> {
       },
       count: (room) => this.#count(room),
       history: (room, limit) => this.#readHistory(room, limit),
+      members: (room) => this.#members(room),
     };
     // Resumable sessions and history use the broker's streams where it keeps them, for every node.
     if (broker?.streams && (resume !== undefined || history !== undefined)) {
@@ -277,6 +320,7 @@ export class Hub<K extends object = Keys> {
         localCount: (room) => room === undefined ? registry.sessions.size : registry.rooms.get(room)?.size ?? 0,
         rooms: () => registry.rooms.keys(),
         released: (id) => registry.sessions.get(id)?.leaveNode("Resumed on another node"),
+        presence: (room, change) => this.#presence?.emit(room, change),
       };
       try {
         this.#ready = Promise.resolve(broker.start(link));
@@ -385,6 +429,28 @@ export class Hub<K extends object = Keys> {
    */
   handleClose(fn: (s: Session<K>, code: number, reason: string) => unknown): void {
     this.#registry.hooks.close = fn;
+  }
+
+  /**
+   * Sets the handler for joins and leaves of rooms (`presence` on): it runs on every node for
+   * the joins and leaves of every node, once per room per batching interval (`presence.interval`)
+   * with what changed in it. A session that joins and leaves within one interval is not
+   * reported; one that ends leaves its rooms; a detached resumable session stays a member until
+   * it ends; one that resumes on another node moves there without a leave or a join.
+   *
+   * @example
+   * ```ts
+   * import { Hub } from "chorus-ws";
+   * const hub = new Hub<{ name: string }>({ presence: { keys: ["name"] } });
+   * hub.handlePresence((room, { joins, leaves }) => {
+   *   hub.room(room).broadcast(JSON.stringify({ joins: joins.map((m) => m.keys.name), leaves: leaves.length }));
+   * });
+   * ```
+   *
+   * @param fn The handler.
+   */
+  handlePresence(fn: (room: string, change: PresenceEvent<K>) => unknown): void {
+    if (this.#presence) this.#presence.hook = fn;
   }
 
   /**
@@ -547,7 +613,7 @@ export class Hub<K extends object = Keys> {
     registry.closeHandshakes(code, reason);
     registry.stopTicker();
     const broker = this.#broker;
-    const sessionsGone = Promise.all(waits).then(() => {});
+    const sessionsGone = Promise.all(waits).then(() => this.#presence?.stop());
     done(
       !broker ? sessionsGone : sessionsGone.then(async () => {
         try {
@@ -747,6 +813,13 @@ export class Hub<K extends object = Keys> {
     if (n === 0 || top === 0) return [];
     const { entries } = await streams.read(key, Math.max(0, top - n), n);
     return entries.filter((e) => e.time >= oldest).map(({ offset, payload }) => ({ offset, message: payload }));
+  }
+
+  #members(room: string): Promise<Member<K>[]> {
+    if (this.#closing) return Promise.reject(new HubClosedError("Hub is closed: members refused"));
+    const presence = this.#presence;
+    if (!presence) return Promise.reject(new TypeError("presence is off: new Hub({ presence: { keys } })"));
+    return presence.members(room, () => this.#registry.rooms.get(room) ?? []);
   }
 
   #count(room: string | undefined): Promise<number> {

@@ -8,6 +8,24 @@ import type { Keys, Session } from "./session.ts";
 import type { Message } from "./_util.ts";
 import type { HistoryEntry } from "./hub.ts";
 
+/** A room member: a session, its node, and the keys named in `presence.keys` (as JSON carries them). */
+export interface Member<K extends object = Keys> {
+  /** The session's id. */
+  id: string;
+  /** The node the session is on (`hub.node` of its hub). */
+  node: string;
+  /** Its keys named in `presence.keys`, as JSON values (a key JSON cannot hold is left out). */
+  keys: Partial<K>;
+}
+
+/** Joins and leaves of one room, as `handlePresence` gets them. */
+export interface PresenceEvent<K extends object = Keys> {
+  /** Members that joined (or continue here after their entries were lost: see `HubOptions.presence`). */
+  joins: Member<K>[];
+  /** Members that left the room, or ended (on a dead node: once it is found dead). */
+  leaves: Member<K>[];
+}
+
 /** What a room needs of its hub. Internal. */
 export interface RoomHost<K extends object> {
   size(room: string): number;
@@ -15,6 +33,7 @@ export interface RoomHost<K extends object> {
   broadcast(room: string, msg: Message, except: Session<K> | undefined): void;
   count(room: string): Promise<number>;
   history(room: string, limit: number | undefined): Promise<HistoryEntry[]>;
+  members(room: string): Promise<Member<K>[]>;
 }
 
 /**
@@ -75,6 +94,30 @@ export class Room<K extends object = Keys> {
    */
   history(limit?: number): Promise<HistoryEntry[]> {
     return this.#host.history(this.name, limit);
+  }
+
+  /**
+   * Lists the room's members on every node of the cluster (`presence` on): each session's id,
+   * node and the keys named in `presence.keys`. With a broker that keeps presence
+   * (`redisBroker`, `MemoryNetwork`), other nodes' members as the broker has them (their joins
+   * of the last batching interval may be missing) and this node's as they are now; without one,
+   * this node's.
+   *
+   * @example
+   * ```ts
+   * import { Hub } from "chorus-ws";
+   * const hub = new Hub<{ name: string; token: string }>({ presence: { keys: ["name"] } });
+   * hub.handleConnect(async (s) => {
+   *   s.join("lobby");
+   *   s.write(JSON.stringify((await hub.room("lobby").members()).map((m) => m.keys.name)));
+   * });
+   * ```
+   *
+   * @returns The members, in no particular order. Rejects with `TypeError` when `presence` is
+   *   off, with `HubClosedError` once the hub is closed, and while the broker cannot be reached.
+   */
+  members(): Promise<Member<K>[]> {
+    return this.#host.members(this.name);
   }
 
   /**

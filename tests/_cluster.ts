@@ -175,7 +175,14 @@ export interface ChildNode {
 /** Starts a child node and waits for its port. */
 export async function startChildNode(
   which: NodeRuntime,
-  env: { PREFIX: string; REDIS_URL?: string; HEARTBEAT?: string; PRESENCE_TTL?: string; WINDOW?: string },
+  env: {
+    PREFIX: string;
+    REDIS_URL?: string;
+    HEARTBEAT?: string;
+    PRESENCE_TTL?: string;
+    WINDOW?: string;
+    PRESENCE_KEYS?: string;
+  },
   fixture = "cluster_node.ts",
 ): Promise<ChildNode> {
   const [cmd, args] = runtimeCommand(which, `${root}tests/fixtures/${fixture}`);

@@ -20,6 +20,7 @@ export function fakeLink(node: string): FakeLink {
     localCount: () => 0,
     rooms: () => [],
     released: (id) => link.freed.push(id),
+    presence: () => {},
   };
   return link;
 }

@@ -3,7 +3,9 @@
  * the nodes of a cluster. Messages go through chorus' wire format and arrive asynchronously,
  * as they would through Redis. Its brokers share streams and session states
  * (`broker.streams`), as Redis brokers do; streams are trimmed to their limit and never expire,
- * and the states of a stopped broker's sessions expire their `ttl` after it stopped. For tests
+ * and the states of a stopped broker's sessions expire their `ttl` after it stopped. They share
+ * room members too (`broker.presence`): a stopped broker's members that are left (handed over)
+ * leave at once, announced to the other nodes, as a dead node's would after a while. For tests
  * and for trying cluster code without a server.
  *
  * @example
@@ -25,12 +27,22 @@ import type {
   Broker,
   BrokerLink,
   BrokerMessage,
+  BrokerPresence,
   BrokerStreams,
+  PresenceEntry,
+  PresenceUpdate,
   SessionState,
   StreamEntry,
   StreamPosition,
 } from "../broker.ts";
-import { decodeMessage, decodeReleased, encodeMessage, encodeReleased } from "./wire.ts";
+import {
+  decodeMessage,
+  decodePresence,
+  decodeReleased,
+  encodeMessage,
+  encodePresence,
+  encodeReleased,
+} from "./wire.ts";
 
 /** Options of {@linkcode MemoryNetwork}. */
 export interface MemoryNetworkOptions {
@@ -64,6 +76,8 @@ interface Shared {
   readonly streams: Map<string, MemoryStream>;
   readonly sessions: Map<string, MemorySession>;
   readonly tokens: Map<string, string>;
+  /** Room members: room → session id → entry. */
+  readonly presence: Map<string, Map<string, PresenceEntry>>;
   seq: number;
 }
 
@@ -75,7 +89,15 @@ export class MemoryNetwork {
   constructor(options: MemoryNetworkOptions = {}) {
     const max = options.maxMessageSize ?? 4 << 20;
     if (typeof max !== "number" || !(max > 0)) throw new RangeError("maxMessageSize must be a positive number");
-    this.#shared = { links: new Set(), max, streams: new Map(), sessions: new Map(), tokens: new Map(), seq: 0 };
+    this.#shared = {
+      links: new Set(),
+      max,
+      streams: new Map(),
+      sessions: new Map(),
+      tokens: new Map(),
+      presence: new Map(),
+      seq: 0,
+    };
   }
 
   /** @returns A new broker on this network, for one hub. */
@@ -115,13 +137,17 @@ class MemoryBroker implements Broker {
   #link: BrokerLink | undefined;
   /** Streams and session states shared by the brokers of the network. */
   readonly streams: BrokerStreams;
+  /** Room members shared by the brokers of the network. */
+  readonly presence: MemoryPresence;
 
   constructor(shared: Shared) {
     this.#shared = shared;
-    this.streams = new MemoryStreams(shared, () => {
+    const node = () => {
       if (!this.#link) throw new Error("The memory broker is not running");
       return this.#link.node;
-    });
+    };
+    this.streams = new MemoryStreams(shared, node);
+    this.presence = new MemoryPresence(shared, () => this.#link);
   }
 
   start(link: BrokerLink): Promise<void> {
@@ -150,6 +176,7 @@ class MemoryBroker implements Broker {
     const link = this.#link;
     this.#link = undefined;
     if (link) {
+      this.presence.sweep(link.node);
       this.#shared.links.delete(link);
       const now = Date.now();
       for (const session of this.#shared.sessions.values()) {
@@ -158,6 +185,73 @@ class MemoryBroker implements Broker {
     }
     return Promise.resolve();
   }
+}
+
+/** Room members in memory: one map per room, notices in the wire format, asynchronous as through Redis. */
+class MemoryPresence implements BrokerPresence {
+  #shared: Shared;
+  #link: () => BrokerLink | undefined;
+
+  constructor(shared: Shared, link: () => BrokerLink | undefined) {
+    this.#shared = shared;
+    this.#link = link;
+  }
+
+  update(room: string, change: PresenceUpdate): void {
+    const link = this.#link();
+    if (!link) throw new Error("The memory broker is not running");
+    const node = link.node;
+    const shared = this.#shared;
+    let members = shared.presence.get(room);
+    if (!members) shared.presence.set(room, members = new Map());
+    for (const e of change.leaves) if (members.get(e.id)?.node === node) members.delete(e.id);
+    for (const e of change.joins) members.set(e.id, copy(e, node));
+    const rejoined: PresenceEntry[] = [];
+    for (const e of change.moves) {
+      if (!members.has(e.id)) rejoined.push(e);
+      members.set(e.id, copy(e, node));
+    }
+    if (members.size === 0) shared.presence.delete(room);
+    this.#announce(node, room, change.joins, change.leaves, false);
+    if (rejoined.length > 0) this.#announce(node, room, rejoined, [], true);
+  }
+
+  list(room: string): Promise<PresenceEntry[]> {
+    if (!this.#link()) return Promise.reject(new Error("The memory broker is not running"));
+    return Promise.resolve(Array.from(this.#shared.presence.get(room)?.values() ?? [], (e) => copy(e, e.node)));
+  }
+
+  /** A node stops: its members that are left leave, announced to the others. */
+  sweep(node: string): void {
+    for (const [room, members] of this.#shared.presence) {
+      const leaves = [...members.values()].filter((e) => e.node === node);
+      if (leaves.length === 0) continue;
+      for (const e of leaves) members.delete(e.id);
+      if (members.size === 0) this.#shared.presence.delete(room);
+      this.#announce(node, room, [], leaves, false);
+    }
+  }
+
+  /** One notice to every other node (to this one too with `self`: moves that turned out joins). */
+  #announce(
+    node: string,
+    room: string,
+    joins: readonly PresenceEntry[],
+    leaves: readonly PresenceEntry[],
+    self: boolean,
+  ): void {
+    if (joins.length + leaves.length === 0) return;
+    const { links, max } = this.#shared;
+    const bytes = encodePresence(node, room, { joins, leaves }, max);
+    for (const link of links) {
+      if (self || link.node !== node) queueMicrotask(() => receive(link, bytes, max, self));
+    }
+  }
+}
+
+/** An entry as JSON carries it, on `node`. */
+function copy(e: PresenceEntry, node: string): PresenceEntry {
+  return { id: e.id, node, keys: JSON.parse(JSON.stringify(e.keys)) };
 }
 
 class MemoryStreams implements BrokerStreams {
@@ -330,9 +424,14 @@ function newEpoch(): string {
   return out;
 }
 
-function receive(link: BrokerLink, bytes: Uint8Array, max: number): void {
+function receive(link: BrokerLink, bytes: Uint8Array, max: number, self = false): void {
   let msg: BrokerMessage;
   try {
+    const presence = decodePresence(bytes);
+    if (presence) {
+      if (self || presence.node !== link.node) link.presence(presence.room, presence);
+      return;
+    }
     const released = decodeReleased(bytes);
     if (released) {
       if (released.from === link.node && released.node !== link.node) link.released(released.session);

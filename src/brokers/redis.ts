@@ -12,6 +12,12 @@
  * sessions' states are kept in Redis, so that a session resumes on any node: the node's heartbeat
  * keeps its sessions' states alive, and they expire after a node dies. See `BrokerStreams`.
  *
+ * With `broker.presence` (used by hubs with `presence` on), room members live in one hash per
+ * room, each node's batched joins and leaves are one script call and one notice on the channel
+ * per room per interval, and every node's heartbeat sweeps the members of nodes that missed
+ * theirs: a dead node's members leave (announced to every node) within `presenceTtl` plus one
+ * `heartbeatInterval`. See `BrokerPresence`.
+ *
  * When Redis stalls (frozen, or cut off without a reset), at most `maxPendingBytes` of
  * broadcasts (and appends) wait for it; past that they are dropped and reported once. Commands time out after
  * `commandTimeout`, and `hub.close()` finishes within about that time, whatever Redis does.
@@ -33,8 +39,9 @@
 
 import { Buffer } from "node:buffer";
 import { createClient } from "redis";
-import type { Broker, BrokerLink, BrokerMessage, BrokerStreams } from "../broker.ts";
+import type { Broker, BrokerLink, BrokerMessage, BrokerPresence, BrokerStreams } from "../broker.ts";
 import { RedisStreams } from "./_redis_streams.ts";
+import { RedisPresence } from "./_redis_presence.ts";
 import { decodeMessage, decodeReleased, encodeMessage, isFromNode } from "./wire.ts";
 
 /**
@@ -101,7 +108,8 @@ export interface RedisBrokerOptions {
   /**
    * Names the pub/sub channel (`<prefix>:broadcast`), the count keys (`<prefix>:nodes`,
    * `<prefix>:node:<id>`) and the keys of `broker.streams` (`<prefix>:seq`, `<prefix>:st:…`,
-   * `:sm:`, `:ss:`, `:tk:`, `:ns:`). Hubs with the same prefix on the same Redis are one cluster.
+   * `:sm:`, `:ss:`, `:tk:`, `:ns:`), and those of `broker.presence` (`<prefix>:pr:<room>`,
+   * `<prefix>:pn:<node>`, `<prefix>:pl`). Hubs with the same prefix on the same Redis are one cluster.
    * @default {"chorus"}
    */
   prefix?: string;
@@ -135,7 +143,8 @@ export interface RedisBrokerOptions {
   heartbeatInterval?: number;
   /**
    * How long a node's counts outlive its last heartbeat: a node that dies without closing
-   * its hub drops out of `count()` within this time. Must exceed `heartbeatInterval`.
+   * its hub drops out of `count()` within this time, and its room members (presence) leave
+   * within this time plus one `heartbeatInterval`. Must exceed `heartbeatInterval`.
    * @default {15000}
    */
   presenceTtl?: number;
@@ -225,6 +234,8 @@ class RedisBroker implements Broker {
   #metaTtl: number;
   /** Streams and session states in Redis. */
   readonly streams: BrokerStreams;
+  /** Room members in Redis. */
+  readonly presence: BrokerPresence;
 
   constructor(options: RedisBrokerOptions) {
     if (options.url !== undefined && options.client !== undefined) {
@@ -279,6 +290,18 @@ class RedisBroker implements Broker {
       reserve: (bytes) => this.#reserve(bytes),
       release: (bytes) => this.#settle(bytes),
     });
+    this.presence = new RedisPresence({
+      prefix: this.#prefix,
+      channel: this.#channel,
+      max: this.#max,
+      ttl: this.#ttl,
+      link: () => {
+        if (!this.#link || this.#stopped) throw new Error("The Redis broker is not running");
+        return this.#link;
+      },
+      client: () => this.#pub,
+      within: (promise, what) => within(promise, this.#timeout, what),
+    });
   }
 
   async start(link: BrokerLink): Promise<void> {
@@ -300,7 +323,7 @@ class RedisBroker implements Broker {
     }
     if (this.#stopped) return;
     this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatInterval);
-    await Promise.all([this.#writePresence(true), this.#refreshSessions()]);
+    await Promise.all([this.#writePresence(true), this.#refreshSessions(), this.#beatPresence()]);
   }
 
   publish(msg: BrokerMessage): void {
@@ -449,6 +472,7 @@ class RedisBroker implements Broker {
         if (released.from === link.node && released.node !== link.node) link.released(released.session);
         return;
       }
+      if ((this.presence as RedisPresence).receive(message, link)) return;
       link.deliver(decodeMessage(message, this.#max));
     } catch (err) {
       link.report(err);
@@ -466,6 +490,13 @@ class RedisBroker implements Broker {
   #beat(): void {
     this.#writePresence(true);
     this.#refreshSessions();
+    this.#beatPresence();
+  }
+
+  /** This node's presence deadline, and the sweep of dead nodes' members. */
+  #beatPresence(): Promise<void> {
+    if (!this.#link || this.#stopped) return Promise.resolve();
+    return (this.presence as RedisPresence).beat();
   }
 
   /**

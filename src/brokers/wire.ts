@@ -21,11 +21,15 @@
  * so nodes that read only version 1 still read it. A notice (bit 4; kind bits 0, no other bit)
  * says that the node of the header claimed a session from another node: the old node's id
  * (varint length, UTF-8), then the session id as the rest (see {@linkcode encodeReleased}).
+ * A presence notice (bit 4 and kind bits 1, no other bit) carries one room's joins and leaves on
+ * the node of the header: the room (varint length, UTF-8), then as the rest the JSON text
+ * `{"j":[[id,keys],…],"l":[[id,keys],…]}` (see {@linkcode encodePresence}). Nodes that read only
+ * releases refuse it as a notice (a `BrokerMessageError`), and deliver nothing.
  *
  * @module
  */
 
-import type { BroadcastKind, BrokerMessage, StreamPosition } from "../broker.ts";
+import type { BroadcastKind, BrokerMessage, PresenceChange, PresenceEntry, StreamPosition } from "../broker.ts";
 import { BrokerMessageError } from "../errors.ts";
 
 /** The newest wire format version this module writes; it reads versions 1 and 2. */
@@ -37,6 +41,8 @@ const BINARY = 0x80;
 const EXCEPT = 0x04;
 const POSITION = 0x08;
 const NOTICE = 0x10;
+/** With NOTICE: a presence notice (kind bits 1), not a release (kind bits 0). */
+const PRESENCE = 0x01;
 const MAX_ROOM = (1 << 28) - 1;
 const encoder = new TextEncoder();
 const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
@@ -145,6 +151,79 @@ export function encodeReleasedHead(node: string): Uint8Array {
   out.set([MAGIC, 2, NOTICE, id.length]);
   out.set(id, 4);
   return out;
+}
+
+/**
+ * Encodes a presence notice: one room's joins and leaves on one node (a version 2 message).
+ *
+ * @param node The node whose sessions joined and left (every entry's node).
+ * @param room The room.
+ * @param change The joins and leaves; each entry's `node` is taken to be `node`.
+ * @param max The broker's limit on an encoded message, in bytes.
+ * @returns Its bytes.
+ * @throws {RangeError} If the node id is empty or longer than 255 bytes, the room is empty, or
+ *   the notice is larger than `max`.
+ */
+export function encodePresence(node: string, room: string, change: PresenceChange, max: number = Infinity): Uint8Array {
+  const id = encoder.encode(node);
+  if (id.length === 0 || id.length > 255) throw new RangeError("A node id must be 1 to 255 bytes of UTF-8");
+  const name = encoder.encode(room);
+  if (name.length === 0 || name.length > MAX_ROOM) throw new RangeError("A presence notice needs a room name");
+  const list = (entries: readonly PresenceEntry[]) =>
+    entries.map((e) => `[${JSON.stringify(e.id)},${JSON.stringify(e.keys) ?? "{}"}]`).join(",");
+  const body = encoder.encode(`{"j":[${list(change.joins)}],"l":[${list(change.leaves)}]}`);
+  const size = 4 + id.length + lengthed(name) + body.length;
+  if (size > max) throw new RangeError(`A presence notice of ${size} bytes exceeds the broker's limit of ${max} bytes`);
+  const out = new Uint8Array(size);
+  out.set([MAGIC, 2, NOTICE | PRESENCE, id.length]);
+  out.set(id, 4);
+  let at = writeVarint(out, 4 + id.length, name.length);
+  out.set(name, at);
+  at += name.length;
+  out.set(body, at);
+  return out;
+}
+
+/** A presence notice (see {@linkcode encodePresence}). */
+export interface PresenceNotice extends PresenceChange {
+  /** The node whose sessions joined and left. */
+  readonly node: string;
+  /** The room. */
+  readonly room: string;
+}
+
+/**
+ * Decodes a presence notice of {@linkcode encodePresence}.
+ *
+ * @param bytes The encoded message.
+ * @returns The notice, or `undefined` when the bytes are no presence notice.
+ * @throws {BrokerMessageError} If the bytes are a malformed presence notice.
+ */
+export function decodePresence(bytes: Uint8Array): PresenceNotice | undefined {
+  if (bytes.length < 5 || bytes[0] !== MAGIC || bytes[1] !== 2 || bytes[2] !== (NOTICE | PRESENCE)) return undefined;
+  const nodeEnd = 4 + bytes[3];
+  if (bytes[3] === 0 || nodeEnd > bytes.length) throw new BrokerMessageError("Refused a presence notice: bad node id");
+  const node = text(bytes.subarray(4, nodeEnd), "node id");
+  const [length, at] = readVarint(bytes, nodeEnd, 4, "room length");
+  if (length === 0 || at + length > bytes.length) throw new BrokerMessageError("Refused a presence notice: bad room");
+  const room = text(bytes.subarray(at, at + length), "room name");
+  let body: { j?: unknown; l?: unknown };
+  try {
+    body = JSON.parse(text(bytes.subarray(at + length), "body"));
+  } catch (err) {
+    if (err instanceof BrokerMessageError) throw err;
+    throw new BrokerMessageError("Refused a presence notice: its body is not JSON");
+  }
+  const entries = (list: unknown): PresenceEntry[] => {
+    if (!Array.isArray(list)) throw new BrokerMessageError("Refused a presence notice: bad body");
+    return list.map((e) => {
+      if (!Array.isArray(e) || typeof e[0] !== "string" || e[1] === null || typeof e[1] !== "object") {
+        throw new BrokerMessageError("Refused a presence notice: bad entry");
+      }
+      return { id: e[0], node, keys: e[1] as Record<string, unknown> };
+    });
+  };
+  return { node, room, joins: entries(body?.j), leaves: entries(body?.l) };
 }
 
 /** A notice that a node claimed another node's session (see {@linkcode encodeReleased}). */
