@@ -532,6 +532,7 @@ export class SessionCore<K extends object> {
    */
   leaveNode(reason: string, code = 1000): void {
     if (this.ended) return;
+    this.moved = true; // its rooms' presence goes with it: no leave
     this.#stop();
     this.conn?.close(code, reason);
   }
@@ -542,7 +543,6 @@ export class SessionCore<K extends object> {
    */
   #stop(): void {
     this.ended = true;
-    this.moved = true;
     this.#queue = undefined;
     this.#queuedBytes = 0;
     const registry = this.registry;
