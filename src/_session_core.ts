@@ -138,12 +138,14 @@ export class SessionCore<K extends object> {
     // What was missed, in the order it was written, then what arrived while reading, each once.
     const missed: { stream: Stream; entry: StreamEntry }[] = [];
     const last = new Map<string, number>();
+    const replayed = new Map<string, [string, number]>();
     for (const { key, epoch, top, entries } of reads) {
       const stream = key.startsWith("s:")
         ? (r.own = { id: 1, key: "s", epoch, offset: top })
         : registry.streamAt(key, epoch, top);
       for (const entry of entries) if (entry.except !== this.id) missed.push({ stream, entry });
       last.set(stream.key, top);
+      replayed.set(stream.key, [epoch, top]);
     }
     missed.sort((a, b) => a.entry.seq - b.entry.seq);
     const kept = new Kept();
@@ -165,6 +167,7 @@ export class SessionCore<K extends object> {
       }
     }
     r.kept = kept.length ? kept : undefined;
+    r.replayed = replayed;
     registry.counters.resumes++;
     if (!conn) {
       this.#startWindow();
@@ -251,7 +254,11 @@ export class SessionCore<K extends object> {
    */
   keep(stream: Stream, offset: number, frame: string | Uint8Array, frameSize: number): boolean {
     if (this.ended) return false;
-    const kept = this.#r!.kept ??= new Kept();
+    const r = this.#r!;
+    const replayed = r.replayed?.get(stream.key);
+    // A live copy of a message a resume on this node already read from the broker and sent.
+    if (replayed && replayed[0] === stream.epoch && offset <= replayed[1]) return false;
+    const kept = r.kept ??= new Kept();
     kept.push(stream, offset, frame, frameSize);
     const registry = this.registry;
     if (kept.length <= registry.resume!.maxMessages && kept.bytes <= registry.limits.maxBufferedAmount) return true;
@@ -775,6 +782,8 @@ class Resumable {
   from: Record<string, [epoch: string, offset: number, seq?: number]> | undefined;
   /** Claimed from another node: its first message may skip numbers the node before took. */
   claimed = false;
+  /** After a resume on this node: per stream, up to where the broker's messages were read and sent. */
+  replayed: Map<string, [epoch: string, offset: number]> | undefined;
   /** Being handed over to another node (`hub.close()`): the client's messages are left to it. */
   handingOver = false;
   whenIdle: (() => void) | undefined;

@@ -345,7 +345,11 @@ export class RedisStreams implements BrokerStreams {
       ...args,
     ]);
     run.then(() => host.release(size), () => host.release(size));
-    return host.within(run, "an append").then((answer) => {
+    // No timeout here: an append that is only slow (a busy node, a backlog) may still be taken,
+    // and then published; failing it early would make the hub deliver it a second time, in an
+    // epoch of its own. A stalled Redis is bounded by maxPendingBytes instead: past it, appends
+    // fail at once and the hub delivers locally.
+    return run.then((answer) => {
       host.measured(performance.now() - sent);
       const reply = answer as [string, number, number, number];
       return { key, epoch: String(reply[0]), offset: Number(reply[1]), seq: Number(reply[2]), time: Number(reply[3]) };
