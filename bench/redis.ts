@@ -18,7 +18,10 @@
 //    clients that acknowledge every 32 messages and on each heartbeat. Each run starts fresh
 //    nodes; A and B alternate. Prints both, B/A (goal >= 0.5), and the v1 clients' lost and
 //    duplicated messages by offset in the hub's stream. A plain client on each node (the sender
-//    on A, a probe on B) receives too and is not counted.
+//    on A, a probe on B) receives too and is not counted. RECOVERABLE_RESUME: run B's `resume`
+//    options as JSON (default {"maxMessages": 2 × MESSAGES, at least 1000}: a connected session
+//    whose unacknowledged messages pass maxMessages is ended, and a burst of 2,000 outruns the
+//    acks; with "{}" the run fails on the first ended session).
 // 4. `move`: MOVE_CLIENTS (200) `chorus.v1` clients through a TCP proxy (bench/proxy.ts) to node
 //    1; a plain sender on node 2 broadcasts MOVE_RATE (200) numbered messages/s; after MOVE_WARM
 //    (1) s the proxy is pointed at node 2 and node 1 is SIGKILLed; each client reconnects
@@ -53,6 +56,7 @@ const MOVE_TAIL = Number(env.MOVE_TAIL ?? 1) * 1000;
 const RESUME_TIMEOUT = Number(env.RESUME_TIMEOUT ?? 30) * 1000;
 const [MIN_DELAY, MAX_DELAY] = (env.RECONNECT ?? "100-1000").split("-").map(Number).concat(0);
 const KEEP = Number(env.KEEP ?? 10_000);
+const RECOVERABLE_RESUME = env.RECOVERABLE_RESUME ?? JSON.stringify({ maxMessages: Math.max(1000, 2 * MESSAGES) });
 const MEMORY_SIZES = (env.MEMORY_SIZES ?? "64,1024").split(",").map(Number);
 const has = (name: string) => SCENARIOS.includes(name) || SCENARIOS.includes("all");
 const PREFIX = `chorus-bench:${crypto.randomUUID().slice(0, 8)}`;
@@ -232,6 +236,7 @@ class V1Client implements Receiver {
   #opened: Promise<void>;
   #want = 0;
   #done: (() => void) | undefined;
+  #fail: ((err: Error) => void) | undefined;
 
   constructor(readonly url: string, readonly reconnect = false) {
     this.#opened = this.#open();
@@ -244,7 +249,7 @@ class V1Client implements Receiver {
   until(n: number): Promise<void> {
     if (this.received >= n) return Promise.resolve();
     this.#want = n;
-    return new Promise((res) => this.#done = res);
+    return new Promise((res, rej) => (this.#done = res, this.#fail = rej));
   }
 
   close(): void {
@@ -257,19 +262,23 @@ class V1Client implements Receiver {
       const ws = this.ws = new WebSocket(this.url, ["chorus.v1"]);
       let welcomed = false;
       ws.onmessage = (e) => {
-        if (this.#frame(ws, e.data as string) && !welcomed) {
+        if (typeof e.data !== "string") return; // this bench's hubs send text only
+        if (this.#frame(ws, e.data) && !welcomed) {
           welcomed = true;
           resolve();
         }
       };
-      ws.onclose = () => {
+      ws.onclose = (e) => {
         if (this.ws !== ws || this.#closing) return;
         if (!welcomed) {
           reject(new Error("closed before welcome"));
           if (this.down) this.#again(); // a failed attempt: try again, later
           return;
         }
-        if (!this.reconnect) return;
+        if (!this.reconnect) {
+          this.#fail?.(new Error(`a chorus.v1 connection was closed: ${e.code} ${e.reason}`));
+          return;
+        }
         this.down = true;
         this.downAt = performance.now();
         this.#again();
@@ -386,7 +395,7 @@ async function recoverable(): Promise<void> {
   for (let run = 1; run <= RUNS; run++) {
     for (const mode of ["A", "B"] as const) {
       const resume = mode === "B";
-      const extra = { PREFIX: `${PREFIX}:${mode}${run}`, ...(resume ? { RESUME: "{}" } : {}) };
+      const extra = { PREFIX: `${PREFIX}:${mode}${run}`, ...(resume ? { RESUME: RECOVERABLE_RESUME } : {}) };
       const [a, b] = [await startNode(false, extra), await startNode(false, extra)];
       try {
         const [sender] = await connect(a.port, 1);
@@ -421,6 +430,7 @@ async function recoverable(): Promise<void> {
     }
   }
   const [ma, mb] = [median(rates.A), median(rates.B)];
+  console.log(`run B's hubs: resume ${RECOVERABLE_RESUME}`);
   console.log(`plain pub/sub (A):     ${fmt(ma)} deliveries/s (median of ${RUNS})`);
   console.log(
     `recoverable (B):       ${fmt(mb)} deliveries/s (median of ${RUNS}); B/A ${(mb / ma).toFixed(2)}` +
