@@ -5,7 +5,9 @@
  *
  *   bun bench/proxy.ts <server port>
  *
- * Prints `{"port":N}` when ready; on the line `cut` answers `{"t":"cut","at":<ms>,"n":<connections>}`.
+ * Prints `{"port":N}` when ready; on the line `cut` answers `{"t":"cut","at":<ms>,"n":<connections>}`;
+ * on `target <port>` sends new connections to that port from then on (a load balancer moving
+ * clients to another node) and answers `{"t":"target","port":<port>}`.
  *
  * @module
  */
@@ -15,7 +17,7 @@ import process from "node:process";
 import { createInterface } from "node:readline";
 import { now } from "./stats.ts";
 
-const target = Number(process.argv[process.argv.length - 1]);
+let target = Number(process.argv[process.argv.length - 1]);
 const pairs = new Set<[net.Socket, net.Socket]>();
 const out = (msg: unknown): void => void process.stdout.write(JSON.stringify(msg) + "\n");
 
@@ -40,6 +42,11 @@ const server = net.createServer((client) => {
 server.listen(0, "127.0.0.1", () => out({ port: (server.address() as net.AddressInfo).port }));
 
 createInterface({ input: process.stdin }).on("line", (line) => {
+  if (line.startsWith("target ")) {
+    target = Number(line.slice(7));
+    out({ t: "target", port: target });
+    return;
+  }
   if (line !== "cut") return;
   const cut = [...pairs];
   pairs.clear();
