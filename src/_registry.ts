@@ -141,6 +141,7 @@ export class Registry<K extends object = Keys> {
     slowClients: 0,
     tooBig: 0,
     brokerErrors: 0,
+    brokerIn: 0,
   };
   /** Resumable sessions whose client is away. */
   detached = 0;

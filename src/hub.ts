@@ -773,6 +773,7 @@ export class Hub<K extends object = Keys> {
     const size = byteLength(msg.payload);
     const except = msg.except === undefined ? undefined : registry.sessions.get(msg.except);
     const own = msg.node === this.#node;
+    if (!own) registry.counters.brokerIn++;
     const at = msg.position;
     if (at && registry.streams) {
       if (at.seq > registry.lastSeq) registry.lastSeq = at.seq;

@@ -38,6 +38,11 @@ export interface HubMetrics {
   tooBig: number;
   /** Counter: broker errors (the broker's connection lost, a message refused, a publish failed). */
   brokerErrors: number;
+  /**
+   * Counter: broadcasts from other nodes that the broker brought to this node (with
+   * `redisBroker({ routing: "rooms" })`, only those of hub-wide broadcasts and of this node's rooms).
+   */
+  brokerIn: number;
   /** Gauge: the broker's recent publish round trip in ms, where the broker measures it. */
   brokerLatency: number | undefined;
 }
@@ -73,6 +78,7 @@ const HELP: Record<keyof HubMetrics, [type: "gauge" | "counter", help: string]> 
   slowClients: ["counter", "Sessions closed or connections given up because a client did not keep up."],
   tooBig: ["counter", "Sessions closed because a message was larger than maxMessageSize."],
   brokerErrors: ["counter", "Broker errors."],
+  brokerIn: ["counter", "Broadcasts from other nodes received through the broker."],
   brokerLatency: ["gauge", "The broker's recent publish round trip in seconds."],
 };
 

@@ -182,6 +182,7 @@ export async function startChildNode(
     PRESENCE_TTL?: string;
     WINDOW?: string;
     PRESENCE_KEYS?: string;
+    ROUTING?: string;
   },
   fixture = "cluster_node.ts",
 ): Promise<ChildNode> {

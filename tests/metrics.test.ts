@@ -44,6 +44,7 @@ test("metrics: sessions, connects, disconnects, messages and bytes both ways, re
         slowClients: 0,
         tooBig: 1,
         brokerErrors: 0,
+        brokerIn: 0,
         brokerLatency: undefined,
       },
     );

@@ -10,6 +10,7 @@ import { redisBroker } from "../src/brokers/redis.ts";
 import {
   type ChildNode,
   cleanup,
+  eventually,
   rawRedis,
   REDIS_URL,
   RedisServer,
@@ -69,9 +70,9 @@ const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => Str
  * An in-process node on the same Redis, for broadcasting from "a third node" (with the same
  * stream settings as the fixture's nodes: the nodes of a cluster share them).
  */
-async function sender(prefix: string, url = REDIS_URL): Promise<Hub> {
+async function sender(prefix: string, url = REDIS_URL, routing: "single" | "rooms" = "single"): Promise<Hub> {
   const hub = new Hub({
-    broker: redisBroker({ url, prefix }),
+    broker: redisBroker({ url, prefix, routing }),
     resume: { maxMessages: 20_000 },
     history: { size: 100 },
   });
@@ -89,8 +90,16 @@ async function stream(hub: Hub, n: number, tag: string, at: (i: number) => void 
   }
 }
 
-for (const [victim, heir] of [["deno", "bun"], ["bun", "deno"]] as const) {
-  test(`redis resume: a ${victim} node is SIGKILLed mid-stream; its client resumes on a ${heir} node, every message once, in order`, async () => {
+// the last one with per-room channels: the heir subscribes to room "r" as the session arrives
+for (
+  const [victim, heir, routing] of [["deno", "bun", "single"], ["bun", "deno", "single"], [
+    runtime,
+    runtime === "deno" ? "bun" : "deno",
+    "rooms",
+  ]] as const
+) {
+  const how = routing === "rooms" ? ' (routing "rooms")' : "";
+  test(`redis resume${how}: a ${victim} node is SIGKILLed mid-stream; its client resumes on a ${heir} node, every message once, in order`, async () => {
     const prefix = uniquePrefix("resume-kill");
     const nodes: ChildNode[] = [];
     const signal = new Signal();
@@ -98,12 +107,21 @@ for (const [victim, heir] of [["deno", "bun"], ["bun", "deno"]] as const) {
     let w: Watched | undefined;
     const lb = await Proxy.start(0);
     try {
-      nodes.push(await startChildNode(victim, { PREFIX: prefix }, "resume_node.ts"));
-      nodes.push(await startChildNode(heir, { PREFIX: prefix }, "resume_node.ts"));
+      nodes.push(await startChildNode(victim, { PREFIX: prefix, ROUTING: routing }, "resume_node.ts"));
+      nodes.push(await startChildNode(heir, { PREFIX: prefix, ROUTING: routing }, "resume_node.ts"));
       lb.retarget(nodes[0].port);
-      c3 = await sender(prefix);
+      c3 = await sender(prefix, REDIS_URL, routing);
       w = new Watched(`ws://127.0.0.1:${lb.port}/`, signal);
       await signal.until(() => w!.opens.length === 1, "open on the first node");
+      if (routing === "rooms") {
+        // a node receives a room's broadcasts of other nodes once its SUBSCRIBE is confirmed
+        const redis = await rawRedis();
+        await eventually(
+          async () => Number((await redis.sendCommand(["PUBSUB", "NUMSUB", `${prefix}:room:r`]) as unknown[])[1]),
+          (n) => n === 1,
+          "the first node to subscribe to room r",
+        ).finally(() => redis.close());
+      }
       await stream(c3, 400, "n", async (i) => {
         if (i === 150) {
           await nodes[0].child.kill("SIGKILL"); // the load balancer sends the client elsewhere

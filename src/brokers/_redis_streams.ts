@@ -179,8 +179,20 @@ const AS_BYTES = { typeMapping: { 36: Buffer } };
 export interface StreamsHost {
   /** The broker's prefix. */
   readonly prefix: string;
-  /** The broadcast channel. */
+  /** The hub's channel (hand-over notices). */
   readonly channel: string;
+  /**
+   * The channel a broadcast goes on.
+   * @param room Its room, or `undefined` for a hub-wide one.
+   */
+  channelOf(room: string | undefined): string;
+  /**
+   * While this node's SUBSCRIBE to a room's channel is in flight, the promise of its
+   * confirmation: an append to that room waits for it, so that its echo reaches this node, and a
+   * read of its stream, so that what is appended after the read arrives live.
+   * @param room The room.
+   */
+  subscribed(room: string): Promise<void> | undefined;
   /** Largest channel message in bytes. */
   readonly max: number;
   /** How long streams outlive their last append, in ms. */
@@ -327,7 +339,7 @@ export class RedisStreams implements BrokerStreams {
       msg?.except === undefined ? "0" : "1",
       binary ? "1" : "0",
       payloadBytes,
-      publish ? host.channel : "",
+      publish ? host.channelOf(msg!.room) : "",
       head ? Buffer.from(head.buffer, head.byteOffset, head.byteLength) : "",
     ];
     try {
@@ -336,14 +348,19 @@ export class RedisStreams implements BrokerStreams {
       return Promise.reject(err); // past maxPendingBytes: dropped, as a publish would be
     }
     const sent = performance.now();
-    const run = this.#run(SCRIPTS.append, [
-      `${host.prefix}:sm:${name}`,
-      `${host.prefix}:st:${name}`,
-      `${host.prefix}:seq`,
-    ], [
-      epoch,
-      ...args,
-    ]);
+    const script = () =>
+      this.#run(SCRIPTS.append, [
+        `${host.prefix}:sm:${name}`,
+        `${host.prefix}:st:${name}`,
+        `${host.prefix}:seq`,
+      ], [
+        epoch,
+        ...args,
+      ]);
+    // A room's first member on this node: its channel's SUBSCRIBE goes first (appends to the
+    // room chain on it in order), or this node's resumable members would miss the echo.
+    const waiting = publish && msg!.room !== undefined ? host.subscribed(msg!.room) : undefined;
+    const run = waiting ? waiting.then(script) : script();
     run.then(() => host.release(size), () => host.release(size));
     // No timeout here: an append that is only slow (a busy node, a backlog) may still be taken,
     // and then published; failing it early would make the hub deliver it a second time, in an
@@ -374,6 +391,10 @@ export class RedisStreams implements BrokerStreams {
     }
     if (!Number.isSafeInteger(limit) || limit < 0) throw new RangeError(`A limit must be an integer ≥ 0, not ${limit}`);
     host.node();
+    // A room this node just entered (a recovered session's): read once its channel's SUBSCRIBE
+    // is confirmed, so what is appended after the read arrives live (each once, by offset).
+    const waiting = key.startsWith("r:") ? host.subscribed(key.slice(2)) : undefined;
+    if (waiting) await waiting;
     const name = safeKey(key);
     const run = this.#run(
       SCRIPTS.read,

@@ -2,8 +2,9 @@
  * `chorus-ws/redis`: a broker on Redis pub/sub (the `redis` npm package, node-redis), for hubs
  * in several processes or on several machines. Works on Deno and on Bun.
  *
- * Every node publishes its hub-wide and room broadcasts on one channel and subscribes to it;
- * a node delivers its own broadcasts at once and ignores their echo. Session counts live in
+ * Every node publishes its hub-wide and room broadcasts on one channel and subscribes to it
+ * (with `routing: "rooms"`, a room's broadcasts go on the room's own channel, which a node
+ * subscribes to only while it has members there); a node delivers its own broadcasts at once and ignores their echo. Session counts live in
  * one hash per node that expires unless the node's heartbeat refreshes it, so a crashed node's
  * sessions leave `hub.count()` within `presenceTtl`.
  *
@@ -72,7 +73,7 @@ export interface RedisClientLike {
   subscribe(channel: string, listener: (message: Buffer, channel: Buffer) => unknown, bufferMode: true): Promise<void>;
   /** Removes a subscription. */
   unsubscribe(
-    channel: string,
+    channel: string | string[],
     listener: (message: Buffer, channel: Buffer) => unknown,
     bufferMode: true,
   ): Promise<void>;
@@ -106,7 +107,8 @@ export interface RedisBrokerOptions {
    */
   client?: RedisClientLike;
   /**
-   * Names the pub/sub channel (`<prefix>:broadcast`), the count keys (`<prefix>:nodes`,
+   * Names the pub/sub channels (`<prefix>:broadcast`, and `<prefix>:room:<room>` with `routing:
+   * "rooms"`), the count keys (`<prefix>:nodes`,
    * `<prefix>:node:<id>`) and the keys of `broker.streams` (`<prefix>:seq`, `<prefix>:st:…`,
    * `:sm:`, `:ss:`, `:tk:`, `:ns:`), and those of `broker.presence` (`<prefix>:pr:<room>`,
    * `<prefix>:pn:<node>`, `<prefix>:pl`). Hubs with the same prefix on the same Redis are one cluster.
@@ -161,6 +163,21 @@ export interface RedisBrokerOptions {
    * @default {2592000000}
    */
   metaTtl?: number;
+  /**
+   * How broadcasts travel between nodes. `"single"`: every broadcast goes on one channel that
+   * every node receives, so every node handles every room's traffic. `"rooms"`: a room's
+   * broadcasts go on the room's own channel (`<prefix>:room:<room>`), which a node subscribes to
+   * only while it has members in that room (and leaves when its last member does), so a node
+   * receives only its rooms' traffic; hub-wide broadcasts, presence notices and hand-overs stay on
+   * the hub's channel. A join never waits for Redis: a node receives the room's broadcasts of other
+   * nodes from about one Redis round trip after its first member in that room joined (this node's
+   * own broadcasts reach its members at once, whatever the mode). Pick `"rooms"` when nodes hold
+   * different rooms; `"single"` when every node has members in nearly every room, or when rooms
+   * come and go faster than a subscribe round trip (one SUBSCRIBE and one UNSUBSCRIBE per room a
+   * node enters and leaves). All hubs of a cluster must use the same mode.
+   * @default {"single"}
+   */
+  routing?: "single" | "rooms";
 }
 
 // Writes this node's counts. KEYS: node hash, node set. ARGV: ttl, node id, "1" to replace
@@ -232,6 +249,12 @@ class RedisBroker implements Broker {
   #prefix: string;
   #streamTtl: number;
   #metaTtl: number;
+  #routing: "single" | "rooms";
+  /**
+   * Rooms whose channel this node subscribed to (`"rooms"` routing): a pending SUBSCRIBE's
+   * promise, or `true` once Redis confirmed it.
+   */
+  #roomChannels = new Map<string, Promise<void> | true>();
   /** Streams and session states in Redis. */
   readonly streams: BrokerStreams;
   /** Room members in Redis. */
@@ -257,6 +280,10 @@ class RedisBroker implements Broker {
     if (this.#metaTtl <= this.#streamTtl) {
       throw new RangeError(`metaTtl (${this.#metaTtl}) must exceed streamTtl (${this.#streamTtl})`);
     }
+    if (options.routing !== undefined && options.routing !== "single" && options.routing !== "rooms") {
+      throw new TypeError(`routing must be "single" or "rooms", not ${JSON.stringify(options.routing)}`);
+    }
+    this.#routing = options.routing ?? "single";
     this.#prefix = prefix;
     this.#channel = `${prefix}:broadcast`;
     this.#nodesKey = `${prefix}:nodes`;
@@ -277,6 +304,11 @@ class RedisBroker implements Broker {
     this.streams = new RedisStreams({
       prefix: this.#prefix,
       channel: this.#channel,
+      channelOf: (room) => this.#channelOf(room),
+      subscribed: (room) => {
+        const pending = this.#roomChannels.get(room);
+        return pending === true ? undefined : pending;
+      },
       max: this.#max,
       streamTtl: this.#streamTtl,
       metaTtl: this.#metaTtl,
@@ -317,6 +349,7 @@ class RedisBroker implements Broker {
       if (!pub.isOpen) await pub.connect();
       await sub.connect();
       await sub.subscribe(this.#channel, this.#onMessage, true);
+      await Promise.all([...link.rooms()].map((room) => this.#route(room)));
     } catch (err) {
       if (this.#stopped) return; // closed while connecting: not a failure
       throw err;
@@ -341,7 +374,7 @@ class RedisBroker implements Broker {
     this.#published++;
     this.#watch();
     const sent = performance.now();
-    this.#pub.publish(this.#channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
+    this.#pub.publish(this.#channelOf(msg.room), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
       () => {
         this.#measured(performance.now() - sent);
         this.#settle(size);
@@ -408,7 +441,52 @@ class RedisBroker implements Broker {
     }, this.#timeout);
   }
 
+  /** The channel a broadcast goes on: its room's (with `"rooms"` routing), or the hub's. */
+  #channelOf(room: string | undefined): string {
+    return room === undefined || this.#routing === "single" ? this.#channel : `${this.#prefix}:room:${room}`;
+  }
+
+  /**
+   * With `"rooms"` routing, subscribes to a room's channel when this node has members in it and
+   * is not subscribed, or unsubscribes when it has none. Never blocks a join: the SUBSCRIBE goes
+   * out in the background; a failed one is reported and tried again at the next heartbeat (or
+   * the next join). Redis's confirmation resolves the returned promise.
+   */
+  #route(room: string): Promise<void> | undefined {
+    const sub = this.#sub;
+    const link = this.#link;
+    if (this.#routing === "single" || !sub || !link || this.#stopped) return;
+    const want = link.localCount(room) > 0;
+    const had = this.#roomChannels.get(room);
+    if (want === (had !== undefined)) return had === true ? undefined : had;
+    const channel = this.#channelOf(room);
+    if (!want) {
+      this.#roomChannels.delete(room);
+      // after a SUBSCRIBE still in flight (node-redis adds the listener when Redis confirms), and
+      // only if no member joined again meanwhile
+      Promise.resolve(had).then(() => {
+        if (this.#roomChannels.has(room) || this.#stopped) return;
+        return sub.unsubscribe(channel, this.#onMessage, true);
+      }).catch(() => {
+        // the connection is gone: node-redis does not resubscribe a channel without listeners
+      });
+      return;
+    }
+    const subscribed: Promise<void> = sub.subscribe(channel, this.#onMessage, true).then(
+      () => {
+        if (this.#roomChannels.get(room) === subscribed) this.#roomChannels.set(room, true);
+      },
+      (err) => {
+        if (this.#roomChannels.get(room) === subscribed) this.#roomChannels.delete(room);
+        this.#reportConnection("subscribe", err);
+      },
+    );
+    this.#roomChannels.set(room, subscribed);
+    return subscribed;
+  }
+
   changed(room: string | undefined): void {
+    if (room !== undefined) this.#route(room);
     if (this.#stopped || !this.#heartbeat) return;
     this.#dirty.add(room ?? "");
     this.#flush ??= setTimeout(() => {
@@ -451,7 +529,9 @@ class RedisBroker implements Broker {
     }
     if (sub) {
       if (sub.isReady) {
-        await within(sub.unsubscribe(this.#channel, this.#onMessage, true), left(), "the UNSUBSCRIBE").catch(() => {});
+        const channels = [this.#channel, ...[...this.#roomChannels.keys()].map((room) => this.#channelOf(room))];
+        this.#roomChannels.clear();
+        await within(sub.unsubscribe(channels, this.#onMessage, true), left(), "the UNSUBSCRIBE").catch(() => {});
       }
       await quit(sub, left());
       sub.off("error", this.#onSubError);
@@ -488,6 +568,8 @@ class RedisBroker implements Broker {
   };
 
   #beat(): void {
+    // rooms whose SUBSCRIBE failed (Redis was away) are tried again
+    if (this.#routing === "rooms") { for (const room of this.#link!.rooms()) this.#route(room); }
     this.#writePresence(true);
     this.#refreshSessions();
     this.#beatPresence();
