@@ -78,7 +78,11 @@ test("examples/cluster: a user on one process sees the messages of a user on the
     assert.equal(hello.node, ports[0]);
     const name = String(hello.name);
     assert.match(name, new RegExp(`^guest-1@${ports[0]}$`));
-    assert.deepEqual(JSON.parse(String(await a.next())), { type: "history", messages: [] });
+    assert.deepEqual(await until(a, (m) => m.type === "history", "a's history"), { type: "history", messages: [] });
+    // live member lists: b joined on the other process; a's page hears it (presence in Redis)
+    const nameB = String(JSON.parse(String(await b.next())).name);
+    const members = await until(a, (m) => m.type === "members" && (m.members as string[]).length === 2, "2 members");
+    assert.deepEqual(members.members, [name, nameB].sort());
     a.send("hello from the deno process");
     const got = await until(b, (m) => m.type === "message", "a's message on the bun process");
     assert.deepEqual([got.name, got.text], [name, "hello from the deno process"]);
@@ -89,9 +93,9 @@ test("examples/cluster: a user on one process sees the messages of a user on the
     const c = await Client.open(`ws://127.0.0.1:${ports[1]}/ws`);
     clients.push(c);
     assert.equal(JSON.parse(String(await c.next())).type, "hello");
-    const history = JSON.parse(String(await c.next()));
+    const history = await until(c, (m) => m.type === "history", "c's history");
     assert.equal(history.type, "history");
-    assert.deepEqual(history.messages.map((m: Msg) => [m.name, m.text]), [[name, "hello from the deno process"]]);
+    assert.deepEqual((history.messages as Msg[]).map((m) => [m.name, m.text]), [[name, "hello from the deno process"]]);
     // each process serves its metrics for Prometheus to scrape
     const scraped = await fetch(`http://127.0.0.1:${ports[0]}/metrics`);
     assert.match(scraped.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
@@ -229,6 +233,9 @@ test(
       await page.locator("#status", { hasText: /^connected$/ }).waitFor(wait);
       await page.locator("#node", { hasText: `on node ${ports[0]}` }).waitFor(wait);
       await page.locator("#messages li.notice", { hasText: /joined \(2 online\)/ }).waitFor(wait);
+      // the live member list: b (on the other process) and the page's own user
+      const me = (await page.locator("#me").textContent())!.replace(/^as /, "");
+      await page.locator("#members", { hasText: [bName, me].sort().join(", ") }).waitFor(wait);
       // what was said before it came, under "earlier messages"
       assert.deepEqual(await page.locator("#messages li.separator").allTextContents(), ["earlier messages"]);
       assert.deepEqual(await page.locator("#messages li.earlier .text").allTextContents(), ["before"]);

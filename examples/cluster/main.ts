@@ -13,6 +13,7 @@
 // Server → page, JSON: {type: "hello", name, node} (a new session: who you are, on which node —
 // its port), {type: "history", messages} (the last chat messages, oldest first), {type: "resumed",
 // node} (the session continues on this node), {type: "join", name, online}, {type: "leave", name},
+// {type: "members", members} (the names in the lobby on every node, after each change anywhere),
 // {type: "message", id, name, text, time}, and {type: "who", online, here, node} for "/who".
 
 import { readFile } from "node:fs/promises";
@@ -31,6 +32,7 @@ const hub = new Hub<{ name: string }>({
   broker: redisBroker({ url: redisUrl, prefix }),
   resume: {}, // a session outlives its connection, and its process: its state is kept in Redis
   history: { size: 50 }, // the room's last messages, in Redis: every node reads the same
+  presence: { keys: ["name"] }, // who is in a room, on every node: only the name leaves its node
 });
 const room = hub.room("lobby"); // a room broadcast reaches every node, and goes into the history
 let guests = 0;
@@ -47,6 +49,13 @@ hub.handleConnect(async (s) => {
   const kept = (await room.history()).map((e) => JSON.parse(e.message as string));
   s.write(json({ type: "history", messages: kept.filter((m) => m.type === "message").slice(-20) }));
   room.broadcast(json({ type: "join", name: s.get("name"), online: await hub.count() }));
+});
+// Who is online, live: a join or leave anywhere in the cluster reaches handlePresence on every
+// node (batched), and each node tells its own pages (broadcastFilter is node-local: one copy each).
+hub.handlePresence(async (name) => {
+  if (name !== "lobby") return;
+  const members = (await room.members()).map((m) => String(m.keys.name)).sort();
+  hub.broadcastFilter(json({ type: "members", members }), (s) => s.rooms.has("lobby"));
 });
 // Its client came back after a lost connection, maybe to another node: the same session, nothing lost.
 hub.handleResume((s) => s.write(json({ type: "resumed", node: server.port })));
