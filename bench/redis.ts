@@ -40,6 +40,7 @@ import * as os from "node:os";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { createClient } from "redis";
+import { type Node, runtimeCmd, startNode as startHub } from "./_nodes.ts";
 
 const env = process.env;
 const CLIENTS = Number(env.CLIENTS ?? 200);
@@ -61,48 +62,10 @@ const MEMORY_SIZES = (env.MEMORY_SIZES ?? "64,1024").split(",").map(Number);
 const has = (name: string) => SCENARIOS.includes(name) || SCENARIOS.includes("all");
 const PREFIX = `chorus-bench:${crypto.randomUUID().slice(0, 8)}`;
 const isBun = "Bun" in globalThis;
-const nodeScript = new URL("./redis_node.ts", import.meta.url).pathname;
 
-interface Node {
-  port: number;
-  stop(): Promise<void>;
-  /** SIGKILL: the node is gone at once, its sockets reset by the system. */
-  kill(): Promise<void>;
-}
-
-const runtimeCmd = (script: string): [string, string[]] =>
-  isBun
-    ? [process.execPath, ["run", script]]
-    : [(globalThis as unknown as { Deno: { execPath(): string } }).Deno.execPath(), ["run", "-A", script]];
-
+/** A bench node with this run's Redis and prefix, alone (`noBroker`) or in the cluster. */
 function startNode(noBroker: boolean, extra: Record<string, string> = {}): Promise<Node> {
-  const [cmd, args] = runtimeCmd(nodeScript);
-  const child = spawn(cmd, args, {
-    env: { ...process.env, REDIS_URL, PREFIX, PORT: "0", ...(noBroker ? { NO_BROKER: "1" } : {}), ...extra },
-    stdio: ["ignore", "pipe", "inherit"],
-  });
-  const exited = new Promise<void>((res) => child.on("exit", () => res()));
-  return new Promise((resolve, reject) => {
-    let out = "";
-    child.on("exit", () => reject(new Error(`node exited early: ${out}`)));
-    child.stdout!.on("data", (chunk: Uint8Array) => {
-      out += new TextDecoder().decode(chunk);
-      const m = out.match(/ready (\d+)/);
-      if (m) {
-        resolve({
-          port: Number(m[1]),
-          stop: () => {
-            child.kill("SIGTERM");
-            return exited;
-          },
-          kill: () => {
-            child.kill("SIGKILL");
-            return exited;
-          },
-        });
-      }
-    });
-  });
+  return startHub({ REDIS_URL, PREFIX, ...(noBroker ? { NO_BROKER: "1" } : {}), ...extra });
 }
 
 /** A client that counts what it receives and can wait for a count or a given message. */

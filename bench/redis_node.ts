@@ -2,9 +2,10 @@
 // with NO_BROKER=1, alone. Prints "ready <port>" once listening (and subscribed).
 // RESUME (JSON, e.g. "{}") gives the hub `resume` options (recoverable broadcasts through Redis
 // streams, chorus.v1 sessions that resume on any node); MAX_PENDING sets the broker's
-// maxPendingBytes.
+// maxPendingBytes; ROUTING ("single" or "rooms") the broker's routing.
 // Text commands: "size" answers "size <sessions on this node>"; "burst <n> <size>" broadcasts n messages of about size bytes ("<i> xxx…");
-// "room <name> <n> <size>" does the same to a room; anything else is broadcast as it is.
+// "room <name> <n> <size>" does the same to a room; "join <name>" joins the sender to a room and
+// answers "joined"; anything else is broadcast as it is.
 
 import process from "node:process";
 import { Hub } from "chorus-ws";
@@ -18,6 +19,7 @@ const hub = new Hub({
     url: env.REDIS_URL,
     prefix: env.PREFIX ?? "chorus-bench",
     ...(env.MAX_PENDING ? { maxPendingBytes: Number(env.MAX_PENDING) } : {}),
+    ...(env.ROUTING === "rooms" ? { routing: "rooms" as const } : {}),
   }),
   ...(env.RESUME ? { resume: JSON.parse(env.RESUME) } : {}),
 });
@@ -25,6 +27,10 @@ hub.handleBrokerError((err) => console.error(`broker error: ${err.message}`));
 hub.handleError((_s, err) => console.error(`session error: ${err.message}`));
 hub.handleMessage((s, msg) => {
   if (msg === "size") return s.write(`size ${hub.size}`);
+  if (msg.startsWith("join ")) {
+    s.join(msg.slice(5));
+    return s.write("joined");
+  }
   if (msg.startsWith("burst ")) {
     const [, n, size] = msg.split(" ").map(Number);
     const pad = "x".repeat(Math.max(0, size - 8));
