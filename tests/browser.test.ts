@@ -180,6 +180,8 @@ for (const server of ["deno", "bun"] as const) {
         for (const p of [ann, bob, cid]) await status(p, /^connected$/).waitFor(wait);
         assert.equal(await ann.locator("#count").textContent(), "2");
         assert.equal(await cid.locator("#count").textContent(), "1");
+        assert.equal(await ann.locator("#members").textContent(), "ann, bob");
+        assert.equal(await cid.locator("#members").textContent(), "cid");
         assert.equal(await ann.locator("#room").textContent(), "blue");
         assert.equal(await ann.locator("#me").textContent(), "as ann");
 
@@ -204,6 +206,7 @@ for (const server of ["deno", "bun"] as const) {
         await bob.close();
         await ann.locator("#messages li", { hasText: "bob left" }).waitFor(wait);
         assert.equal(await ann.locator("#count").textContent(), "2");
+        assert.equal(await ann.locator("#members").textContent(), "ann, dan");
         assert.deepEqual(await lines(ann), [
           "ann joined",
           "bob joined",

@@ -99,17 +99,17 @@ test(`example multichat (${runtime}): rooms by URL, join/leave notices with coun
     const ann = await open("/room/blue/ws?name=ann");
     assert.deepEqual(json(await ann.next()), { type: "hello", name: "ann" });
     assert.deepEqual(await history(ann), [], "nothing said in blue yet");
-    assert.deepEqual(await next(ann), { type: "join", name: "ann", count: 1 });
+    assert.deepEqual(await next(ann), { type: "join", name: "ann", count: 1, members: ["ann"] });
     const bob = await open("/room/blue/ws?name=bob");
-    assert.deepEqual(await next(ann), { type: "join", name: "bob", count: 2 });
+    assert.deepEqual(await next(ann), { type: "join", name: "bob", count: 2, members: ["ann", "bob"] });
     assert.deepEqual(json(await bob.next()), { type: "hello", name: "bob" });
     assert.deepEqual(await history(bob), [], "ann's join notice is no chat message");
-    assert.deepEqual(await next(bob), { type: "join", name: "bob", count: 2 });
+    assert.deepEqual(await next(bob), { type: "join", name: "bob", count: 2, members: ["ann", "bob"] });
     const cid = await open("/room/red/ws");
     const guest = json(await cid.next()).name as string;
     assert.match(guest, /^guest-\d+$/);
     assert.deepEqual(await history(cid), []);
-    assert.deepEqual(await next(cid), { type: "join", name: guest, count: 1 });
+    assert.deepEqual(await next(cid), { type: "join", name: guest, count: 1, members: [guest] });
 
     ann.send("hi blue");
     assert.deepEqual(await message(ann), { type: "message", name: "ann", text: "hi blue" });
@@ -134,16 +134,16 @@ test(`example multichat (${runtime}): rooms by URL, join/leave notices with coun
       { type: "message", name: "bob", text: "still blue" },
       ...more.map((text) => ({ type: "message", name: "ann", text })),
     ]);
-    assert.deepEqual(await next(dan), { type: "join", name: "dan", count: 3 });
-    assert.deepEqual(await next(ann), { type: "join", name: "dan", count: 3 });
+    assert.deepEqual(await next(dan), { type: "join", name: "dan", count: 3, members: ["ann", "bob", "dan"] });
+    assert.deepEqual(await next(ann), { type: "join", name: "dan", count: 3, members: ["ann", "bob", "dan"] });
     const newcomer = await open("/room/red/ws?name=eve");
     assert.deepEqual(json(await newcomer.next()), { type: "hello", name: "eve" });
     assert.deepEqual(await history(newcomer), [{ type: "message", name: guest, text: "hi red" }], "red's own");
-    assert.deepEqual(await next(cid), { type: "join", name: "eve", count: 2 });
+    assert.deepEqual(await next(cid), { type: "join", name: "eve", count: 2, members: [guest, "eve"].sort() });
 
     await bob.close();
-    assert.deepEqual(await next(ann), { type: "leave", name: "bob", count: 2 });
-    assert.deepEqual(await next(dan), { type: "leave", name: "bob", count: 2 });
+    assert.deepEqual(await next(ann), { type: "leave", name: "bob", count: 2, members: ["ann", "dan"] });
+    assert.deepEqual(await next(dan), { type: "leave", name: "bob", count: 2, members: ["ann", "dan"] });
     assert.equal(cid.pending, 0, "red never hears of blue's comings and goings");
 
     const bad = await fetch(new URL("/room/no%20spaces/ws", ex.url), { headers: { upgrade: "websocket" } });

@@ -5,7 +5,7 @@
 // connection comes back to the same session, in the same room, missing nothing.
 // Server → page, JSON, in this order for a new session: {type: "hello", name} (who you are),
 // {type: "history", messages} (the room's last chat messages, oldest first; maybe none), then
-// {type: "join" | "leave", name, count, time} and {type: "message", id, name, text, time}.
+// {type: "join" | "leave", name, count, members, time} (members: the names in the room) and {type: "message", id, name, text, time}.
 // The room keeps every room broadcast, notices included; only chat messages are sent as history
 // (old join/leave notices and their counts say nothing to a newcomer), so the hub keeps 50 for 20.
 // Run: `deno run -A examples/multichat/main.ts` or `bun run examples/multichat/main.ts`.
@@ -16,10 +16,16 @@ import { page, runExample } from "../_run.ts";
 
 type Keys = { room: string; name: string };
 
-const hub = new Hub<Keys>({ maxMessageSize: 4096, resume: {}, history: { size: 50 } });
+// presence: who is in a room (`room.members()`), with the one key the others may see
+const hub = new Hub<Keys>({ maxMessageSize: 4096, resume: {}, history: { size: 50 }, presence: { keys: ["name"] } });
 let guests = 0;
 const tell = (room: string, msg: Record<string, unknown>) =>
   hub.room(room).broadcast(JSON.stringify({ ...msg, time: new Date().toISOString() }));
+
+/** The names of the room's members, sorted (with a broker, on every node). */
+async function members(room: string): Promise<string[]> {
+  return (await hub.room(room).members()).map((m) => String(m.keys.name)).sort();
+}
 
 /** The room's last `n` chat messages, oldest first (its history holds the notices too). */
 async function lastMessages(room: string, n: number): Promise<unknown[]> {
@@ -34,15 +40,18 @@ hub.handleConnect(async (s) => {
   // both live and in the history: the ids let the page show it once.)
   s.join(room);
   s.write(JSON.stringify({ type: "history", messages: await lastMessages(room, 20) }));
-  tell(room, { type: "join", name: s.mustGet("name"), count: hub.room(room).size });
+  tell(room, { type: "join", name: s.mustGet("name"), count: hub.room(room).size, members: await members(room) });
 });
 hub.handleMessage((s, text) =>
   tell(s.mustGet("room"), { type: "message", id: crypto.randomUUID(), name: s.mustGet("name"), text })
 );
-hub.handleDisconnect((s) => {
+hub.handleDisconnect(async (s) => {
   if (hub.isClosed()) return; // shutting down: nobody is left to tell
   const room = s.mustGet("room");
-  tell(room, { type: "leave", name: s.mustGet("name"), count: hub.room(room).size });
+  const names = await members(room); // the session has left its rooms already
+  if (!hub.isClosed()) {
+    tell(room, { type: "leave", name: s.mustGet("name"), count: hub.room(room).size, members: names });
+  }
 });
 
 const validName = /^[\w-]{1,32}$/;
