@@ -22,10 +22,9 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "../broker.ts";
 import type { RedisClientLike } from "./redis.ts";
-import { safeKey } from "./_redis_streams.ts";
+import { safeKey, Script } from "./_redis_streams.ts";
 import { decodePresence, encodePresence } from "./wire.ts";
 
 // The time on Redis's clock, in ms.
@@ -119,16 +118,6 @@ for i = 1, #flat, 2 do
   end
 end
 return out`;
-
-/** A Lua script and its SHA-1, for EVALSHA. */
-class Script {
-  readonly src: string;
-  readonly sha: string;
-  constructor(src: string) {
-    this.src = src;
-    this.sha = createHash("sha1").update(src).digest("hex");
-  }
-}
 
 const SCRIPTS = { update: new Script(UPDATE), beat: new Script(BEAT), list: new Script(LIST) };
 
@@ -285,16 +274,8 @@ export class RedisPresence implements BrokerPresence {
     }
   }
 
-  async #run(script: Script, keys: string[], args: (string | Buffer)[], what: string): Promise<unknown> {
-    const host = this.#host;
-    const client = host.client();
-    const rest = [String(keys.length), ...keys, ...args];
-    try {
-      return await host.within(client.sendCommand(["EVALSHA", script.sha, ...rest]), what);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.includes("NOSCRIPT")) throw err;
-      return await host.within(client.sendCommand(["EVAL", script.src, ...rest]), what);
-    }
+  #run(script: Script, keys: string[], args: (string | Buffer)[], what: string): Promise<unknown> {
+    return this.#host.within(script.run(this.#host.client(), keys, args), what);
   }
 }
 

@@ -153,13 +153,36 @@ end
 if most > 0 then redis.call('PEXPIRE', KEYS[1], most) end
 return n`;
 
-/** A Lua script and its SHA-1, for EVALSHA. */
-class Script {
+/** Replies with bulk strings as bytes (for binary payloads). */
+const AS_BYTES = { typeMapping: { 36: Buffer } };
+
+/** A Lua script and its SHA-1, run by EVALSHA (the broker's streams and presence). */
+export class Script {
   readonly src: string;
   readonly sha: string;
+  /** @param src The script. */
   constructor(src: string) {
     this.src = src;
     this.sha = createHash("sha1").update(src).digest("hex");
+  }
+
+  /**
+   * EVALSHA, and EVAL when Redis does not have the script yet.
+   * @param client The connection.
+   * @param keys Its KEYS.
+   * @param args Its ARGV.
+   * @param bytes Bulk strings in the reply as bytes.
+   * @returns The script's reply.
+   */
+  async run(client: RedisClientLike, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
+    const rest = [String(keys.length), ...keys, ...args];
+    const options = bytes ? AS_BYTES : undefined;
+    try {
+      return await client.sendCommand(["EVALSHA", this.sha, ...rest], options);
+    } catch (err) {
+      if (!(err instanceof Error) || !err.message.includes("NOSCRIPT")) throw err;
+      return await client.sendCommand(["EVAL", this.src, ...rest], options);
+    }
   }
 }
 
@@ -171,9 +194,6 @@ const SCRIPTS = {
   drop: new Script(DROP),
   refresh: new Script(REFRESH),
 };
-
-/** Replies with bulk strings as bytes (for binary payloads). */
-const AS_BYTES = { typeMapping: { 36: Buffer } };
 
 /** What the Redis broker gives its streams. */
 export interface StreamsHost {
@@ -502,15 +522,7 @@ export class RedisStreams implements BrokerStreams {
     return Number(await host.within(run, "a session refresh"));
   }
 
-  /** EVALSHA, and EVAL when Redis does not have the script yet. */
-  async #run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
-    const client = this.#host.client();
-    const rest = [String(keys.length), ...keys, ...args];
-    try {
-      return await client.sendCommand(["EVALSHA", script.sha, ...rest], bytes ? AS_BYTES : undefined);
-    } catch (err) {
-      if (!(err instanceof Error) || !err.message.startsWith("NOSCRIPT")) throw err;
-      return await client.sendCommand(["EVAL", script.src, ...rest], bytes ? AS_BYTES : undefined);
-    }
+  #run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
+    return script.run(this.#host.client(), keys, args, bytes);
   }
 }
