@@ -1,7 +1,9 @@
-// Child-process hubs for the benches (bench/redis_node.ts), in the runtime running the bench.
+// Child-process hubs for the benches (bench/redis_node.ts), in the runtime running the bench, and
+// the cleanup of a bench's keys in Redis.
 
 import { spawn } from "node:child_process";
 import process from "node:process";
+import { createClient } from "redis";
 
 /** A hub in a child process. */
 export interface Node {
@@ -48,4 +50,14 @@ export function startNode(env: Record<string, string>): Promise<Node> {
       }
     });
   });
+}
+
+/** Deletes every key under `prefix` (a bench's run), on the Redis at `url`. */
+export async function dropKeys(url: string, prefix: string): Promise<void> {
+  const client = createClient({ url });
+  client.on("error", () => {});
+  await client.connect();
+  const keys = await client.keys(`${prefix}:*`);
+  if (keys.length > 0) await client.del(keys);
+  await client.close();
 }

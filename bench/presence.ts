@@ -17,6 +17,7 @@ import { createClient } from "redis";
 import { Hub } from "../mod.ts";
 import { attach, type HubSocket, type SocketEvents } from "../src/adapter.ts";
 import { redisBroker } from "../src/brokers/redis.ts";
+import { dropKeys } from "./_nodes.ts";
 
 const env = process.env;
 const STORM = Number(env.STORM ?? 1000);
@@ -66,14 +67,6 @@ async function cluster(prefix: string): Promise<[Hub<Keys>, Hub<Keys>]> {
   return [await make(), await make()];
 }
 
-async function cleanup(prefix: string): Promise<void> {
-  const redis = createClient({ url: REDIS_URL });
-  await redis.connect();
-  const keys = await redis.keys(`${prefix}:*`);
-  if (keys.length > 0) await redis.del(keys);
-  await redis.close();
-}
-
 async function storm(): Promise<void> {
   const prefix = `chorus-bench:presence:${crypto.randomUUID().slice(0, 8)}`;
   const [a, b] = await cluster(prefix);
@@ -105,7 +98,7 @@ async function storm(): Promise<void> {
   );
   await sub.close();
   await Promise.all([a.close(), b.close()]);
-  await cleanup(prefix);
+  await dropKeys(REDIS_URL, prefix);
 }
 
 async function members(): Promise<void> {
@@ -131,7 +124,7 @@ async function members(): Promise<void> {
     );
   }
   await Promise.all([a.close(), b.close()]);
-  await cleanup(prefix);
+  await dropKeys(REDIS_URL, prefix);
 }
 
 console.log(`presence (${runtime}), Redis at ${REDIS_URL}:`);

@@ -40,7 +40,7 @@ import * as os from "node:os";
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { createClient } from "redis";
-import { type Node, runtimeCmd, startNode as startHub } from "./_nodes.ts";
+import { dropKeys, type Node, runtimeCmd, startNode as startHub } from "./_nodes.ts";
 
 const env = process.env;
 const CLIENTS = Number(env.CLIENTS ?? 200);
@@ -632,11 +632,6 @@ try {
   if (has("memory")) await memory();
 } finally {
   await Promise.all([a?.stop(), b?.stop()]);
-  const client = createClient({ url: REDIS_URL });
-  client.on("error", () => {});
-  await client.connect();
-  const keys = await client.keys(`${PREFIX}:*`);
-  if (keys.length) await client.del(keys);
-  await client.close();
+  await dropKeys(REDIS_URL, PREFIX);
 }
 process.exit(0);

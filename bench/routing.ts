@@ -20,7 +20,7 @@ import process from "node:process";
 import { Hub } from "../mod.ts";
 import { redisBroker } from "../src/brokers/redis.ts";
 import { serve, type Server } from "../src/serve.ts";
-import { type Node, startNode } from "./_nodes.ts";
+import { dropKeys, type Node, startNode } from "./_nodes.ts";
 import { createClient } from "redis";
 
 const env = process.env;
@@ -77,17 +77,7 @@ async function run(routing: "single" | "rooms"): Promise<Run> {
     }
     await Promise.all(joined);
     // every room channel has its subscriber (routing "rooms"), so nothing is missed
-    if (routing === "rooms") {
-      const redis = createClient({ url: REDIS_URL });
-      await redis.connect();
-      const channels = Array.from({ length: ROOMS }, (_, r) => `${prefix}:room:room-${r}`);
-      while (true) {
-        const reply = await redis.sendCommand(["PUBSUB", "NUMSUB", ...channels]) as unknown[];
-        if (channels.every((_, i) => Number(reply[2 * i + 1]) === 1)) break;
-        await new Promise((r) => setTimeout(r, 10));
-      }
-      await redis.close();
-    }
+    if (routing === "rooms") await subscribed(prefix);
     const payload = "x".repeat(SIZE);
     const start = performance.now();
     for (let m = 0; m < MESSAGES; m++) {
@@ -106,11 +96,7 @@ async function run(routing: "single" | "rooms"): Promise<Run> {
     for (const ws of sockets) ws.close();
     await Promise.all(hubs.map((h) => h.close()));
     await Promise.all(servers.map((s) => s.shutdown()));
-    const redis = createClient({ url: REDIS_URL });
-    await redis.connect();
-    const keys = await redis.keys(`${prefix}:*`);
-    if (keys.length > 0) await redis.del(keys);
-    await redis.close();
+    await dropKeys(REDIS_URL, prefix);
   }
 }
 
@@ -178,13 +164,7 @@ async function throughput(count: number): Promise<number> {
   } finally {
     for (const ws of sockets) ws.close();
     await Promise.all(nodes.map((n) => n.stop()));
-    if (count > 1) {
-      const redis = createClient({ url: REDIS_URL });
-      await redis.connect();
-      const keys = await redis.keys(`${prefix}:*`);
-      if (keys.length > 0) await redis.del(keys);
-      await redis.close();
-    }
+    if (count > 1) await dropKeys(REDIS_URL, prefix);
   }
 }
 
