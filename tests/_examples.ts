@@ -35,10 +35,8 @@ export interface Exit {
   signal: string | null;
 }
 
-/** A running example. */
-export interface Example {
-  /** The runtime serving it. */
-  runtime: "deno" | "bun";
+/** A child process that printed its "listening on <url>" line. */
+export interface Listening {
   /** Its base URL, as printed (`http://127.0.0.1:port/`). */
   url: URL;
   port: number;
@@ -48,6 +46,12 @@ export interface Example {
   output(): string;
   /** Sends SIGTERM (or `signal`) and waits for the process to exit and its output to close. */
   stop(signal?: "SIGTERM" | "SIGINT"): Promise<Exit>;
+}
+
+/** A running example. */
+export interface Example extends Listening {
+  /** The runtime serving it. */
+  runtime: "deno" | "bun";
 }
 
 /**
@@ -61,9 +65,24 @@ export async function startExample(
   const which = opts.runtime ?? runtime;
   const script = `examples/${name}/main.ts`;
   const [exe, args] = runtimeCommand(which, script);
+  const env = { PORT: "0", HOST: "127.0.0.1", NO_COLOR: "1", ...opts.env };
+  return { runtime: which, ...await startListening(`${which} ${script}`, exe, args, { cwd: root, env }) };
+}
+
+/**
+ * Spawns `exe args` in `cwd` with `env` added to this process's, and waits (20 s at most) for
+ * its "listening on <url>" line on stdout or stderr.
+ * @param what Names the process in errors.
+ */
+export async function startListening(
+  what: string,
+  exe: string,
+  args: string[],
+  opts: { cwd: string; env: Record<string, string> },
+): Promise<Listening> {
   const child: ChildProcess = spawn(exe, args, {
-    cwd: root,
-    env: { ...process.env, PORT: "0", HOST: "127.0.0.1", NO_COLOR: "1", ...opts.env },
+    cwd: opts.cwd,
+    env: { ...process.env, ...opts.env },
     stdio: ["ignore", "pipe", "pipe"],
   });
   let out = "";
@@ -71,7 +90,7 @@ export async function startExample(
   const exited = deferred<Exit>();
   child.on("exit", (code, signal) => {
     exited.resolve({ code, signal });
-    listening.reject(new Error(`${which} ${script} exited (${code}) before listening:\n${out}`));
+    listening.reject(new Error(`${what} exited (${code}) before listening:\n${out}`));
   });
   child.on("error", (err) => listening.reject(err));
   const onData = (chunk: Uint8Array | string) => {
@@ -88,19 +107,18 @@ export async function startExample(
   const stop = (signal: "SIGTERM" | "SIGINT" = "SIGTERM"): Promise<Exit> =>
     stopped ??= (async () => {
       if (child.exitCode === null && child.signalCode === null) child.kill(signal);
-      const exit = await deadline(exited.promise, `${which} ${script} to exit`, 10_000);
-      await deadline(streamsClosed, `${which} ${script} output to close`, 10_000);
+      const exit = await deadline(exited.promise, `${what} to exit`, 10_000);
+      await deadline(streamsClosed, `${what} output to close`, 10_000);
       return exit;
     })();
   let url: URL;
   try {
-    url = await deadline(listening.promise, `${which} ${script} to listen`, 20_000);
+    url = await deadline(listening.promise, `${what} to listen`, 20_000);
   } catch (err) {
     await stop().catch(() => {});
     throw err;
   }
   return {
-    runtime: which,
     url,
     port: Number(url.port),
     wsUrl: (path) => `ws://127.0.0.1:${url.port}${path}`,

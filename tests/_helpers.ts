@@ -5,6 +5,7 @@ import * as nodeTest from "node:test";
 import * as net from "node:net";
 import { Hub, type HubOptions, type Keys } from "../mod.ts";
 import { serve, type ServeOptions, type Server } from "../src/serve.ts";
+import { type ChorusClient, type ClientOptions, connect } from "../src/client.ts";
 
 /** The runtime running the suite. */
 export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
@@ -288,3 +289,54 @@ export class RawPeer {
 
 /** Encodes a string as UTF-8. */
 export const utf8 = (s: string): Uint8Array => new TextEncoder().encode(s);
+
+/**
+ * A chorus-ws/client client with what it received (as text), its opens and its close, each
+ * pinging `signal`; `end()` closes it and waits until its sockets are closed. Reconnects fast
+ * (20 to 200 ms) unless `options` say otherwise.
+ */
+export class Watched {
+  readonly c: ChorusClient;
+  readonly got: string[] = [];
+  readonly opens: boolean[] = [];
+  closed: number | undefined;
+  readonly signal: Signal;
+  #sockets: Promise<void>[] = [];
+
+  constructor(url: string, signal: Signal, options: ClientOptions = {}) {
+    this.signal = signal;
+    const sockets = this.#sockets;
+    class Tracked extends WebSocket {
+      constructor(url: string | URL, protocols?: string | string[]) {
+        super(url, protocols);
+        const d = deferred();
+        this.addEventListener("close", () => d.resolve());
+        sockets.push(d.promise);
+      }
+    }
+    this.c = connect(url, { minDelay: 20, maxDelay: 200, connectTimeout: 3000, WebSocket: Tracked, ...options });
+    this.c.addEventListener("open", (e) => {
+      this.opens.push(e.resumed);
+      signal.ping();
+    });
+    this.c.addEventListener("message", (e) => {
+      this.got.push(e.data as string);
+      signal.ping();
+    });
+    this.c.addEventListener("close", (e) => {
+      this.closed = e.code;
+      signal.ping();
+    });
+  }
+
+  /** The messages received that start with `prefix`, without it. */
+  only(prefix: string): string[] {
+    return this.got.filter((m) => m.startsWith(prefix)).map((m) => m.slice(prefix.length));
+  }
+
+  /** Closes the client and waits until its sockets are closed. */
+  async end(): Promise<void> {
+    if (this.c.state !== "closed") this.c.close();
+    await deadline(Promise.all(this.#sockets), "the client's sockets to close", 10_000);
+  }
+}

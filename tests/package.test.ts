@@ -5,7 +5,7 @@
 // under bun init's own tsconfig; and the README's Deno recipe for a local checkout by path.
 // Children run in temporary directories outside the repository, so nothing resolves through it.
 import assert from "node:assert/strict";
-import { type ChildProcess, spawn, spawnSync } from "node:child_process";
+import { spawn, spawnSync } from "node:child_process";
 import {
   copyFileSync,
   existsSync,
@@ -21,7 +21,7 @@ import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import process from "node:process";
 import { Client, deadline, deferred, runtime, test } from "./_helpers.ts";
-import { root, runtimePath } from "./_examples.ts";
+import { root, runtimePath, startListening } from "./_examples.ts";
 
 const npm = spawnSync("npm", ["--version"], { encoding: "utf8" }).status === 0 ? "npm" : undefined;
 const bun = runtimePath("bun");
@@ -99,40 +99,25 @@ function pack(): Promise<{ tarball: string; files: string[] }> {
 /** Runs examples/hello/main.ts (copied into `dir`) and chats with it over a real WebSocket. */
 async function chatWithHello(cmd: string, args: string[], dir: string): Promise<void> {
   copyFileSync(join(root, "examples/hello/main.ts"), join(dir, "main.ts"));
-  const child: ChildProcess = spawn(cmd, [...args, "main.ts"], {
+  const hello = await startListening(`${cmd} main.ts`, cmd, [...args, "main.ts"], {
     cwd: dir,
-    env: { ...process.env, PORT: "0", NO_COLOR: "1" },
-    stdio: ["ignore", "pipe", "pipe"],
+    env: { PORT: "0", NO_COLOR: "1" },
   });
-  let out = "";
-  const listening = deferred<URL>();
-  const closed = new Promise<void>((resolve) => child.on("close", () => resolve()));
-  child.on("exit", (code) => listening.reject(new Error(`${cmd} main.ts exited (${code}) before listening:\n${out}`)));
-  const onData = (chunk: Uint8Array | string) => {
-    out += chunk.toString();
-    const m = out.match(/listening on (http:\/\/\S+)/);
-    if (m) listening.resolve(new URL(m[1]));
-  };
-  child.stdout!.on("data", onData);
-  child.stderr!.on("data", onData);
-  listening.promise.catch(() => {});
   let ann: Client | undefined;
   try {
-    const url = await deadline(listening.promise, `${cmd} main.ts to listen`, 20_000);
-    ann = await Client.open(`ws://127.0.0.1:${url.port}/?name=ann`);
+    ann = await Client.open(hello.wsUrl("/?name=ann"));
     ann.send("hello from the package");
     assert.equal(await ann.next(), "ann: hello from the package");
     await ann.close();
     await deadline(
       (async () => {
-        while (!/ann left/.test(out)) await new Promise((r) => setTimeout(r, 20));
+        while (!/ann left/.test(hello.output())) await new Promise((r) => setTimeout(r, 20));
       })(),
       "the disconnect hook's line",
     );
   } finally {
     await ann?.close().catch(() => {});
-    child.kill("SIGINT");
-    await deadline(closed, `${cmd} main.ts to exit`, 10_000);
+    await hello.stop("SIGINT");
   }
 }
 

@@ -3,10 +3,9 @@
 // a chorus-ws/client client (and a Chromium page) comes back on the other with nothing lost.
 import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
-import { type ChorusClient, connect } from "../src/client.ts";
 import { Child, cleanup, REDIS_URL, uniquePrefix } from "./_cluster.ts";
 import { runtimeCommand, runtimePath } from "./_examples.ts";
-import { Client, closeAll, deadline, deferred, runtime, Signal, test } from "./_helpers.ts";
+import { Client, closeAll, deadline, runtime, Signal, test, Watched } from "./_helpers.ts";
 import { browserSkip, launchBrowser } from "./_browser.ts";
 import { Proxy } from "./_proxy.ts";
 
@@ -112,49 +111,16 @@ test("examples/cluster: a user on one process sees the messages of a user on the
   }
 });
 
-const fast = { minDelay: 20, maxDelay: 200, connectTimeout: 3000 };
-
-/** A chorus-ws/client client with the JSON messages it got and its opens; `end()` waits for its sockets. */
-class Watched {
-  readonly c: ChorusClient;
-  readonly got: Msg[] = [];
-  readonly opens: boolean[] = [];
-  #sockets: Promise<void>[] = [];
-
-  constructor(url: string, signal: Signal) {
-    const sockets = this.#sockets;
-    class Tracked extends WebSocket {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(url, protocols);
-        const d = deferred();
-        this.addEventListener("close", () => d.resolve());
-        sockets.push(d.promise);
-      }
-    }
-    this.c = connect(url, { ...fast, WebSocket: Tracked });
-    this.c.addEventListener("open", (e) => {
-      this.opens.push(e.resumed);
-      signal.ping();
-    });
-    this.c.addEventListener("message", (e) => {
-      this.got.push(JSON.parse(e.data as string));
-      signal.ping();
-    });
-  }
-
+/** A client of the chat: its messages are JSON. */
+class Chatter extends Watched {
   /** The messages of a type. */
   of(type: string): Msg[] {
-    return this.got.filter((m) => m.type === type);
+    return this.got.map((m) => JSON.parse(m) as Msg).filter((m) => m.type === type);
   }
 
   /** The texts of the chat messages from `name`. */
   texts(name: string): string[] {
     return this.of("message").filter((m) => m.name === name).map((m) => String(m.text));
-  }
-
-  async end(): Promise<void> {
-    if (this.c.state !== "closed") this.c.close();
-    await deadline(Promise.all(this.#sockets), "the client's sockets to close", 10_000);
   }
 }
 
@@ -164,7 +130,7 @@ const numbered = (n: number): string[] => Array.from({ length: n }, (_, i) => `n
  * Sends n1..n`count` from `sender`, each once the previous came back to it (a conversation, not a
  * burst); `at(i)` runs after each.
  */
-async function talk(sender: Watched, name: string, count: number, signal: Signal, at: (i: number) => Promise<void>) {
+async function talk(sender: Chatter, name: string, count: number, signal: Signal, at: (i: number) => Promise<void>) {
   for (let i = 1; i <= count; i++) {
     sender.c.send(`n${i}`);
     await signal.until(() => sender.texts(name).length >= i, `n${i} back at its sender`, 10_000);
@@ -177,13 +143,13 @@ test("examples/cluster: the Deno process is SIGKILLed mid-conversation; its clie
   const { nodes, ports } = await startCluster(prefix);
   const signal = new Signal();
   const lb = await Proxy.start(ports[0]);
-  const watched: Watched[] = [];
+  const watched: Chatter[] = [];
   try {
-    const a = new Watched(`ws://127.0.0.1:${lb.port}/ws`, signal);
+    const a = new Chatter(`ws://127.0.0.1:${lb.port}/ws`, signal);
     watched.push(a);
     await signal.until(() => a.of("history").length === 1, "a's hello and history");
     assert.deepEqual(a.of("hello").map((m) => m.node), [ports[0]]);
-    const b = new Watched(`ws://127.0.0.1:${ports[1]}/ws`, signal);
+    const b = new Chatter(`ws://127.0.0.1:${ports[1]}/ws`, signal);
     watched.push(b);
     await signal.until(() => b.of("hello").length === 1, "b's hello");
     const bName = String(b.of("hello")[0].name);
@@ -217,10 +183,10 @@ test(
     const { nodes, ports } = await startCluster(prefix);
     const signal = new Signal();
     const lb = await Proxy.start(ports[0]); // the load balancer: page, script and WebSocket through one port
-    let b: Watched | undefined;
+    let b: Chatter | undefined;
     let browser: Browser | undefined;
     try {
-      b = new Watched(`ws://127.0.0.1:${ports[1]}/ws`, signal);
+      b = new Chatter(`ws://127.0.0.1:${ports[1]}/ws`, signal);
       await signal.until(() => b!.of("hello").length === 1, "b's hello");
       const bName = String(b.of("hello")[0].name);
       b.c.send("before");

@@ -3,8 +3,6 @@
 // message is counted: nothing lost, nothing twice, in order.
 
 import assert from "node:assert/strict";
-import { connect } from "../src/client.ts";
-import type { ChorusClient } from "../src/client.ts";
 import { Hub } from "../mod.ts";
 import { redisBroker } from "../src/brokers/redis.ts";
 import {
@@ -18,51 +16,8 @@ import {
   startChildNode,
   uniquePrefix,
 } from "./_cluster.ts";
-import { deadline, deferred, runtime, Signal, test } from "./_helpers.ts";
+import { deadline, deferred, runtime, Signal, test, Watched } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
-
-const fast = { minDelay: 20, maxDelay: 200, connectTimeout: 3000 };
-
-/** A client with what it received and its opens. */
-class Watched {
-  readonly c: ChorusClient;
-  readonly got: string[] = [];
-  readonly opens: boolean[] = [];
-  readonly signal: Signal;
-  #sockets: Promise<void>[] = [];
-
-  constructor(url: string, signal: Signal) {
-    this.signal = signal;
-    const sockets = this.#sockets;
-    class Tracked extends WebSocket {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(url, protocols);
-        const d = deferred();
-        this.addEventListener("close", () => d.resolve());
-        sockets.push(d.promise);
-      }
-    }
-    this.c = connect(url, { ...fast, WebSocket: Tracked });
-    this.c.addEventListener("open", (e) => {
-      this.opens.push(e.resumed);
-      signal.ping();
-    });
-    this.c.addEventListener("message", (e) => {
-      this.got.push(e.data as string);
-      signal.ping();
-    });
-  }
-
-  /** The messages received that start with `prefix`, without it. */
-  only(prefix: string): string[] {
-    return this.got.filter((m) => m.startsWith(prefix)).map((m) => m.slice(prefix.length));
-  }
-
-  async end(): Promise<void> {
-    if (this.c.state !== "closed") this.c.close();
-    await deadline(Promise.all(this.#sockets), "the client's sockets to close", 10_000);
-  }
-}
 
 const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i + 1));
 

@@ -3,54 +3,12 @@
 
 import assert from "node:assert/strict";
 import type { Session } from "../mod.ts";
-import { type ChorusClient, connect } from "../src/client.ts";
-import { deadline, deferred, Signal, startServer, test, type TestServer } from "./_helpers.ts";
+import { Signal, startServer, test, type TestServer, Watched } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
 
 type Keys = { name: string };
-const fast = { minDelay: 20, maxDelay: 200, connectTimeout: 2000 };
-
-/** A client with what it received, its opens and its close, and a way to wait for them. */
-class Watched {
-  readonly c: ChorusClient;
-  readonly got: string[] = [];
-  readonly opens: boolean[] = [];
-  closed: number | undefined;
-  readonly signal: Signal;
-  #sockets: Promise<void>[] = [];
-
-  constructor(url: string, signal: Signal, options = {}) {
-    this.signal = signal;
-    const sockets = this.#sockets;
-    class Tracked extends WebSocket {
-      constructor(url: string | URL, protocols?: string | string[]) {
-        super(url, protocols);
-        const d = deferred();
-        this.addEventListener("close", () => d.resolve());
-        sockets.push(d.promise);
-      }
-    }
-    this.c = connect(url, { ...fast, WebSocket: Tracked, ...options });
-    this.c.addEventListener("open", (e) => {
-      this.opens.push(e.resumed);
-      signal.ping();
-    });
-    this.c.addEventListener("message", (e) => {
-      this.got.push(e.data as string);
-      signal.ping();
-    });
-    this.c.addEventListener("close", (e) => {
-      this.closed = e.code;
-      signal.ping();
-    });
-  }
-
-  /** Closes the client and waits until its sockets are closed. */
-  async end(): Promise<void> {
-    if (this.c.state !== "closed") this.c.close();
-    await deadline(Promise.all(this.#sockets), "the client's sockets to close", 10_000);
-  }
-}
+/** This file's clients give up a connection attempt after 2 s. */
+const fast = { connectTimeout: 2000 };
 
 async function setup(resume = {}): Promise<{ t: TestServer<Keys>; proxy: Proxy; url: string }> {
   const t = await startServer<Keys>({ resume, pingInterval: 0 });
@@ -79,7 +37,7 @@ test("resume with chorus-ws/client: cut twice; messages both ways, sent while aw
     session = s;
     t.signal.ping();
   });
-  const w = new Watched(url, t.signal);
+  const w = new Watched(url, t.signal, fast);
   try {
     await t.signal.until(() => w.opens.length === 1 && session !== undefined, "open");
     for (const m of numbers(1, 5, "c")) w.c.send(m);
@@ -111,7 +69,7 @@ test("resume with chorus-ws/client: cut twice; messages both ways, sent while aw
 
 test("resume with chorus-ws/client: a burst of 2,000 broadcasts cut in the middle arrives whole: once each, in order", async () => {
   const { t, proxy, url } = await setup({ maxMessages: 5000 });
-  const clients = Array.from({ length: 3 }, () => new Watched(url, t.signal));
+  const clients = Array.from({ length: 3 }, () => new Watched(url, t.signal, fast));
   try {
     await t.signal.until(() => clients.every((w) => w.opens.length === 1) && t.hub.size === 3, "3 clients");
     for (let i = 1; i <= 2000; i++) {
@@ -134,8 +92,8 @@ test("resume with chorus-ws/client: a burst of 2,000 broadcasts cut in the middl
 
 test("resume with chorus-ws/client: s.close() and c.close() end the session at once, and the client stops", async () => {
   const { t, proxy, url } = await setup();
-  const a = new Watched(url, t.signal);
-  const b = new Watched(url, t.signal);
+  const a = new Watched(url, t.signal, fast);
+  const b = new Watched(url, t.signal, fast);
   try {
     await t.signal.until(() => a.opens.length === 1 && b.opens.length === 1 && t.hub.size === 2, "2 sessions");
     const [sa] = t.hub.sessions();
@@ -158,7 +116,7 @@ test("resume with chorus-ws/client: 1,000 clients cut at once all resume, nothin
   const n = 1000;
   const { t, proxy, url } = await setup();
   const signal = new Signal();
-  const clients = Array.from({ length: n }, () => new Watched(url, signal, { minDelay: 50, maxDelay: 1000 }));
+  const clients = Array.from({ length: n }, () => new Watched(url, signal, { ...fast, minDelay: 50, maxDelay: 1000 }));
   try {
     await signal.until(() => clients.every((w) => w.opens.length === 1), `${n} opens`, 30_000);
     t.hub.broadcast("before");
