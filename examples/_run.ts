@@ -1,7 +1,8 @@
 /**
  * What every example shares: the port (first argument, else `PORT`, else 8080; `0` picks a free
  * one), the address (`HOST`, else 127.0.0.1: this machine only; `HOST=0.0.0.0` for every
- * interface), chorus-ws/client for the pages at `/chorus-client.js`, one line with the URL once
+ * interface), the pages' shared files (`/chorus-client.js`, `/chat-view.js`, `/chat.css`: see
+ * `_assets.ts`), one line with the URL once
  * listening (saying "all interfaces" when it is so), and a clean shutdown on SIGINT/SIGTERM. Runs
  * unchanged on Deno and on Bun.
  *
@@ -12,6 +13,7 @@ import process from "node:process";
 import { readFileSync } from "node:fs";
 import type { Hub, Keys } from "chorus-ws";
 import { type FetchApp, serveApp, type Server } from "chorus-ws/hono";
+import { asset } from "./_assets.ts";
 
 /** Options of {@linkcode runExample}. */
 export interface RunOptions {
@@ -19,21 +21,8 @@ export interface RunOptions {
   onShutdown?: () => void | Promise<void>;
 }
 
-/** chorus/client as one browser module, built by `scripts/build_client.ts`; read once. */
-const clientModule = readFileSync(new URL("_static/chorus-client.js", import.meta.url), "utf8");
-
 /**
- * The browser build of chorus/client, for a page's `import { connect } from "/chorus-client.js"`.
- *
- * @returns The module, as `text/javascript`.
- */
-export function clientScript(): Response {
-  return new Response(clientModule, { headers: { "content-type": "text/javascript; charset=utf-8" } });
-}
-
-/**
- * Serves an example's app and hub, with chorus/client at `/chorus-client.js` (see
- * {@linkcode clientScript}), prints `<name> listening on <url>`, and shuts down cleanly
+ * Serves an example's app and hub, with the pages' shared files (see `_assets.ts`), prints `<name> listening on <url>`, and shuts down cleanly
  * on SIGINT or SIGTERM: every session is closed with 1001, then the process exits.
  *
  * @param name The example's name, for the log line.
@@ -51,10 +40,10 @@ export async function runExample<K extends Keys>(
   const raw = process.argv[2] ?? process.env.PORT ?? "8080";
   const port = Number(raw);
   if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`Not a port: ${raw}`);
-  const withClient: FetchApp = {
-    fetch: (req, env) => new URL(req.url).pathname === "/chorus-client.js" ? clientScript() : app.fetch(req, env),
+  const withAssets: FetchApp = {
+    fetch: (req, env) => asset(new URL(req.url).pathname) ?? app.fetch(req, env),
   };
-  const server = await serveApp(hub, withClient, { port, hostname: process.env.HOST ?? "127.0.0.1" });
+  const server = await serveApp(hub, withAssets, { port, hostname: process.env.HOST ?? "127.0.0.1" });
   let stopping = false;
   const stop = async (signal: string) => {
     if (stopping) return;

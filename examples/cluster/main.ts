@@ -8,7 +8,7 @@
 // Port: first argument or PORT (0 picks a free one; default 8001). Redis: REDIS_URL
 // (default redis://127.0.0.1:6379), PREFIX names the cluster. Open http://localhost:8001/ and http://localhost:8002/.
 // Each process serves its metrics at /metrics, in the Prometheus text format, and chorus-ws/client
-// for its page at /chorus-client.js. SIGINT or SIGTERM hands its sessions over to the other nodes.
+// and the chat view for its page (/chorus-client.js, /chat-view.js, /chat.css). SIGINT or SIGTERM hands its sessions over to the other nodes.
 //
 // Server → page, JSON: {type: "hello", name, node} (a new session: who you are, on which node —
 // its port), {type: "history", messages} (the last chat messages, oldest first), {type: "resumed",
@@ -21,12 +21,12 @@ import process from "node:process";
 import { Hub, prometheusText } from "chorus-ws";
 import { redisBroker } from "chorus-ws/redis";
 import { serve } from "chorus-ws/serve";
+import { asset } from "../_assets.ts";
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8001);
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const prefix = process.env.PREFIX ?? "chorus-cluster-example"; // the processes that share it are one cluster
 const page = await readFile(new URL("./index.html", import.meta.url), "utf8");
-const client = await readFile(new URL("../_static/chorus-client.js", import.meta.url), "utf8");
 
 const hub = new Hub<{ name: string }>({
   broker: redisBroker({ url: redisUrl, prefix }),
@@ -78,9 +78,8 @@ const server = await serve(hub, {
   fetch(req) {
     const path = new URL(req.url).pathname;
     if (path === "/") return new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } });
-    if (path === "/chorus-client.js") {
-      return new Response(client, { headers: { "content-type": "text/javascript; charset=utf-8" } });
-    }
+    const shared = asset(path); // chorus-ws/client and the chat view, for the page
+    if (shared) return shared;
     if (path === "/metrics") {
       return new Response(prometheusText(hub.metrics()), {
         headers: { "content-type": "text/plain; version=0.0.4; charset=utf-8" },
