@@ -54,6 +54,21 @@ export async function rawRedis(url = REDIS_URL) {
   return client;
 }
 
+/**
+ * How many nodes subscribe to each room's channel (`routing: "rooms"`), by Redis's own count
+ * (PUBSUB NUMSUB).
+ */
+export async function subscribers(prefix: string, rooms: string[], url = REDIS_URL): Promise<number[]> {
+  const client = await rawRedis(url);
+  try {
+    const channels = rooms.map((r) => `${prefix}:room:${r}`);
+    const reply = await client.sendCommand(["PUBSUB", "NUMSUB", ...channels]) as unknown[];
+    return rooms.map((_, i) => Number(reply[2 * i + 1]));
+  } finally {
+    await client.close();
+  }
+}
+
 /** Deletes every key under a prefix. */
 export async function cleanup(prefix: string, url = REDIS_URL): Promise<void> {
   const client = await rawRedis(url);

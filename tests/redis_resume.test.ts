@@ -14,6 +14,7 @@ import {
   RedisServer,
   sparePort,
   startChildNode,
+  subscribers,
   uniquePrefix,
 } from "./_cluster.ts";
 import { deadline, deferred, runtime, Signal, test, Watched } from "./_helpers.ts";
@@ -70,12 +71,7 @@ for (
       await signal.until(() => w!.opens.length === 1, "open on the first node");
       if (routing === "rooms") {
         // a node receives a room's broadcasts of other nodes once its SUBSCRIBE is confirmed
-        const redis = await rawRedis();
-        await eventually(
-          async () => Number((await redis.sendCommand(["PUBSUB", "NUMSUB", `${prefix}:room:r`]) as unknown[])[1]),
-          (n) => n === 1,
-          "the first node to subscribe to room r",
-        ).finally(() => redis.close());
+        await eventually(() => subscribers(prefix, ["r"]), ([n]) => n === 1, "the first node to subscribe to room r");
       }
       await stream(c3, 400, "n", async (i) => {
         if (i === 150) {

@@ -3,28 +3,13 @@
 // counted (`hub.metrics().brokerIn`), and Redis's own PUBSUB NUMSUB shows the subscriptions.
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import { cleanup, type ClusterNode, eventually, rawRedis, startNode, text, uniquePrefix } from "./_cluster.ts";
+import { cleanup, type ClusterNode, eventually, startNode, subscribers, text, uniquePrefix } from "./_cluster.ts";
 import { type Client, closeAll, deadline, deferred, openClients, test } from "./_helpers.ts";
 import { redisBroker } from "../src/brokers/redis.ts";
 
 const NODES = 4;
 const ROOMS = 200;
 const PER_NODE = 10; // clients per node
-
-/** How many nodes subscribe to each room channel, by Redis's count. */
-async function subscribers(prefix: string, rooms: string[]): Promise<number[]> {
-  const redis = await rawRedis();
-  try {
-    const reply = await redis.sendCommand([
-      "PUBSUB",
-      "NUMSUB",
-      ...rooms.map((r) => `${prefix}:room:${r}`),
-    ]) as unknown[];
-    return rooms.map((_, i) => Number(reply[2 * i + 1]));
-  } finally {
-    await redis.close();
-  }
-}
 
 test("redis routing \"rooms\": 4 nodes × 200 rooms, each node receives only its rooms' broadcasts, every member gets its rooms' messages and no other", async () => {
   const prefix = uniquePrefix("routing");
