@@ -84,6 +84,24 @@ export const BOTH = 3;
 
 /** Pong deadlines and pings are compared with this much slack for timer jitter (ms). */
 const SLACK = 5;
+
+/** A broadcast numbered in its stream, encoded once for every resumable recipient. */
+interface NumberedFrame {
+  offset: number;
+  frame: string | Uint8Array;
+  /** The frame's size: the payload's and the header's. */
+  size: number;
+}
+
+/**
+ * Numbers a broadcast in `stream`: at the broker's offset `at` (which moves the stream on), or
+ * at the stream's next one here; then encodes its frame.
+ */
+function numberFrame(stream: Stream, at: number, payload: string | Uint8Array, size: number): NumberedFrame {
+  const offset = at || ++stream.offset;
+  if (offset > stream.offset) stream.offset = offset;
+  return { offset, frame: encodeData(stream.id, offset, payload), size: size + dataOverhead(stream.id, offset) };
+}
 /** How long a `chorus.v1` connection may take to say whether it is new or resumes (ms). */
 const HANDSHAKE_WAIT = 10_000;
 const HELLO = encodeControl({ t: "hello", v: 1 });
@@ -450,9 +468,7 @@ export class Registry<K extends object = Keys> {
     parts: number = BOTH,
     at = 0,
   ): void {
-    let offset = 0;
-    let frame: string | Uint8Array = "";
-    let frameSize = 0;
+    let frame: NumberedFrame | undefined;
     for (const core of targets) {
       if (core === except) continue;
       if (!core.framed) {
@@ -462,13 +478,8 @@ export class Registry<K extends object = Keys> {
       } else if (!stream) {
         core.deliverOwn(payload, size);
       } else {
-        if (offset === 0) {
-          offset = at || ++stream.offset;
-          if (offset > stream.offset) stream.offset = offset;
-          frame = encodeData(stream.id, offset, payload);
-          frameSize = size + dataOverhead(stream.id, offset);
-        }
-        core.deliverFrame(stream, offset, frame, frameSize, payload);
+        frame ??= numberFrame(stream, at, payload, size);
+        core.deliverFrame(stream, frame.offset, frame.frame, frame.size, payload);
       }
     }
   }
@@ -649,10 +660,7 @@ export class Registry<K extends object = Keys> {
     }
     if (numbered > 0) {
       const stream = room === undefined ? this.hubStream : this.roomStream(room);
-      const offset = at || ++stream.offset;
-      if (offset > stream.offset) stream.offset = offset;
-      const frame = encodeData(stream.id, offset, payload);
-      const frameSize = size + dataOverhead(stream.id, offset);
+      const { offset, frame, size: frameSize } = numberFrame(stream, at, payload, size);
       const topic = room === undefined ? this.#v1Topic : this.#v1RoomPrefix + room;
       if (this.#publishAll(topic, frame, from)) dropped = true;
       // Each resumable session keeps the frame until its client acknowledges it.
