@@ -3,9 +3,20 @@
 // counted (`hub.metrics().brokerIn`), and Redis's own PUBSUB NUMSUB shows the subscriptions.
 import assert from "node:assert/strict";
 import { connect } from "../src/client.ts";
-import { cleanup, type ClusterNode, eventually, startNode, subscribers, text, uniquePrefix } from "./_cluster.ts";
-import { type Client, closeAll, deadline, deferred, openClients, test } from "./_helpers.ts";
-import { redisBroker } from "../src/brokers/redis.ts";
+import {
+  cleanup,
+  type ClusterNode,
+  eventually,
+  REDIS_URL,
+  startNode,
+  subscribers,
+  text,
+  uniquePrefix,
+} from "./_cluster.ts";
+import { type Client, closeAll, deadline, deferred, openClients, Signal, test, Watched } from "./_helpers.ts";
+import { redisBroker, type RedisClientLike } from "../src/brokers/redis.ts";
+import { Proxy } from "./_proxy.ts";
+import { createClient } from "redis";
 
 const NODES = 4;
 const ROOMS = 200;
@@ -115,6 +126,60 @@ test("redis routing \"rooms\" with resumable sessions: a room's first member get
   } finally {
     c.close();
     await Promise.all([a.close(), b.close()]);
+    await cleanup(prefix);
+  }
+});
+
+test('redis routing "rooms": a session resumed on a node new to its room reads the room\'s stream only once that node is subscribed: a broadcast in between arrives once', async () => {
+  const prefix = uniquePrefix("routing-recover");
+  const resume = { resume: { window: 10_000 }, history: { size: 10 } }; // history: to see what is in the stream
+  // b's subscriber holds every room SUBSCRIBE until the test lets it through
+  const gate = deferred();
+  const client = createClient({ url: REDIS_URL });
+  client.on("error", () => {});
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = ((...args: Parameters<typeof duplicate>) => {
+    const sub = duplicate(...args);
+    const subscribe = sub.subscribe.bind(sub) as RedisClientLike["subscribe"];
+    (sub as unknown as RedisClientLike).subscribe = async (channel, listener, bufferMode) => {
+      if (channel.includes(":room:")) await gate.promise;
+      return subscribe(channel, listener, bufferMode);
+    };
+    return sub;
+  }) as typeof client.duplicate;
+  const a = await startNode({ prefix, routing: "rooms" }, resume);
+  const b = await startNode({ url: undefined, client, prefix, routing: "rooms" }, resume);
+  const c = await startNode({ prefix, routing: "rooms" }, resume);
+  const lb = await Proxy.start(a.port);
+  const w = new Watched(`ws://127.0.0.1:${lb.port}/`, new Signal());
+  try {
+    a.hub.handleConnect((s) => s.join("r"));
+    await w.signal.until(() => w.opens.length === 1, "open on a");
+    c.hub.room("r").broadcast("before");
+    await w.signal.until(() => w.got.length === 1, "the first broadcast");
+    // the load balancer moves the client to b, which claims the session and joins room "r"
+    lb.retarget(b.port);
+    lb.cut();
+    await eventually(() => Promise.resolve(b.hub.room("r").size), (n) => n === 1, "the session back in room r, on b");
+    // b is not subscribed yet: this broadcast reaches it only through the stream it reads next
+    c.hub.room("r").broadcast("while b subscribes");
+    await eventually(
+      async () => (await c.hub.room("r").history()).length,
+      (n) => n === 2,
+      "the broadcast in the room's stream",
+    );
+    gate.resolve();
+    await w.signal.until(() => w.got.length === 2, "the broadcast made while b subscribed");
+    c.hub.room("r").broadcast("after");
+    await w.signal.until(() => w.got.length === 3, "a live one");
+    assert.deepEqual(w.got, ["before", "while b subscribes", "after"]);
+    assert.deepEqual(w.opens, [false, true], "resumed on b");
+  } finally {
+    gate.resolve();
+    await w.end();
+    await Promise.all([a.close(), b.close(), c.close()]);
+    await lb.close();
+    await client.close();
     await cleanup(prefix);
   }
 });
