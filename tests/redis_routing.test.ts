@@ -22,6 +22,27 @@ const NODES = 4;
 const ROOMS = 200;
 const PER_NODE = 10; // clients per node
 
+/**
+ * A node-redis client for `redisBroker({ client })` whose subscriber (its `duplicate()`) holds
+ * every room SUBSCRIBE until `gate` resolves: the window between a node's first member of a room
+ * and its subscription, made as long as a test needs.
+ */
+function gatedClient(gate: Promise<void>) {
+  const client = createClient({ url: REDIS_URL });
+  client.on("error", () => {});
+  const duplicate = client.duplicate.bind(client);
+  client.duplicate = ((...args: Parameters<typeof duplicate>) => {
+    const sub = duplicate(...args);
+    const subscribe = sub.subscribe.bind(sub) as RedisClientLike["subscribe"];
+    (sub as unknown as RedisClientLike).subscribe = async (channel, listener, bufferMode) => {
+      if (channel.includes(":room:")) await gate;
+      return subscribe(channel, listener, bufferMode);
+    };
+    return sub;
+  }) as typeof client.duplicate;
+  return client;
+}
+
 test("redis routing \"rooms\": 4 nodes × 200 rooms, each node receives only its rooms' broadcasts, every member gets its rooms' messages and no other", async () => {
   const prefix = uniquePrefix("routing");
   const nodes: ClusterNode[] = [];
@@ -98,7 +119,10 @@ test("redis routing \"rooms\": 4 nodes × 200 rooms, each node receives only its
 test("redis routing \"rooms\" with resumable sessions: a room's first member gets the room's broadcast sent right after its join; a node without members is not subscribed", async () => {
   const prefix = uniquePrefix("routing-resume");
   const resume = { resume: { window: 10_000 } };
-  const a = await startNode({ prefix, routing: "rooms" }, resume);
+  // a's subscriber holds the room's SUBSCRIBE until the broadcast's append would have run
+  const gate = deferred();
+  const client = gatedClient(gate.promise);
+  const a = await startNode({ url: undefined, client, prefix, routing: "rooms" }, resume);
   const b = await startNode({ prefix, routing: "rooms" }, resume);
   const got: string[] = [];
   const received = deferred();
@@ -115,6 +139,11 @@ test("redis routing \"rooms\" with resumable sessions: a room's first member get
       if (got.length === 1) received.resolve();
     });
     c.addEventListener("open", () => c.send("one"), { once: true });
+    await eventually(() => Promise.resolve(a.hub.room("fresh").size), (n) => n === 1, "the join on a");
+    // a's commands run in order: once count() is answered, an append sent before it has run (and
+    // its echo gone to a channel a is not subscribed to yet)
+    await a.hub.count();
+    gate.resolve();
     await deadline(received.promise, "the echo of the room's broadcast");
     assert.deepEqual(got, ["echo one"]);
     // the session lives in room "fresh"; b has no member there, so it is not subscribed
@@ -124,8 +153,10 @@ test("redis routing \"rooms\" with resumable sessions: a room's first member get
     assert.deepEqual(got, ["echo one", "from b"]);
     assert.deepEqual([...a.brokerErrors, ...b.brokerErrors], []);
   } finally {
+    gate.resolve();
     c.close();
     await Promise.all([a.close(), b.close()]);
+    await client.close();
     await cleanup(prefix);
   }
 });
@@ -135,18 +166,7 @@ test('redis routing "rooms": a session resumed on a node new to its room reads t
   const resume = { resume: { window: 10_000 }, history: { size: 10 } }; // history: to see what is in the stream
   // b's subscriber holds every room SUBSCRIBE until the test lets it through
   const gate = deferred();
-  const client = createClient({ url: REDIS_URL });
-  client.on("error", () => {});
-  const duplicate = client.duplicate.bind(client);
-  client.duplicate = ((...args: Parameters<typeof duplicate>) => {
-    const sub = duplicate(...args);
-    const subscribe = sub.subscribe.bind(sub) as RedisClientLike["subscribe"];
-    (sub as unknown as RedisClientLike).subscribe = async (channel, listener, bufferMode) => {
-      if (channel.includes(":room:")) await gate.promise;
-      return subscribe(channel, listener, bufferMode);
-    };
-    return sub;
-  }) as typeof client.duplicate;
+  const client = gatedClient(gate.promise);
   const a = await startNode({ prefix, routing: "rooms" }, resume);
   const b = await startNode({ url: undefined, client, prefix, routing: "rooms" }, resume);
   const c = await startNode({ prefix, routing: "rooms" }, resume);
