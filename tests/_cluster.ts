@@ -29,7 +29,8 @@ export async function startNode<K extends Keys = Keys>(
   broker: RedisBrokerOptions,
   hubOptions: HubOptions = {},
 ): Promise<ClusterNode<K>> {
-  const t = await startServer<K>({ ...hubOptions, broker: redisBroker({ url: REDIS_URL, ...broker }) });
+  const server = broker.cluster !== undefined || broker.client !== undefined ? {} : { url: REDIS_URL };
+  const t = await startServer<K>({ ...hubOptions, broker: redisBroker({ ...server, ...broker }) });
   const brokerErrors: Error[] = [];
   t.hub.handleBrokerError((err) => {
     brokerErrors.push(err);

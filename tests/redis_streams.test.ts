@@ -298,3 +298,26 @@ test("redis streams: while Redis is frozen reads, claims and saves reject within
     await server.stop();
   }
 });
+
+test("redis streams: on a Redis without the scripts (new, restarted, or a promoted replica), a burst of appends takes offsets in the order it was sent", async () => {
+  const prefix = uniquePrefix("streams-order");
+  for (let round = 0; round < 2; round++) {
+    // a fresh server each round: no script cached
+    const server = await RedisServer.start();
+    const broker = redisBroker({ url: server.url, prefix });
+    try {
+      await broker.start(fakeLink("node-0"));
+      // calls spread over several turns, so that some are sent while the first is answered
+      const sent: Promise<{ offset: number }>[] = [];
+      for (let i = 0; i < 400; i++) {
+        sent.push(broker.streams!.appendOwn("s-1", `m${i}`, 1000));
+        if (i % 20 === 0) await new Promise((r) => setTimeout(r, 0));
+      }
+      const offsets = (await Promise.all(sent)).map((p) => p.offset);
+      assert.deepEqual(offsets, offsets.map((_, i) => i + 1), "offsets in the order of the calls");
+    } finally {
+      await broker.stop();
+      await server.stop();
+    }
+  }
+});

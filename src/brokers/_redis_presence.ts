@@ -24,7 +24,7 @@
 import { Buffer } from "node:buffer";
 import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "../broker.ts";
 import type { RedisClientLike } from "./redis.ts";
-import { safeKey, Script } from "./_redis_streams.ts";
+import { safeKey, Script, type Scripts } from "./_redis_streams.ts";
 import { decodePresence, encodePresence } from "./wire.ts";
 
 // The time on Redis's clock, in ms.
@@ -123,7 +123,7 @@ const SCRIPTS = { update: new Script(UPDATE), beat: new Script(BEAT), list: new 
 
 /** What the Redis broker gives its presence. */
 export interface PresenceHost {
-  /** The broker's prefix. */
+  /** The prefix of its keys: `<prefix>`, or `{<prefix>}` on a Redis Cluster (one slot). */
   readonly prefix: string;
   /** The broadcast channel. */
   readonly channel: string;
@@ -135,6 +135,8 @@ export interface PresenceHost {
   link(): BrokerLink;
   /** The connection for commands. */
   client(): RedisClientLike;
+  /** The broker's scripts, on that connection. */
+  readonly scripts: Scripts;
   /**
    * Runs a command within the command timeout.
    * @param promise The command.
@@ -275,7 +277,7 @@ export class RedisPresence implements BrokerPresence {
   }
 
   #run(script: Script, keys: string[], args: (string | Buffer)[], what: string): Promise<unknown> {
-    return this.#host.within(script.run(this.#host.client(), keys, args), what);
+    return this.#host.within(this.#host.scripts.run(script, keys, args), what);
   }
 }
 

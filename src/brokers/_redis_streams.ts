@@ -25,6 +25,7 @@ import { Buffer } from "node:buffer";
 import { createHash } from "node:crypto";
 import type { BrokerMessage, BrokerStreams, SessionState, StreamEntry, StreamPosition } from "../broker.ts";
 import type { RedisClientLike } from "./redis.ts";
+import { ClusterClient } from "./_redis_cluster.ts";
 import { encodeHead, encodeReleasedHead } from "./wire.ts";
 
 // An unsigned LEB128 varint, as the wire format writes it (numbers below 2^53).
@@ -54,8 +55,8 @@ if offset == 1 or not epoch then
   redis.call('HSET', KEYS[1], 'e', epoch)
   redis.call('DEL', KEYS[2])
 end
-local seq = redis.call('INCR', KEYS[3])
 local now = redis.call('TIME')
+local seq = redis.call('INCR', KEYS[3])
 local time = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
 local fields = {'k', ARGV[5], 'q', string.format('%d', seq), 't', string.format('%d', time), 'd', ARGV[9]}
 if ARGV[7] == '1' then fields[#fields + 1] = 'x'; fields[#fields + 1] = ARGV[6] end
@@ -156,10 +157,22 @@ return n`;
 /** Replies with bulk strings as bytes (for binary payloads). */
 const AS_BYTES = { typeMapping: { 36: Buffer } };
 
-/** A Lua script and its SHA-1, run by EVALSHA (the broker's streams and presence). */
+// On a Redis Cluster, a stream's seq counts on its own shard, so it cannot be one INCR shared by
+// every stream: it is the shard's clock in µs, or one more than the stream shard's last seq if
+// that is higher. Seqs of one shard still increase; across shards they follow the clocks.
+const INCR_SEQ = "local seq = redis.call('INCR', KEYS[3])";
+const CLOCKED_SEQ = `local seq = math.max(tonumber(redis.call('GET', KEYS[3]) or '0') + 1,
+  tonumber(now[1]) * 1000000 + tonumber(now[2]))
+redis.call('SET', KEYS[3], string.format('%d', seq))`;
+
+/**
+ * A Lua script and its SHA-1 (the broker's streams and presence), with its variant for a Redis
+ * Cluster ({@linkcode Script.sharded}). {@linkcode Scripts} runs them.
+ */
 export class Script {
   readonly src: string;
   readonly sha: string;
+  #sharded: Script | undefined;
   /** @param src The script. */
   constructor(src: string) {
     this.src = src;
@@ -167,21 +180,76 @@ export class Script {
   }
 
   /**
-   * EVALSHA, and EVAL when Redis does not have the script yet.
+   * The script for a Redis Cluster: it publishes on shard channels (SPUBLISH, on the slot of
+   * its keys), and a stream's seq follows its shard's clock.
+   */
+  get sharded(): Script {
+    return this.#sharded ??= new Script(
+      this.src.replaceAll("redis.call('PUBLISH'", "redis.call('SPUBLISH'").replace(INCR_SEQ, CLOCKED_SEQ),
+    );
+  }
+}
+
+/**
+ * Runs the broker's scripts on its connection: by EVAL the first time on each server, and by
+ * EVALSHA after it. Redis runs a connection's commands in order, so the EVALSHAs sent behind the
+ * EVAL find the script loaded. Falling back to EVAL on NOSCRIPT instead would reorder a burst
+ * (the calls sent before the reload fail and are sent again after later ones), and a stream's
+ * offsets would no longer follow the order of its broadcasts. A reconnect or a failover may bring
+ * a server without the script: `reset()` makes the next call on each server an EVAL again.
+ */
+export class Scripts {
+  #client: () => RedisClientLike;
+  #sharded: boolean;
+  /** `<sha>@<server>` for each script sent (by EVAL) on the connection to that server. */
+  #sent = new Set<string>();
+
+  /**
    * @param client The connection.
+   * @param sharded On a Redis Cluster: the sharded variants, each server apart.
+   */
+  constructor(client: () => RedisClientLike, sharded: boolean) {
+    this.#client = client;
+    this.#sharded = sharded;
+  }
+
+  /** The servers may have lost their scripts (a reconnect, a failover). */
+  reset(): void {
+    this.#sent.clear();
+  }
+
+  /**
+   * Runs a script.
+   * @param script The script.
    * @param keys Its KEYS.
    * @param args Its ARGV.
    * @param bytes Bulk strings in the reply as bytes.
    * @returns The script's reply.
    */
-  async run(client: RedisClientLike, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
+  async run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
+    const client = this.#client();
+    const s = this.#sharded ? script.sharded : script;
+    const server = client instanceof ClusterClient ? client.serverOf(keys[0]) : "";
+    const id = `${s.sha}@${server}`;
     const rest = [String(keys.length), ...keys, ...args];
     const options = bytes ? AS_BYTES : undefined;
+    if (!this.#sent.has(id)) {
+      this.#sent.add(id);
+      try {
+        return await client.sendCommand(["EVAL", s.src, ...rest], options);
+      } catch (err) {
+        this.#sent.delete(id);
+        throw err;
+      }
+    }
     try {
-      return await client.sendCommand(["EVALSHA", this.sha, ...rest], options);
+      return await client.sendCommand(["EVALSHA", s.sha, ...rest], options);
     } catch (err) {
+      // the server lost its scripts without a reconnect (SCRIPT FLUSH): this call is not
+      // reordered behind later ones only if none was in flight
       if (!(err instanceof Error) || !err.message.includes("NOSCRIPT")) throw err;
-      return await client.sendCommand(["EVAL", this.src, ...rest], options);
+      this.#sent.delete(id);
+      return await this.run(script, keys, args, bytes);
     }
   }
 }
@@ -197,8 +265,14 @@ const SCRIPTS = {
 
 /** What the Redis broker gives its streams. */
 export interface StreamsHost {
-  /** The broker's prefix. */
+  /** The prefix of the keys that are not a room's: `<prefix>`, or `{<prefix>}` on a Redis Cluster. */
   readonly prefix: string;
+  /**
+   * The prefix of a stream's keys (`:st:`, `:sm:`) and of its seq (`:seq`): `prefix`, but on a
+   * Redis Cluster a room's stream has its room's slot.
+   * @param key The stream's key.
+   */
+  base(key: string): string;
   /** The hub's channel (hand-over notices). */
   readonly channel: string;
   /**
@@ -221,8 +295,8 @@ export interface StreamsHost {
   readonly metaTtl: number;
   /** This node's id; throws when the broker is not running. */
   node(): string;
-  /** The connection for commands. */
-  client(): RedisClientLike;
+  /** The broker's scripts, on its connection. */
+  readonly scripts: Scripts;
   /**
    * Runs a command within the command timeout.
    * @param promise The command.
@@ -350,6 +424,7 @@ export class RedisStreams implements BrokerStreams {
     }
     const epoch = newEpoch();
     const name = safeKey(key);
+    const base = host.base(key);
     const args = [
       String(limit),
       String(Math.ceil(host.streamTtl)),
@@ -370,9 +445,9 @@ export class RedisStreams implements BrokerStreams {
     const sent = performance.now();
     const script = () =>
       this.#run(SCRIPTS.append, [
-        `${host.prefix}:sm:${name}`,
-        `${host.prefix}:st:${name}`,
-        `${host.prefix}:seq`,
+        `${base}:sm:${name}`,
+        `${base}:st:${name}`,
+        `${base}:seq`,
       ], [
         epoch,
         ...args,
@@ -416,9 +491,10 @@ export class RedisStreams implements BrokerStreams {
     const waiting = key.startsWith("r:") ? host.subscribed(key.slice(2)) : undefined;
     if (waiting) await waiting;
     const name = safeKey(key);
+    const base = host.base(key);
     const run = this.#run(
       SCRIPTS.read,
-      [`${host.prefix}:sm:${name}`, `${host.prefix}:st:${name}`],
+      [`${base}:sm:${name}`, `${base}:st:${name}`],
       [`${after + 1}-0`, String(limit)],
       true,
     );
@@ -523,6 +599,6 @@ export class RedisStreams implements BrokerStreams {
   }
 
   #run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
-    return script.run(this.#host.client(), keys, args, bytes);
+    return this.#host.scripts.run(script, keys, args, bytes);
   }
 }

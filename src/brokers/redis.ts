@@ -39,9 +39,10 @@
  */
 
 import { Buffer } from "node:buffer";
-import { createClient } from "redis";
+import { createClient, createCluster } from "redis";
 import type { Broker, BrokerLink, BrokerMessage, BrokerPresence, BrokerStreams } from "../broker.ts";
-import { RedisStreams } from "./_redis_streams.ts";
+import { RedisStreams, safeKey, Scripts } from "./_redis_streams.ts";
+import { ClusterClient } from "./_redis_cluster.ts";
 import { RedisPresence } from "./_redis_presence.ts";
 import { decodeMessage, decodeReleased, encodeMessage, isFromNode } from "./wire.ts";
 
@@ -91,7 +92,65 @@ export interface RedisClientLike {
   destroy(): void;
 }
 
-/** Options of {@linkcode redisBroker}: a `url` or a `client`, and the cluster's settings. */
+/**
+ * The parts of a node-redis cluster client (`createCluster()` of the `redis` package, v5 or
+ * later) the broker uses on a Redis Cluster.
+ */
+export interface RedisClusterLike {
+  /** Whether its connections are open. */
+  readonly isOpen: boolean;
+  /** Whether it is connected and ready for commands. */
+  readonly isReady: boolean;
+  /** Connects (finds the shards from its root nodes). */
+  connect(): Promise<unknown>;
+  /** A new, unconnected cluster client with the same options (the subscriber side). */
+  duplicate(): RedisClusterLike;
+  /**
+   * Sends a command to the shard of `firstKey`.
+   * @param firstKey The key that picks the shard.
+   * @param isReadonly Whether a replica may answer (the broker always sends `false`).
+   * @param args The command and its arguments.
+   * @param options With `typeMapping: { 36: Buffer }`, bulk strings arrive as bytes.
+   */
+  sendCommand(
+    firstKey: string | Buffer | undefined,
+    isReadonly: boolean | undefined,
+    args: ReadonlyArray<string | Buffer>,
+    options?: { typeMapping?: Record<number, unknown> },
+  ): Promise<unknown>;
+  /**
+   * The primary serving a hash slot now, by its address (`host:port`).
+   * @param slot The slot.
+   */
+  getSlotMaster(slot: number): { readonly address: string };
+  /** Publishes on a shard channel (SPUBLISH). */
+  sPublish(channel: string, message: Buffer): Promise<unknown>;
+  /** Subscribes to a shard channel (SSUBSCRIBE); with `bufferMode` true, messages arrive as bytes. */
+  sSubscribe(channel: string, listener: (message: Buffer, channel: Buffer) => unknown, bufferMode: true): Promise<void>;
+  /** Removes a shard channel subscription. */
+  sUnsubscribe(
+    channel: string | string[],
+    listener: (message: Buffer, channel: Buffer) => unknown,
+    bufferMode: true,
+  ): Promise<void>;
+  /** Listens for errors. */
+  on(event: "error", listener: (err: Error) => void): unknown;
+  /** Listens for a shard's connection becoming ready (after a failover, among others). */
+  on(event: "node-ready", listener: () => void): unknown;
+  /** Stops listening for errors. */
+  off(event: "error", listener: (err: Error) => void): unknown;
+  /** Stops listening for readiness. */
+  off(event: "node-ready", listener: () => void): unknown;
+  /** Closes after pending commands. */
+  close(): Promise<void>;
+  /** Closes at once. */
+  destroy(): void;
+}
+
+/**
+ * Options of {@linkcode redisBroker}: a `url`, a `client` or a `cluster`, and the cluster's
+ * settings.
+ */
 export interface RedisBrokerOptions {
   /**
    * The Redis server, `redis[s]://[[user][:password]@][host][:port][/db]`. The broker opens
@@ -107,11 +166,26 @@ export interface RedisBrokerOptions {
    */
   client?: RedisClientLike;
   /**
+   * A Redis Cluster (Redis 7 or later) instead of one server: the URLs of some of its nodes
+   * (the broker finds the others, and follows failovers), or your own node-redis cluster client
+   * (`createCluster()`), which closing the hub leaves open.
+   *
+   * On a cluster, pub/sub is sharded (SPUBLISH/SSUBSCRIBE) and `routing` defaults to `"rooms"`: a
+   * room's channel (`{<prefix>:r:<room>}:ch`), its stream and its history live on the shard of
+   * the room's slot, so room traffic spreads over the shards. The hub's channel and stream,
+   * session states, counts and presence (small, and swept together across rooms) live on the slot
+   * of `{<prefix>}`. Across shards, the order of a resumed session's missed messages of different
+   * rooms follows the shards' clocks (each room's own order is exact).
+   */
+  cluster?: readonly string[] | RedisClusterLike;
+  /**
    * Names the pub/sub channels (`<prefix>:broadcast`, and `<prefix>:room:<room>` with `routing:
    * "rooms"`), the count keys (`<prefix>:nodes`,
    * `<prefix>:node:<id>`) and the keys of `broker.streams` (`<prefix>:seq`, `<prefix>:st:…`,
    * `:sm:`, `:ss:`, `:tk:`, `:ns:`), and those of `broker.presence` (`<prefix>:pr:<room>`,
    * `<prefix>:pn:<node>`, `<prefix>:pl`). Hubs with the same prefix on the same Redis are one cluster.
+   * On a Redis Cluster, `<prefix>` in these names is `{<prefix>}` (see `cluster`), and a prefix
+   * may not contain `{` or `}`.
    * @default {"chorus"}
    */
   prefix?: string;
@@ -175,7 +249,7 @@ export interface RedisBrokerOptions {
    * different rooms; `"single"` when every node has members in nearly every room, or when rooms
    * come and go faster than a subscribe round trip (one SUBSCRIBE and one UNSUBSCRIBE per room a
    * node enters and leaves). All hubs of a cluster must use the same mode.
-   * @default {"single"}
+   * @default {"single", or "rooms" with `cluster`}
    */
   routing?: "single" | "rooms";
 }
@@ -250,6 +324,10 @@ class RedisBroker implements Broker {
   #streamTtl: number;
   #metaTtl: number;
   #routing: "single" | "rooms";
+  /** On a Redis Cluster: sharded pub/sub, and keys on the slots of their rooms or of `{prefix}`. */
+  #sharded: boolean;
+  /** The scripts of the streams and presence, sent once per server (see `Scripts`). */
+  #scripts: Scripts;
   /**
    * Rooms whose channel this node subscribed to (`"rooms"` routing): a pending SUBSCRIBE's
    * promise, or `true` once Redis confirmed it.
@@ -261,12 +339,16 @@ class RedisBroker implements Broker {
   readonly presence: BrokerPresence;
 
   constructor(options: RedisBrokerOptions) {
-    if (options.url !== undefined && options.client !== undefined) {
-      throw new TypeError("redisBroker takes a url or a client, not both");
-    }
+    const given = [options.url, options.client, options.cluster].filter((o) => o !== undefined).length;
+    if (given > 1) throw new TypeError("redisBroker takes one of url, client and cluster");
     if (options.url !== undefined && typeof options.url !== "string") throw new TypeError("url must be a string");
     const prefix = options.prefix ?? "chorus";
     if (typeof prefix !== "string" || prefix === "") throw new TypeError("prefix must be a non-empty string");
+    const cluster = options.cluster;
+    this.#sharded = cluster !== undefined;
+    if (cluster !== undefined && /[{}]/.test(prefix)) {
+      throw new TypeError("On a Redis Cluster, the prefix may not contain { or }");
+    }
     this.#max = positive(options.maxMessageSize, 4 << 20, "maxMessageSize");
     this.#maxPending = positive(options.maxPendingBytes, 4 << 20, "maxPendingBytes");
     this.#timeout = positive(options.commandTimeout, 2000, "commandTimeout");
@@ -283,12 +365,35 @@ class RedisBroker implements Broker {
     if (options.routing !== undefined && options.routing !== "single" && options.routing !== "rooms") {
       throw new TypeError(`routing must be "single" or "rooms", not ${JSON.stringify(options.routing)}`);
     }
-    this.#routing = options.routing ?? "single";
+    this.#routing = options.routing ?? (cluster ? "rooms" : "single");
     this.#prefix = prefix;
-    this.#channel = `${prefix}:broadcast`;
-    this.#nodesKey = `${prefix}:nodes`;
-    this.#nodePrefix = `${prefix}:node:`;
-    if (options.client) {
+    // on a cluster, everything but the rooms' channels and streams shares the slot of {prefix}
+    const home = cluster ? `{${prefix}}` : prefix;
+    this.#channel = `${home}:broadcast`;
+    this.#nodesKey = `${home}:nodes`;
+    this.#nodePrefix = `${home}:node:`;
+    if (cluster !== undefined) {
+      if (Array.isArray(cluster)) {
+        if (cluster.length === 0 || cluster.some((url) => typeof url !== "string")) {
+          throw new TypeError("cluster must be a non-empty array of URLs, or a node-redis cluster client");
+        }
+        this.#pub = new ClusterClient(createCluster({
+          rootNodes: cluster.map((url) => ({ url })),
+          defaults: {
+            disableOfflineQueue: true,
+            socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
+          },
+        }) as unknown as RedisClusterLike);
+        this.#ownsPub = true;
+      } else {
+        const given = cluster as RedisClusterLike;
+        if (typeof given.sSubscribe !== "function") {
+          throw new TypeError("cluster must be an array of URLs, or a node-redis cluster client");
+        }
+        this.#pub = new ClusterClient(given);
+        this.#ownsPub = false;
+      }
+    } else if (options.client) {
       if (typeof options.client.duplicate !== "function") throw new TypeError("client must be a node-redis client");
       this.#pub = options.client;
       this.#ownsPub = false;
@@ -301,8 +406,11 @@ class RedisBroker implements Broker {
       });
       this.#ownsPub = true;
     }
+    this.#scripts = new Scripts(() => this.#pub, this.#sharded);
     this.streams = new RedisStreams({
-      prefix: this.#prefix,
+      prefix: home,
+      scripts: this.#scripts,
+      base: (key) => cluster && key.startsWith("r:") ? `{${prefix}:${safeKey(key)}}` : home,
       channel: this.#channel,
       channelOf: (room) => this.#channelOf(room),
       subscribed: (room) => {
@@ -316,14 +424,14 @@ class RedisBroker implements Broker {
         if (!this.#link || this.#stopped) throw new Error("The Redis broker is not running");
         return this.#link.node;
       },
-      client: () => this.#pub,
       within: (promise, what) => within(promise, this.#timeout, what),
       measured: (ms) => this.#measured(ms),
       reserve: (bytes) => this.#reserve(bytes),
       release: (bytes) => this.#settle(bytes),
     });
     this.presence = new RedisPresence({
-      prefix: this.#prefix,
+      prefix: home,
+      scripts: this.#scripts,
       channel: this.#channel,
       max: this.#max,
       ttl: this.#ttl,
@@ -443,7 +551,9 @@ class RedisBroker implements Broker {
 
   /** The channel a broadcast goes on: its room's (with `"rooms"` routing), or the hub's. */
   #channelOf(room: string | undefined): string {
-    return room === undefined || this.#routing === "single" ? this.#channel : `${this.#prefix}:room:${room}`;
+    if (room === undefined || this.#routing === "single") return this.#channel;
+    // on a cluster, on the slot of the room's stream
+    return this.#sharded ? `{${this.#prefix}:${safeKey("r:" + room)}}:ch` : `${this.#prefix}:room:${room}`;
   }
 
   /**
@@ -563,6 +673,7 @@ class RedisBroker implements Broker {
   #onSubError = (err: Error): void => this.#reportConnection("subscribe", err);
   #onPubReady = (): void => {
     this.#publishFailing = false;
+    this.#scripts.reset(); // a restarted server, or a promoted replica, has no scripts
     // After a reconnect (Redis may have restarted empty), write the counts again at once.
     if (this.#heartbeat) this.#beat();
   };
