@@ -65,7 +65,9 @@ export class ClusterClient implements RedisClientLike {
   }
 
   unsubscribe(channel: string | string[], listener: Listener, bufferMode: true): Promise<void> {
-    return this.cluster.sUnsubscribe(channel, listener, bufferMode);
+    // one at a time: node-redis sends a list to the shard of its first channel only
+    if (!Array.isArray(channel)) return this.cluster.sUnsubscribe(channel, listener, bufferMode);
+    return Promise.all(channel.map((c) => this.cluster.sUnsubscribe(c, listener, bufferMode))).then(() => {});
   }
 
   on(event: "error" | "ready", listener: (err: Error) => void): unknown {
