@@ -7,6 +7,7 @@ import type { Readable } from "node:stream";
 import { createClient } from "redis";
 import type { HubOptions, Keys } from "../mod.ts";
 import { redisBroker, type RedisBrokerOptions } from "../src/brokers/redis.ts";
+import { safeKey } from "../src/brokers/_redis_streams.ts";
 import { deadline, deferred, startServer, type TestServer } from "./_helpers.ts";
 import { runtimeCommand } from "./_examples.ts";
 
@@ -68,6 +69,27 @@ export async function subscribers(prefix: string, rooms: string[], url = REDIS_U
   } finally {
     await client.close();
   }
+}
+
+/** A room's shard channel (its slot is the room's: channel, stream and history together). */
+export const roomChannel = (prefix: string, room: string): string => `{${prefix}:${safeKey("r:" + room)}}:ch`;
+
+/** How many subscribers each room's shard channel has, asked of the shard that owns it. */
+export async function shardSubscribers(
+  cluster: { primaryOf(key: string): Promise<number> },
+  prefix: string,
+  rooms: string[],
+): Promise<number[]> {
+  return await Promise.all(rooms.map(async (room) => {
+    const channel = roomChannel(prefix, room);
+    const redis = await rawRedis(`redis://127.0.0.1:${await cluster.primaryOf(channel)}`);
+    try {
+      const reply = await redis.sendCommand(["PUBSUB", "SHARDNUMSUB", channel]) as unknown[];
+      return Number(reply[1]);
+    } finally {
+      await redis.close();
+    }
+  }));
 }
 
 /** Deletes every key under a prefix. */
@@ -199,6 +221,7 @@ export async function startChildNode(
     WINDOW?: string;
     PRESENCE_KEYS?: string;
     ROUTING?: string;
+    CLUSTER?: string;
   },
   fixture = "cluster_node.ts",
 ): Promise<ChildNode> {
