@@ -12,6 +12,7 @@ import {
   rawRedis,
   REDIS_URL,
   RedisServer,
+  shardSubscribers,
   sparePort,
   startChildNode,
   subscribers,
@@ -19,6 +20,7 @@ import {
 } from "./_cluster.ts";
 import { deadline, deferred, runtime, Signal, test, Watched } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
 
 const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => String(i + 1));
 
@@ -26,9 +28,14 @@ const numbers = (n: number): string[] => Array.from({ length: n }, (_, i) => Str
  * An in-process node on the same Redis, for broadcasting from "a third node" (with the same
  * stream settings as the fixture's nodes: the nodes of a cluster share them).
  */
-async function sender(prefix: string, url = REDIS_URL, routing: "single" | "rooms" = "single"): Promise<Hub> {
+async function sender(
+  prefix: string,
+  url = REDIS_URL,
+  routing: "single" | "rooms" = "single",
+  cluster?: string[],
+): Promise<Hub> {
   const hub = new Hub({
-    broker: redisBroker({ url, prefix, routing }),
+    broker: redisBroker(cluster ? { cluster, prefix } : { url, prefix, routing }),
     resume: { maxMessages: 20_000 },
     history: { size: 100 },
   });
@@ -46,15 +53,18 @@ async function stream(hub: Hub, n: number, tag: string, at: (i: number) => void 
   }
 }
 
-// the last one with per-room channels: the heir subscribes to room "r" as the session arrives
+// then with per-room channels (the heir subscribes to room "r" as the session arrives), and on a
+// Redis Cluster (room "r" on its own shard)
+const other = runtime === "deno" ? "bun" : "deno";
 for (
-  const [victim, heir, routing] of [["deno", "bun", "single"], ["bun", "deno", "single"], [
-    runtime,
-    runtime === "deno" ? "bun" : "deno",
-    "rooms",
-  ]] as const
+  const [victim, heir, routing] of [
+    ["deno", "bun", "single"],
+    ["bun", "deno", "single"],
+    [runtime, other, "rooms"],
+    [runtime, other, "cluster"],
+  ] as const
 ) {
-  const how = routing === "rooms" ? ' (routing "rooms")' : "";
+  const how = routing === "rooms" ? ' (routing "rooms")' : routing === "cluster" ? " on a Redis Cluster" : "";
   test(`redis resume${how}: a ${victim} node is SIGKILLed mid-stream; its client resumes on a ${heir} node, every message once, in order`, async () => {
     const prefix = uniquePrefix("resume-kill");
     const nodes: ChildNode[] = [];
@@ -62,15 +72,23 @@ for (
     let c3: Hub | undefined;
     let w: Watched | undefined;
     const lb = await Proxy.start(0);
+    const cluster = routing === "cluster" ? await RedisCluster.start() : undefined;
     try {
-      nodes.push(await startChildNode(victim, { PREFIX: prefix, ROUTING: routing }, "resume_node.ts"));
-      nodes.push(await startChildNode(heir, { PREFIX: prefix, ROUTING: routing }, "resume_node.ts"));
+      const env = cluster ? { PREFIX: prefix, CLUSTER: cluster.urls.join(",") } : { PREFIX: prefix, ROUTING: routing };
+      nodes.push(await startChildNode(victim, env, "resume_node.ts"));
+      nodes.push(await startChildNode(heir, env, "resume_node.ts"));
       lb.retarget(nodes[0].port);
-      c3 = await sender(prefix, REDIS_URL, routing);
+      c3 = await sender(prefix, REDIS_URL, routing === "cluster" ? "rooms" : routing, cluster?.urls);
       w = new Watched(`ws://127.0.0.1:${lb.port}/`, signal);
       await signal.until(() => w!.opens.length === 1, "open on the first node");
-      if (routing === "rooms") {
-        // a node receives a room's broadcasts of other nodes once its SUBSCRIBE is confirmed
+      // a node receives a room's broadcasts of other nodes once its SUBSCRIBE is confirmed
+      if (cluster) {
+        await eventually(
+          () => shardSubscribers(cluster, prefix, ["r"]),
+          ([n]) => n === 1,
+          "the first node's SSUBSCRIBE",
+        );
+      } else if (routing === "rooms") {
         await eventually(() => subscribers(prefix, ["r"]), ([n]) => n === 1, "the first node to subscribe to room r");
       }
       await stream(c3, 400, "n", async (i) => {
@@ -87,7 +105,8 @@ for (
       await c3?.close();
       for (const n of nodes) await n.child.kill();
       await lb.close();
-      await cleanup(prefix);
+      if (cluster) await cluster.stop();
+      else await cleanup(prefix);
     }
   });
 }

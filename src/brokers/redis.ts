@@ -381,8 +381,12 @@ class RedisBroker implements Broker {
           rootNodes: cluster.map((url) => ({ url })),
           defaults: {
             disableOfflineQueue: true,
-            socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
+            socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 500) },
           },
+          // after a primary died, ask the cluster who serves its slots half a second after the
+          // first failed reconnect (node-redis waits 5 s by default): a failover is followed
+          // within about a second of the replica taking over
+          topologyRefreshOnReconnectionAttemptStrategy: 500,
         }) as unknown as RedisClusterLike);
         this.#ownsPub = true;
       } else {
