@@ -8,6 +8,7 @@ import { runtimeCommand, runtimePath } from "./_examples.ts";
 import { Client, closeAll, deadline, runtime, Signal, test, Watched } from "./_helpers.ts";
 import { browserSkip, launchBrowser } from "./_browser.ts";
 import { Proxy } from "./_proxy.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
 
 /** The samples of a Prometheus text exposition; each HELP and TYPE line must precede its sample. */
 function parsePrometheus(text: string): Map<string, number> {
@@ -28,10 +29,11 @@ type Msg = Record<string, unknown>;
 const script = new URL("../examples/cluster/main.ts", import.meta.url).pathname;
 
 /** The example on a Deno process and on a Bun process (in this order), with their ports. */
-async function startCluster(prefix: string): Promise<{ nodes: Child[]; ports: number[] }> {
+async function startCluster(prefix: string, redisCluster?: RedisCluster): Promise<{ nodes: Child[]; ports: number[] }> {
+  const redis: Record<string, string> = redisCluster ? { REDIS_CLUSTER: redisCluster.urls.join(",") } : { REDIS_URL };
   const nodes = (["deno", "bun"] as const).map((r) => {
     const [cmd, args] = runtimeCommand(r, script);
-    return new Child(cmd, [...args, "0"], { REDIS_URL, PREFIX: prefix });
+    return new Child(cmd, [...args, "0"], { ...redis, PREFIX: prefix });
   });
   const ports: number[] = [];
   try {
@@ -57,59 +59,69 @@ async function until(c: Client, match: (m: Msg) => boolean, what: string): Promi
   );
 }
 
-test("examples/cluster: a user on one process sees the messages of a user on the other; history on entry", async () => {
-  const prefix = uniquePrefix("example");
-  const { nodes, ports } = await startCluster(prefix);
-  const clients: Client[] = [];
-  try {
-    const page = await fetch(`http://127.0.0.1:${ports[0]}/`);
-    assert.match(await page.text(), /chorus cluster chat/);
-    const js = await fetch(`http://127.0.0.1:${ports[1]}/chorus-client.js`);
-    assert.match(js.headers.get("content-type") ?? "", /^text\/javascript/);
-    assert.match(await js.text(), /export function connect/);
-    const [a, b] = [
-      await Client.open(`ws://127.0.0.1:${ports[0]}/ws`),
-      await Client.open(`ws://127.0.0.1:${ports[1]}/ws`),
-    ];
-    clients.push(a, b);
-    const hello = JSON.parse(String(await a.next()));
-    assert.equal(hello.type, "hello");
-    assert.equal(hello.node, ports[0]);
-    const name = String(hello.name);
-    assert.match(name, new RegExp(`^guest-1@${ports[0]}$`));
-    assert.deepEqual(await until(a, (m) => m.type === "history", "a's history"), { type: "history", messages: [] });
-    // live member lists: b joined on the other process; a's page hears it (presence in Redis)
-    const nameB = String(JSON.parse(String(await b.next())).name);
-    const members = await until(a, (m) => m.type === "members" && (m.members as string[]).length === 2, "2 members");
-    assert.deepEqual(members.members, [name, nameB].sort());
-    a.send("hello from the deno process");
-    const got = await until(b, (m) => m.type === "message", "a's message on the bun process");
-    assert.deepEqual([got.name, got.text], [name, "hello from the deno process"]);
-    b.send("/who");
-    const who = await until(b, (m) => m.type === "who", "the answer to /who");
-    assert.deepEqual(who, { type: "who", online: 2, here: 1, node: ports[1] });
-    // a newcomer on the other process first gets what was said (from Redis), not the notices
-    const c = await Client.open(`ws://127.0.0.1:${ports[1]}/ws`);
-    clients.push(c);
-    assert.equal(JSON.parse(String(await c.next())).type, "hello");
-    const history = await until(c, (m) => m.type === "history", "c's history");
-    assert.equal(history.type, "history");
-    assert.deepEqual((history.messages as Msg[]).map((m) => [m.name, m.text]), [[name, "hello from the deno process"]]);
-    // each process serves its metrics for Prometheus to scrape
-    const scraped = await fetch(`http://127.0.0.1:${ports[0]}/metrics`);
-    assert.match(scraped.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
-    const metrics = parsePrometheus(await scraped.text());
-    assert.equal(metrics.get("chorus_sessions"), 1);
-    assert.equal(metrics.get("chorus_connects_total"), 1);
-    assert.equal(metrics.get("chorus_messages_in_total"), 1, "a's one message");
-    assert.ok(metrics.get("chorus_messages_out_total")! >= 3, "hello, history, the message");
-    assert.ok(metrics.get("chorus_broker_latency_seconds")! > 0, "appends to the streams were timed");
-  } finally {
-    await closeAll(clients);
-    await Promise.all(nodes.map((n) => n.kill()));
-    await cleanup(prefix);
-  }
-});
+for (const on of ["Redis", "a Redis Cluster (REDIS_CLUSTER)"]) {
+  test(`examples/cluster on ${on}: a user on one process sees the messages of a user on the other; history on entry`, async () => {
+    const prefix = uniquePrefix("example");
+    const redisCluster = on === "Redis" ? undefined : await RedisCluster.start();
+    const { nodes, ports } = await startCluster(prefix, redisCluster).catch(async (err) => {
+      await redisCluster?.stop();
+      throw err;
+    });
+    const clients: Client[] = [];
+    try {
+      const page = await fetch(`http://127.0.0.1:${ports[0]}/`);
+      assert.match(await page.text(), /chorus cluster chat/);
+      const js = await fetch(`http://127.0.0.1:${ports[1]}/chorus-client.js`);
+      assert.match(js.headers.get("content-type") ?? "", /^text\/javascript/);
+      assert.match(await js.text(), /export function connect/);
+      const [a, b] = [
+        await Client.open(`ws://127.0.0.1:${ports[0]}/ws`),
+        await Client.open(`ws://127.0.0.1:${ports[1]}/ws`),
+      ];
+      clients.push(a, b);
+      const hello = JSON.parse(String(await a.next()));
+      assert.equal(hello.type, "hello");
+      assert.equal(hello.node, ports[0]);
+      const name = String(hello.name);
+      assert.match(name, new RegExp(`^guest-1@${ports[0]}$`));
+      assert.deepEqual(await until(a, (m) => m.type === "history", "a's history"), { type: "history", messages: [] });
+      // live member lists: b joined on the other process; a's page hears it (presence in Redis)
+      const nameB = String(JSON.parse(String(await b.next())).name);
+      const members = await until(a, (m) => m.type === "members" && (m.members as string[]).length === 2, "2 members");
+      assert.deepEqual(members.members, [name, nameB].sort());
+      a.send("hello from the deno process");
+      const got = await until(b, (m) => m.type === "message", "a's message on the bun process");
+      assert.deepEqual([got.name, got.text], [name, "hello from the deno process"]);
+      b.send("/who");
+      const who = await until(b, (m) => m.type === "who", "the answer to /who");
+      assert.deepEqual(who, { type: "who", online: 2, here: 1, node: ports[1] });
+      // a newcomer on the other process first gets what was said (from Redis), not the notices
+      const c = await Client.open(`ws://127.0.0.1:${ports[1]}/ws`);
+      clients.push(c);
+      assert.equal(JSON.parse(String(await c.next())).type, "hello");
+      const history = await until(c, (m) => m.type === "history", "c's history");
+      assert.equal(history.type, "history");
+      assert.deepEqual((history.messages as Msg[]).map((m) => [m.name, m.text]), [[
+        name,
+        "hello from the deno process",
+      ]]);
+      // each process serves its metrics for Prometheus to scrape
+      const scraped = await fetch(`http://127.0.0.1:${ports[0]}/metrics`);
+      assert.match(scraped.headers.get("content-type") ?? "", /^text\/plain; version=0\.0\.4/);
+      const metrics = parsePrometheus(await scraped.text());
+      assert.equal(metrics.get("chorus_sessions"), 1);
+      assert.equal(metrics.get("chorus_connects_total"), 1);
+      assert.equal(metrics.get("chorus_messages_in_total"), 1, "a's one message");
+      assert.ok(metrics.get("chorus_messages_out_total")! >= 3, "hello, history, the message");
+      assert.ok(metrics.get("chorus_broker_latency_seconds")! > 0, "appends to the streams were timed");
+    } finally {
+      await closeAll(clients);
+      await Promise.all(nodes.map((n) => n.kill()));
+      if (redisCluster) await redisCluster.stop();
+      else await cleanup(prefix);
+    }
+  });
+}
 
 /** A client of the chat: its messages are JSON. */
 class Chatter extends Watched {

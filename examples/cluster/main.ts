@@ -6,7 +6,8 @@
 //   deno run -A examples/cluster/main.ts 8001      bun run examples/cluster/main.ts 8002
 //
 // Port: first argument or PORT (0 picks a free one; default 8001). Redis: REDIS_URL
-// (default redis://127.0.0.1:6379), PREFIX names the cluster. Open http://localhost:8001/ and http://localhost:8002/.
+// (default redis://127.0.0.1:6379), or REDIS_CLUSTER (comma-separated URLs of some nodes of a
+// Redis Cluster), PREFIX names the cluster. Open http://localhost:8001/ and http://localhost:8002/.
 // Each process serves its metrics at /metrics, in the Prometheus text format, and chorus-ws/client
 // and the chat view for its page (/chorus-client.js, /chat-view.js, /chat.css). SIGINT or SIGTERM hands its sessions over to the other nodes.
 //
@@ -25,11 +26,12 @@ import { asset } from "../_assets.ts";
 
 const port = Number(process.argv[2] ?? process.env.PORT ?? 8001);
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
+const redisCluster = process.env.REDIS_CLUSTER?.split(","); // a Redis Cluster instead, by some of its nodes
 const prefix = process.env.PREFIX ?? "chorus-cluster-example"; // the processes that share it are one cluster
 const page = await readFile(new URL("./index.html", import.meta.url), "utf8");
 
 const hub = new Hub<{ name: string }>({
-  broker: redisBroker({ url: redisUrl, prefix }),
+  broker: redisBroker(redisCluster ? { cluster: redisCluster, prefix } : { url: redisUrl, prefix }),
   resume: {}, // a session outlives its connection, and its process: its state is kept in Redis
   history: { size: 50 }, // the room's last messages, in Redis: every node reads the same
   presence: { keys: ["name"] }, // who is in a room, on every node: only the name leaves its node
