@@ -4,6 +4,7 @@
 
 import * as fs from "node:fs";
 import * as os from "node:os";
+import process from "node:process";
 import { createClient } from "redis";
 import { Child, sparePort } from "./_cluster.ts";
 import { deadline } from "./_helpers.ts";
@@ -79,9 +80,35 @@ export class RedisCluster {
     return owner.port;
   }
 
+  /** The ports of the replicas of the key's slot's primary. */
+  async replicasOf(key: string): Promise<number[]> {
+    const port = this.#live()[0];
+    if (port === undefined) throw new Error("no live node");
+    const slot = await ask(port, ["CLUSTER", "KEYSLOT", key]) as number;
+    const view = await nodes(port);
+    const primary = ownerOf(view, slot);
+    return view.filter((n) => n.master === primary?.id).map((n) => n.port);
+  }
+
+  /**
+   * Freezes a node (SIGSTOP): a replica frozen this way stops taking its primary's writes, which
+   * its primary still acknowledges (Redis replicates asynchronously).
+   */
+  pause(port: number): void {
+    const pid = this.#children.get(port)?.proc.pid;
+    if (pid !== undefined) process.kill(pid, "SIGSTOP");
+  }
+
+  /** Lets a frozen node go on (SIGCONT). */
+  resume(port: number): void {
+    const pid = this.#children.get(port)?.proc.pid;
+    if (pid !== undefined) process.kill(pid, "SIGCONT");
+  }
+
   /**
    * Kills (SIGKILL) the primary of the key's slot and waits until one of its replicas is primary
-   * for the slot, as every live node sees it, and every live node says `cluster_state:ok`.
+   * for the slot, as every live node sees it, and every live node says `cluster_state:ok`. Frozen
+   * replicas go on right after the kill (so that one can take over, with what it had).
    * Returns the killed node's port.
    */
   async killPrimaryOf(key: string, ms = 20_000): Promise<number> {
@@ -97,6 +124,7 @@ export class RedisCluster {
     if (!child) throw new Error(`the primary ${primary.port} of slot ${slot} is not running`);
     this.#children.delete(primary.port);
     await child.kill("SIGKILL");
+    for (const port of replicaPorts) this.resume(port);
     await until(
       async () => {
         for (const port of this.#live()) {
@@ -114,6 +142,7 @@ export class RedisCluster {
 
   /** Kills every node and removes the temp directory; safe to call twice. */
   async stop(): Promise<void> {
+    for (const port of this.#children.keys()) this.resume(port);
     const children = [...this.#children.values()];
     this.#children.clear();
     await Promise.allSettled(children.map((c) => c.kill("SIGKILL")));

@@ -10,7 +10,8 @@
  * <prefix>:st:<key>        stream: entry id `<offset>-0`, fields k (kind), q (seq), t (time, ms),
  *                          x (except, when set), b ("1" for a binary payload), d (payload bytes);
  *                          expires streamTtl after its last append
- * <prefix>:sm:<key>        hash: e (epoch), s (top offset); expires metaTtl after the last append
+ * <prefix>:sm:<key>        hash: e (epoch), s (top offset), w (on a cluster: the primary that
+ *                          wrote last); expires metaTtl after the last append
  * <prefix>:ss:<id>         hash: id, node, ns (its node's set), keys, from (JSON), rooms (JSON),
  *                          received, token, tk (its credential's index), ttl, st (its own stream);
  *                          expires ttl after its node's last heartbeat
@@ -55,6 +56,7 @@ if offset == 1 or not epoch then
   redis.call('HSET', KEYS[1], 'e', epoch)
   redis.call('DEL', KEYS[2])
 end
+-- (a cluster's writer check)
 local now = redis.call('TIME')
 local seq = redis.call('INCR', KEYS[3])
 local time = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
@@ -161,6 +163,20 @@ const AS_BYTES = { typeMapping: { 36: Buffer } };
 // every stream: it is the shard's clock in µs, or one more than the stream shard's last seq if
 // that is higher. Seqs of one shard still increase; across shards they follow the clocks.
 const INCR_SEQ = "local seq = redis.call('INCR', KEYS[3])";
+// On a Redis Cluster, a stream last written by another primary (its shard failed over: Redis
+// replicates asynchronously, so what the old primary took last may be missing here, and its
+// offsets would be given again to other messages) continues in a new epoch, its entries kept:
+// a client that had the lost messages never takes new ones for copies, and one that resumes from
+// the old epoch is told it cannot (resumed: false), never given a gap.
+const NO_WRITER_CHECK = "-- (a cluster's writer check)";
+const WRITER_CHECK = `local me = redis.call('CLUSTER', 'MYID')
+if redis.call('HGET', KEYS[1], 'w') ~= me then
+  if offset > 1 and epoch ~= ARGV[1] then
+    epoch = ARGV[1]
+    redis.call('HSET', KEYS[1], 'e', epoch)
+  end
+  redis.call('HSET', KEYS[1], 'w', me)
+end`;
 const CLOCKED_SEQ = `local seq = math.max(tonumber(redis.call('GET', KEYS[3]) or '0') + 1,
   tonumber(now[1]) * 1000000 + tonumber(now[2]))
 redis.call('SET', KEYS[3], string.format('%d', seq))`;
@@ -181,11 +197,13 @@ export class Script {
 
   /**
    * The script for a Redis Cluster: it publishes on shard channels (SPUBLISH, on the slot of
-   * its keys), and a stream's seq follows its shard's clock.
+   * its keys), a stream's seq follows its shard's clock, and a stream another primary wrote last
+   * continues in a new epoch.
    */
   get sharded(): Script {
     return this.#sharded ??= new Script(
-      this.src.replaceAll("redis.call('PUBLISH'", "redis.call('SPUBLISH'").replace(INCR_SEQ, CLOCKED_SEQ),
+      this.src.replaceAll("redis.call('PUBLISH'", "redis.call('SPUBLISH'").replace(INCR_SEQ, CLOCKED_SEQ)
+        .replace(NO_WRITER_CHECK, WRITER_CHECK),
     );
   }
 }

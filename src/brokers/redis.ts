@@ -19,6 +19,11 @@
  * theirs: a dead node's members leave (announced to every node) within `presenceTtl` plus one
  * `heartbeatInterval`. See `BrokerPresence`.
  *
+ * On a Redis Cluster (`redisBroker({ cluster: [urls] })`), pub/sub is sharded and a room's
+ * channel, stream and history live on the shard of the room's hash slot, so room traffic spreads
+ * over the shards; the rest (the hub's channel and stream, session states, counts, presence) lives
+ * on the slot of `{<prefix>}`. A failover is followed by itself; see `RedisBrokerOptions.cluster`.
+ *
  * When Redis stalls (frozen, or cut off without a reset), at most `maxPendingBytes` of
  * broadcasts (and appends) wait for it; past that they are dropped and reported once. Commands time out after
  * `commandTimeout`, and `hub.close()` finishes within about that time, whatever Redis does.
@@ -33,6 +38,17 @@
  * hub.handleMessage((_s, msg) => hub.broadcast(msg)); // reaches the sessions of every node
  * await hub.ready();
  * await serve(hub, { port: 8080 });
+ * ```
+ *
+ * @example On a Redis Cluster, by some of its nodes
+ * ```ts ignore
+ * import { Hub } from "chorus-ws";
+ * import { redisBroker } from "chorus-ws/redis";
+ *
+ * const hub = new Hub({
+ *   broker: redisBroker({ cluster: ["redis://10.0.0.1:6379", "redis://10.0.0.2:6379"] }),
+ *   resume: {}, // sessions resume on any node
+ * });
  * ```
  *
  * @module
