@@ -16,7 +16,8 @@ import {
 import { type Client, closeAll, openClients, Signal, test, Watched } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
 import { RedisCluster } from "./_redis_cluster.ts";
-import { redisBroker } from "../src/brokers/redis.ts";
+import { redisBroker, type RedisClusterLike } from "../src/brokers/redis.ts";
+import { createCluster } from "redis";
 
 test("redis cluster: rooms spread over the shards; each node receives only its rooms' broadcasts, every member its rooms' messages once; counts, presence, history", async () => {
   const cluster = await RedisCluster.start();
@@ -92,7 +93,7 @@ test("redis cluster: rooms spread over the shards; each node receives only its r
   }
 });
 
-test("redis cluster: a session cut mid-stream resumes on another node; its rooms on two shards, the hub and its own stream: every message once, each stream in order", async () => {
+test("redis cluster: a session cut mid-stream resumes on another node; its rooms on two shards, the hub and its own stream: every message once, each stream in order; an app's own cluster client stays open", async () => {
   const cluster = await RedisCluster.start();
   const prefix = uniquePrefix("cluster-resume");
   // two rooms on different shards
@@ -110,8 +111,13 @@ test("redis cluster: a session cut mid-stream resumes on another node; its rooms
   const lb = await Proxy.start(0);
   const signal = new Signal();
   let w: Watched | undefined;
+  let appCluster: ReturnType<typeof createCluster> | undefined;
   try {
-    for (let i = 0; i < 3; i++) nodes.push(await startNode({ cluster: cluster.urls, prefix }, resume));
+    // the sender with the app's own node-redis cluster client, which closing its hub leaves open
+    appCluster = createCluster({ rootNodes: cluster.urls.map((url) => ({ url })) });
+    appCluster.on("error", () => {});
+    for (let i = 0; i < 2; i++) nodes.push(await startNode({ cluster: cluster.urls, prefix }, resume));
+    nodes.push(await startNode({ cluster: appCluster as unknown as RedisClusterLike, prefix }, resume));
     const [a, b, c] = nodes;
     for (const t of [a, b]) {
       t.hub.handleConnect((s) => {
@@ -144,9 +150,13 @@ test("redis cluster: a session cut mid-stream resumes on another node; its rooms
     assert.deepEqual(own, [...new Set(own)].sort((p, q) => p - q), "its own stream: once, in order");
     assert.deepEqual(w.opens, [false, true], "resumed on b");
     assert.equal(b.hub.size, 1);
+    await c.close();
+    assert.ok(appCluster.isOpen, "the app's cluster client is still open");
+    assert.equal(await appCluster.sendCommand(undefined, true, ["PING"]), "PONG");
   } finally {
     await w?.end();
     await Promise.all(nodes.map((t) => t.close()));
+    await appCluster?.close();
     await lb.close();
     await cluster.stop();
   }
