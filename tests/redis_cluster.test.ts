@@ -13,7 +13,7 @@ import {
   text,
   uniquePrefix,
 } from "./_cluster.ts";
-import { type Client, closeAll, openClients, Signal, test, Watched } from "./_helpers.ts";
+import { type Client, closeAll, deadline, openClients, Signal, test, Watched } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
 import { RedisCluster } from "./_redis_cluster.ts";
 import { redisBroker, type RedisClusterLike } from "../src/brokers/redis.ts";
@@ -270,6 +270,41 @@ test("redis cluster: the primary of a room's shard is killed mid-traffic, with w
     for (const w of watched) await w.end();
     plain?.close();
     await Promise.all(nodes.map((t) => t.close()));
+    await cluster.stop();
+  }
+});
+
+test("redis cluster: shards frozen (SIGSTOP): count() rejects, local delivery goes on, hub.close() finishes in bounded time", async () => {
+  const cluster = await RedisCluster.start();
+  const prefix = uniquePrefix("cluster-stall");
+  let a: ClusterNode | undefined;
+  const clients: Client[] = [];
+  const frozen = new Set<number>();
+  try {
+    a = await startNode(
+      { cluster: cluster.urls, prefix, commandTimeout: 1000, heartbeatInterval: 60_000, presenceTtl: 120_000 },
+      { resume: {}, history: { size: 10 } },
+    );
+    a.hub.handleConnect((s) => s.join("f"));
+    const [c] = await openClients(a.wsUrl(), 1);
+    clients.push(c);
+    assert.equal(await a.hub.count(), 1);
+    // the shard of the hub's keys and the shard of room "f"
+    for (const key of [`{${prefix}}`, roomChannel(prefix, "f")]) frozen.add(await cluster.primaryOf(key));
+    for (const port of frozen) cluster.pause(port);
+
+    const err = await deadline(a.hub.count().then(() => undefined, (e: Error) => e), "count() to reject", 3000);
+    assert.ok(err instanceof Error && /Redis/.test(err.message), "count() rejects");
+    // room broadcasts wait for the frozen shard; this node's plain members get them at once
+    for (let i = 0; i < 5; i++) a.hub.room("f").broadcast(`during ${i}`);
+    assert.deepEqual((await c.take(5)).map(text), [0, 1, 2, 3, 4].map((i) => `during ${i}`), "local delivery goes on");
+    await deadline(a.close(), "server.shutdown() (and hub.close()) with the shards frozen", 4000);
+    assert.ok(a.hub.isClosed());
+    assert.equal((await c.closed).code, 1001);
+  } finally {
+    await closeAll(clients);
+    for (const port of frozen) cluster.resume(port);
+    await a?.close();
     await cluster.stop();
   }
 });
