@@ -22,14 +22,19 @@ import {
 import { FakeSocket } from "./_fake.ts";
 import { Client, deadline, startServer, test } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
 import { V1Peer } from "./_v1.ts";
 
 const HEARTBEAT = 200;
 const TTL = 800;
 
 /** A node in this process with presence on, recording its events. */
-async function localNode(prefix: string): Promise<{ node: ClusterNode; events: [string, PresenceEvent][] }> {
-  const node = await startNode({ prefix, heartbeatInterval: HEARTBEAT, presenceTtl: TTL }, {
+async function localNode(
+  prefix: string,
+  cluster?: RedisCluster,
+): Promise<{ node: ClusterNode; events: [string, PresenceEvent][] }> {
+  const redis = cluster ? { cluster: cluster.urls } : {};
+  const node = await startNode({ prefix, heartbeatInterval: HEARTBEAT, presenceTtl: TTL, ...redis }, {
     presence: { keys: ["name"] },
   });
   const events: [string, PresenceEvent][] = [];
@@ -67,79 +72,93 @@ async function childEvents(child: Child, seen: PresenceEvent[], check: () => boo
   }
 }
 
-test("redis presence: lists across 3 nodes (this process, Deno, Bun), events on every node, only the named keys, a SIGKILLed node's members leave within presenceTtl + one heartbeat", async () => {
-  const prefix = uniquePrefix("presence");
-  const env = { PREFIX: prefix, HEARTBEAT: String(HEARTBEAT), PRESENCE_TTL: String(TTL), PRESENCE_KEYS: "name" };
-  const { node: here, events } = await localNode(prefix);
-  const children: ChildNode[] = [];
-  const clients: Client[] = [];
-  try {
-    children.push(await startChildNode("deno", env), await startChildNode("bun", env));
-    const [deno, bun] = children;
-    const urls = [here.wsUrl(), deno.wsUrl, bun.wsUrl];
-    const who = ["here", "deno", "bun"];
-    for (const [i, url] of urls.entries()) {
-      const c = await Client.open(url);
-      clients.push(c);
-      await ask(c, `set name ${who[i]}`, /^set$/);
-      await ask(c, "set secret s3cret", /^set$/);
-      await ask(c, "join lobby", /^joined lobby$/);
+// on one Redis server, then on a Redis Cluster (a room's members on the room's slot, the sweep in steps)
+for (const on of ["", " on a Redis Cluster"]) {
+  test(`redis presence${on}: lists across 3 nodes (this process, Deno, Bun), events on every node, only the named keys, a SIGKILLed node's members leave within presenceTtl + one heartbeat`, async () => {
+    const prefix = uniquePrefix("presence");
+    const cluster = on ? await RedisCluster.start() : undefined;
+    const env = {
+      PREFIX: prefix,
+      HEARTBEAT: String(HEARTBEAT),
+      PRESENCE_TTL: String(TTL),
+      PRESENCE_KEYS: "name",
+      ...(cluster ? { CLUSTER: cluster.urls.join(",") } : {}),
+    };
+    const children: ChildNode[] = [];
+    const clients: Client[] = [];
+    let here: ClusterNode | undefined;
+    try {
+      const local = await localNode(prefix, cluster);
+      here = local.node;
+      const events = local.events;
+      children.push(await startChildNode("deno", env), await startChildNode("bun", env));
+      const [deno, bun] = children;
+      const urls = [here.wsUrl(), deno.wsUrl, bun.wsUrl];
+      const who = ["here", "deno", "bun"];
+      for (const [i, url] of urls.entries()) {
+        const c = await Client.open(url);
+        clients.push(c);
+        await ask(c, `set name ${who[i]}`, /^set$/);
+        await ask(c, "set secret s3cret", /^set$/);
+        await ask(c, "join lobby", /^joined lobby$/);
+      }
+      const nodeIds = [here.hub.node, deno.node, bun.node];
+      const expected = who.map((w, i) => `${w}@${nodeIds[i]}`).sort();
+
+      // join events everywhere, this node's own too
+      const joinsHere = () => events.flatMap(([, e]) => e.joins.map((m) => `${m.keys.name}@${m.node}`));
+      await here.signal.until(() => joinsHere().length === 3, "3 joins here", 10_000);
+      assert.deepEqual(joinsHere().sort(), expected);
+      for (const child of children) {
+        const seen: PresenceEvent[] = [];
+        const joins = () => seen.flatMap((e) => e.joins.map((m) => `${m.keys.name}@${m.node}`));
+        await childEvents(child.child, seen, () => joins().length >= 3, `3 joins on ${child.runtime}`);
+        assert.deepEqual(joins().sort(), expected, `${child.runtime} hears every join`);
+      }
+
+      // the same list from every node, with only the named keys
+      assert.deepEqual(names(await here.hub.room("lobby").members()), expected);
+      for (const c of clients) {
+        const m = await ask(c, "members lobby", /^members (.*)$/);
+        const members: Member[] = JSON.parse(m[1]);
+        assert.deepEqual(names(members), expected);
+        for (const member of members) assert.deepEqual(Object.keys(member.keys), ["name"], "secret stays on its node");
+      }
+
+      // a leave reaches every node
+      await ask(clients[1], "leave lobby", /^leaveed lobby$/);
+      const leavesHere = () => events.flatMap(([, e]) => e.leaves.map((m) => `${m.keys.name}@${m.node}`));
+      await here.signal.until(() => leavesHere().length === 1, "deno's leave here", 10_000);
+      assert.deepEqual(leavesHere(), [`deno@${deno.node}`]);
+      const bunSeen: PresenceEvent[] = [];
+      await childEvents(bun.child, bunSeen, () => bunSeen.some((e) => e.leaves.length > 0), "the leave on bun");
+      await ask(clients[1], "join lobby", /^joined lobby$/);
+      await here.signal.until(() => joinsHere().length === 4, "deno back", 10_000);
+
+      // SIGKILL the Bun node: its member leaves within presenceTtl + one heartbeat (+ slack)
+      const killed = Date.now();
+      await bun.child.kill("SIGKILL");
+      await here.signal.until(() => leavesHere().length === 2, "the dead node's member to leave", 10_000);
+      const took = Date.now() - killed;
+      assert.equal(leavesHere()[1], `bun@${bun.node}`);
+      assert.ok(took <= TTL + HEARTBEAT + 500, `left after ${took} ms (bound ${TTL + HEARTBEAT} ms)`);
+      assert.deepEqual(names(await here.hub.room("lobby").members()), expected.filter((n) => !n.startsWith("bun@")));
+      const denoSeen: PresenceEvent[] = [];
+      await childEvents(
+        deno.child,
+        denoSeen,
+        () => denoSeen.some((e) => e.leaves.some((m) => m.node === bun.node)),
+        "the dead node's leave on deno",
+      );
+    } finally {
+      for (const c of clients) await c.close().catch(() => {});
+      await Promise.all(children.map((c) => c.child.kill()));
+      await here?.close();
+      if (cluster) await cluster.stop();
+      else await cleanup(prefix);
     }
-    const nodeIds = [here.hub.node, deno.node, bun.node];
-    const expected = who.map((w, i) => `${w}@${nodeIds[i]}`).sort();
-
-    // join events everywhere, this node's own too
-    const joinsHere = () => events.flatMap(([, e]) => e.joins.map((m) => `${m.keys.name}@${m.node}`));
-    await here.signal.until(() => joinsHere().length === 3, "3 joins here", 10_000);
-    assert.deepEqual(joinsHere().sort(), expected);
-    for (const child of children) {
-      const seen: PresenceEvent[] = [];
-      const joins = () => seen.flatMap((e) => e.joins.map((m) => `${m.keys.name}@${m.node}`));
-      await childEvents(child.child, seen, () => joins().length >= 3, `3 joins on ${child.runtime}`);
-      assert.deepEqual(joins().sort(), expected, `${child.runtime} hears every join`);
-    }
-
-    // the same list from every node, with only the named keys
-    assert.deepEqual(names(await here.hub.room("lobby").members()), expected);
-    for (const c of clients) {
-      const m = await ask(c, "members lobby", /^members (.*)$/);
-      const members: Member[] = JSON.parse(m[1]);
-      assert.deepEqual(names(members), expected);
-      for (const member of members) assert.deepEqual(Object.keys(member.keys), ["name"], "secret stays on its node");
-    }
-
-    // a leave reaches every node
-    await ask(clients[1], "leave lobby", /^leaveed lobby$/);
-    const leavesHere = () => events.flatMap(([, e]) => e.leaves.map((m) => `${m.keys.name}@${m.node}`));
-    await here.signal.until(() => leavesHere().length === 1, "deno's leave here", 10_000);
-    assert.deepEqual(leavesHere(), [`deno@${deno.node}`]);
-    const bunSeen: PresenceEvent[] = [];
-    await childEvents(bun.child, bunSeen, () => bunSeen.some((e) => e.leaves.length > 0), "the leave on bun");
-    await ask(clients[1], "join lobby", /^joined lobby$/);
-    await here.signal.until(() => joinsHere().length === 4, "deno back", 10_000);
-
-    // SIGKILL the Bun node: its member leaves within presenceTtl + one heartbeat (+ slack)
-    const killed = Date.now();
-    await bun.child.kill("SIGKILL");
-    await here.signal.until(() => leavesHere().length === 2, "the dead node's member to leave", 10_000);
-    const took = Date.now() - killed;
-    assert.equal(leavesHere()[1], `bun@${bun.node}`);
-    assert.ok(took <= TTL + HEARTBEAT + 500, `left after ${took} ms (bound ${TTL + HEARTBEAT} ms)`);
-    assert.deepEqual(names(await here.hub.room("lobby").members()), expected.filter((n) => !n.startsWith("bun@")));
-    const denoSeen: PresenceEvent[] = [];
-    await childEvents(
-      deno.child,
-      denoSeen,
-      () => denoSeen.some((e) => e.leaves.some((m) => m.node === bun.node)),
-      "the dead node's leave on deno",
-    );
-  } finally {
-    for (const c of clients) await c.close().catch(() => {});
-    await Promise.all(children.map((c) => c.child.kill()));
-    await here.close();
-    await cleanup(prefix);
-  }
-});
+  });
+}
 
 test("redis presence: a join storm (1,000 joins within a second) costs a bounded number of notices on the channel", async () => {
   const prefix = uniquePrefix("presence-storm");

@@ -119,12 +119,118 @@ for i = 1, #flat, 2 do
 end
 return out`;
 
-const SCRIPTS = { update: new Script(UPDATE), beat: new Script(BEAT), list: new Script(LIST) };
+// On a Redis Cluster a room's members live on the room's slot and the rest on the slot of
+// {prefix}: a change is two scripts (the room's members, then this node's deadline and index of
+// rooms), and a sweep three steps (claim a dead node, clear its members room by room, forget it).
+
+// One room's changes on this node, on the room's slot. KEYS: room hash. ARGV: 1 node, 2 number
+// of leaves, 3 number of joins, then the leaves' ids, the joins' id/value pairs, the moves'
+// id/value pairs. Returns the ids of moves the room no longer had (they are joins).
+const ROOM_UPDATE = `
+local mine = '{"node":"' .. ARGV[1] .. '"'
+local leaves, joins = tonumber(ARGV[2]), tonumber(ARGV[3])
+local i = 4
+for _ = 1, leaves do
+  local v = redis.call('HGET', KEYS[1], ARGV[i])
+  if v and string.sub(v, 1, #mine) == mine then redis.call('HDEL', KEYS[1], ARGV[i]) end
+  i = i + 1
+end
+for _ = 1, joins do
+  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  i = i + 2
+end
+local rejoined = {}
+while i < #ARGV do
+  if redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then rejoined[#rejoined + 1] = ARGV[i] end
+  i = i + 2
+end
+return rejoined`;
+
+// This node's deadline, and its index of rooms with members (what to sweep when it dies), on the
+// slot of {prefix}. KEYS: deadlines, this node's index. ARGV: 1 node, 2 ttl (ms), 3 "+" (it has
+// members in the room), "-" (none any more) or "", 4 "<safe room>\n<room>".
+const NODE_UPDATE = NOW + `
+redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
+if redis.call('PTTL', KEYS[1]) < 2 * tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], 4 * tonumber(ARGV[2])) end
+if ARGV[3] == '+' then redis.call('SADD', KEYS[2], ARGV[4])
+elseif ARGV[3] == '-' then redis.call('SREM', KEYS[2], ARGV[4]) end
+return 1`;
+
+// A heartbeat (ARGV[4] "1": this node's deadline), then claims up to 8 dead nodes for a sweep
+// that nobody else claimed within a ttl. KEYS: deadlines, claims. ARGV: 1 node, 2 ttl (ms),
+// 3 index prefix, 4 active. Returns {dead node, "<safe room>\n<room>", …} of the claimed nodes.
+const CLAIM_DEAD = NOW + `
+local ttl = tonumber(ARGV[2])
+if ARGV[4] == '1' then
+  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
+  if redis.call('PTTL', KEYS[1]) < 2 * ttl then redis.call('PEXPIRE', KEYS[1], 4 * ttl) end
+end
+local out = {}
+local claimed = 0
+for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 32)) do
+  local claim = redis.call('ZSCORE', KEYS[2], dead)
+  if claimed < 8 and (not claim or tonumber(claim) <= now) then
+    claimed = claimed + 1
+    redis.call('ZADD', KEYS[2], now + ttl, dead)
+    redis.call('PEXPIRE', KEYS[2], 4 * ttl)
+    local rooms = redis.call('SMEMBERS', ARGV[3] .. dead)
+    if #rooms == 0 then out[#out + 1] = dead; out[#out + 1] = '' end
+    for _, room in ipairs(rooms) do out[#out + 1] = dead; out[#out + 1] = room end
+  end
+end
+return out`;
+
+// Removes a dead node's members of one room, on the room's slot. KEYS: room hash. ARGV: 1 the
+// dead node. Returns {id, value, …} of the members removed.
+const SWEEP_ROOM = `
+local theirs = '{"node":"' .. ARGV[1] .. '"'
+local out = {}
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  if string.sub(flat[i + 1], 1, #theirs) == theirs then
+    redis.call('HDEL', KEYS[1], flat[i])
+    out[#out + 1] = flat[i]
+    out[#out + 1] = flat[i + 1]
+  end
+end
+return out`;
+
+// Forgets a swept node, unless it came back meanwhile. KEYS: deadlines, claims, its index.
+// ARGV: 1 the node.
+const FORGET_DEAD = NOW + `
+local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
+if until_ and tonumber(until_) > now then return 0 end
+redis.call('ZREM', KEYS[1], ARGV[1])
+redis.call('ZREM', KEYS[2], ARGV[1])
+redis.call('DEL', KEYS[3])
+return 1`;
+
+// The nodes alive now, on the slot of {prefix}. KEYS: deadlines. Returns their ids.
+const LIVE = NOW + `
+return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`;
+
+const SCRIPTS = {
+  update: new Script(UPDATE),
+  beat: new Script(BEAT),
+  list: new Script(LIST),
+  roomUpdate: new Script(ROOM_UPDATE),
+  nodeUpdate: new Script(NODE_UPDATE),
+  claimDead: new Script(CLAIM_DEAD),
+  sweepRoom: new Script(SWEEP_ROOM),
+  forgetDead: new Script(FORGET_DEAD),
+  live: new Script(LIVE),
+};
 
 /** What the Redis broker gives its presence. */
 export interface PresenceHost {
-  /** The prefix of its keys: `<prefix>`, or `{<prefix>}` on a Redis Cluster (one slot). */
+  /** The prefix of its keys but the rooms' members: `<prefix>`, or `{<prefix>}` on a Redis Cluster. */
   readonly prefix: string;
+  /**
+   * On a Redis Cluster, the key of a room's members, on the room's slot (`undefined` on one
+   * server: `<prefix>:pr:<room>`, and every change in one script).
+   * @param room The room.
+   */
+  roomKey?(room: string): string;
   /** The broadcast channel. */
   readonly channel: string;
   /** Largest channel message in bytes. */
@@ -166,6 +272,7 @@ export class RedisPresence implements BrokerPresence {
     if (change.joins.length + change.leaves.length > 0) {
       notice = encodePresence(node, room, change, host.max);
     }
+    if (host.roomKey) return this.#updateSharded(room, change, notice, host.roomKey(room));
     const args: (string | Buffer)[] = [
       node,
       String(Math.ceil(host.ttl)),
@@ -180,33 +287,70 @@ export class RedisPresence implements BrokerPresence {
     this.#active = true;
     const keys = [`${p}:pr:${safe}`, `${p}:pn:${node}`, `${p}:pl`];
     this.#run(SCRIPTS.update, keys, args, "a presence update").then(
-      (rejoined) => {
-        this.#failing = false;
-        const ids = new Set(rejoined as string[]);
-        const joins = change.moves.filter((e) => ids.has(e.id));
-        if (joins.length === 0) return;
-        // Moved here after their old node's entries were swept: joins, for every node, this one too.
-        this.#publish(encodePresence(node, room, { joins, leaves: [] }, host.max));
-        link.presence(room, { joins, leaves: [] });
-      },
+      (rejoined) => this.#recorded(room, change, rejoined as string[]),
       (err) => this.#failed("Presence not recorded in Redis", err),
     );
+  }
+
+  /** A room's changes on a Redis Cluster: its members on its slot, this node's index on {prefix}'s. */
+  #updateSharded(room: string, change: PresenceUpdate, notice: Uint8Array | string, roomKey: string): void {
+    const host = this.#host;
+    const link = host.link();
+    const node = link.node;
+    const p = host.prefix;
+    // the index first: a node that dies after its members were recorded is swept in this room
+    const has = link.localCount(room) > 0;
+    const mark = change.joins.length + change.moves.length > 0 ? "+" : has ? "" : "-";
+    this.#active = true;
+    this.#run(
+      SCRIPTS.nodeUpdate,
+      [`${p}:pl`, `${p}:pn:${node}`],
+      [node, String(Math.ceil(host.ttl)), mark, `${safeKey(room)}\n${room}`],
+      "a presence update",
+    ).catch((err) => this.#failed("Presence not recorded in Redis", err));
+    const args: string[] = [node, String(change.leaves.length), String(change.joins.length)];
+    for (const e of change.leaves) args.push(e.id);
+    for (const e of [...change.joins, ...change.moves]) args.push(e.id, value(node, e));
+    this.#run(SCRIPTS.roomUpdate, [roomKey], args, "a presence update").then(
+      (rejoined) => this.#recorded(room, change, rejoined as string[]),
+      (err) => this.#failed("Presence not recorded in Redis", err),
+    );
+    if (notice !== "") this.#publish(typeof notice === "string" ? new TextEncoder().encode(notice) : notice);
+  }
+
+  /** A change was recorded: moves whose old entries were swept meanwhile are joins. */
+  #recorded(room: string, change: PresenceUpdate, rejoined: string[]): void {
+    this.#failing = false;
+    const ids = new Set(rejoined);
+    const joins = change.moves.filter((e) => ids.has(e.id));
+    if (joins.length === 0) return;
+    // Moved here after their old node's entries were swept: joins, for every node, this one too.
+    const link = this.#host.link();
+    this.#publish(encodePresence(link.node, room, { joins, leaves: [] }, this.#host.max));
+    link.presence(room, { joins, leaves: [] });
   }
 
   async list(room: string): Promise<PresenceEntry[]> {
     const host = this.#host;
     host.link();
     const p = host.prefix;
-    const flat = await this.#run(
-      SCRIPTS.list,
-      [`${p}:pr:${safeKey(room)}`, `${p}:pl`],
-      [],
-      "a member list",
-    ) as string[];
+    let flat: string[];
+    let live: Set<string> | undefined;
+    if (host.roomKey) {
+      // the room's members from its slot, the live nodes from {prefix}'s, side by side
+      const [members, nodes] = await Promise.all([
+        host.within(host.client().sendCommand(["HGETALL", host.roomKey(room)]), "a member list"),
+        this.#run(SCRIPTS.live, [`${p}:pl`], [], "a member list"),
+      ]);
+      flat = Array.isArray(members) ? members : Object.entries(members as Record<string, string>).flat();
+      live = new Set((nodes as string[]).map(String));
+    } else {
+      flat = await this.#run(SCRIPTS.list, [`${p}:pr:${safeKey(room)}`, `${p}:pl`], [], "a member list") as string[];
+    }
     const out: PresenceEntry[] = [];
     for (let i = 0; i < flat.length; i += 2) {
       const entry = parse(String(flat[i]), String(flat[i + 1]));
-      if (entry) out.push(entry);
+      if (entry && (!live || live.has(entry.node))) out.push(entry);
     }
     return out;
   }
@@ -216,10 +360,13 @@ export class RedisPresence implements BrokerPresence {
     const host = this.#host;
     const link = host.link();
     const p = host.prefix;
-    const args = [link.node, String(Math.ceil(host.ttl)), `${p}:pr:`, `${p}:pn:`, this.#active ? "1" : "0"];
     let flat: string[];
     try {
-      flat = await this.#run(SCRIPTS.beat, [`${p}:pl`], args, "a presence heartbeat") as string[];
+      if (host.roomKey) flat = await this.#sweepSharded(host.roomKey);
+      else {
+        const args = [link.node, String(Math.ceil(host.ttl)), `${p}:pr:`, `${p}:pn:`, this.#active ? "1" : "0"];
+        flat = await this.#run(SCRIPTS.beat, [`${p}:pl`], args, "a presence heartbeat") as string[];
+      }
     } catch (err) {
       this.#failed("Presence heartbeat failed", err);
       return;
@@ -242,6 +389,47 @@ export class RedisPresence implements BrokerPresence {
         link.report(err);
       }
     }
+  }
+
+  /**
+   * A heartbeat on a Redis Cluster: claims dead nodes (one sweeper at a time, another after a
+   * ttl if this one dies), clears their members room by room, then forgets them.
+   * @returns {dead node, room, id, value, …} of the members removed.
+   */
+  async #sweepSharded(roomKey: (room: string) => string): Promise<string[]> {
+    const host = this.#host;
+    const link = host.link();
+    const p = host.prefix;
+    const args = [link.node, String(Math.ceil(host.ttl)), `${p}:pn:`, this.#active ? "1" : "0"];
+    const claimed = await this.#run(
+      SCRIPTS.claimDead,
+      [`${p}:pl`, `${p}:ps`],
+      args,
+      "a presence heartbeat",
+    ) as string[];
+    const rooms = new Map<string, string[]>();
+    for (let i = 0; i < claimed.length; i += 2) {
+      const [dead, entry] = [String(claimed[i]), String(claimed[i + 1])];
+      if (!rooms.has(dead)) rooms.set(dead, []);
+      const nl = entry.indexOf("\n");
+      if (nl >= 0) rooms.get(dead)!.push(entry.slice(nl + 1));
+    }
+    const out: string[] = [];
+    for (const [dead, names] of rooms) {
+      const removed = await Promise.all(
+        names.map((room) =>
+          this.#run(SCRIPTS.sweepRoom, [roomKey(room)], [dead], "a presence sweep").then((flat) => ({
+            room,
+            flat: flat as string[],
+          }))
+        ),
+      );
+      for (const { room, flat } of removed) {
+        for (let i = 0; i < flat.length; i += 2) out.push(dead, room, String(flat[i]), String(flat[i + 1]));
+      }
+      await this.#run(SCRIPTS.forgetDead, [`${p}:pl`, `${p}:ps`, `${p}:pn:${dead}`], [dead], "a presence sweep");
+    }
+    return out;
   }
 
   /**

@@ -451,6 +451,8 @@ class RedisBroker implements Broker {
     });
     this.presence = new RedisPresence({
       prefix: home,
+      // on a cluster, a room's members live on the room's slot
+      ...(cluster ? { roomKey: (room: string) => `{${prefix}:${safeKey("r:" + room)}}:pr` } : {}),
       scripts: this.#scripts,
       channel: this.#channel,
       max: this.#max,
