@@ -15,6 +15,7 @@ import {
   uniquePrefix,
 } from "./_cluster.ts";
 import { Client, closeAll, deadline, openClients, startServer, test, utf8 } from "./_helpers.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
 
 async function cluster(prefix: string, n: number, broker = {}): Promise<ClusterNode[]> {
   const nodes: ClusterNode[] = [];
@@ -97,41 +98,49 @@ test("redis: broadcast, broadcastOthers and room broadcasts reach every node; te
   }
 });
 
-test("redis: counts across nodes follow connects, joins, leaves and disconnects; a closed node leaves at once", async () => {
-  const prefix = uniquePrefix("counts");
-  const [a, b] = await cluster(prefix, 2);
-  const clients: Client[] = [];
-  try {
-    assert.equal(await a.hub.count(), 0);
-    clients.push(...await openClients(a.wsUrl(), 2), ...await openClients(b.wsUrl(), 3));
-    await a.signal.until(() => a.hub.size === 2, "two on a");
-    await b.signal.until(() => b.hub.size === 3, "three on b");
-    await eventually(() => a.hub.count(), (n) => n === 5, "a to count 5");
-    await eventually(() => b.hub.count(), (n) => n === 5, "b to count 5");
+// on one Redis server, then on a Redis Cluster (a room's counts on the room's slot)
+for (const on of ["", " on a Redis Cluster"]) {
+  test(`redis${on}: counts across nodes follow connects, joins, leaves and disconnects; a closed node leaves at once`, async () => {
+    const prefix = uniquePrefix("counts");
+    const redisCluster = on ? await RedisCluster.start() : undefined;
+    const [a, b] = await cluster(prefix, 2, redisCluster ? { cluster: redisCluster.urls } : {}).catch(async (err) => {
+      await redisCluster?.stop();
+      throw err;
+    });
+    const clients: Client[] = [];
+    try {
+      assert.equal(await a.hub.count(), 0);
+      clients.push(...await openClients(a.wsUrl(), 2), ...await openClients(b.wsUrl(), 3));
+      await a.signal.until(() => a.hub.size === 2, "two on a");
+      await b.signal.until(() => b.hub.size === 3, "three on b");
+      await eventually(() => a.hub.count(), (n) => n === 5, "a to count 5");
+      await eventually(() => b.hub.count(), (n) => n === 5, "b to count 5");
 
-    a.hub.sessions()[0].join("r");
-    for (const s of b.hub.sessions().slice(0, 2)) s.join("r");
-    assert.equal(a.hub.room("r").size, 1, "size is node-local");
-    await eventually(() => a.hub.room("r").count(), (n) => n === 3, "room r to count 3 on a");
-    await eventually(() => b.hub.room("r").count(), (n) => n === 3, "room r to count 3 on b");
-    assert.equal(await a.hub.room("nobody").count(), 0);
+      a.hub.sessions()[0].join("r");
+      for (const s of b.hub.sessions().slice(0, 2)) s.join("r");
+      assert.equal(a.hub.room("r").size, 1, "size is node-local");
+      await eventually(() => a.hub.room("r").count(), (n) => n === 3, "room r to count 3 on a");
+      await eventually(() => b.hub.room("r").count(), (n) => n === 3, "room r to count 3 on b");
+      assert.equal(await a.hub.room("nobody").count(), 0);
 
-    b.hub.sessions()[0].leave("r");
-    await eventually(() => a.hub.room("r").count(), (n) => n === 2, "room r to count 2 after a leave");
-    await clients[2].close(); // a client of b goes away
-    await eventually(() => a.hub.count(), (n) => n === 4, "4 after a disconnect");
+      b.hub.sessions()[0].leave("r");
+      await eventually(() => a.hub.room("r").count(), (n) => n === 2, "room r to count 2 after a leave");
+      await clients[2].close(); // a client of b goes away
+      await eventually(() => a.hub.count(), (n) => n === 4, "4 after a disconnect");
 
-    await b.close(); // b's sessions leave the cluster's counts at once
-    assert.equal(await a.hub.count(), 2);
-    assert.equal(await a.hub.room("r").count(), 1);
-    a.hub.broadcast("a lives on");
-    assert.deepEqual(await nextOf(clients.slice(0, 2)), ["a lives on", "a lives on"]);
-    await assert.rejects(b.hub.count(), /closed/);
-    assert.deepEqual(a.brokerErrors, []);
-  } finally {
-    await shutdown([a, b], clients, prefix);
-  }
-});
+      await b.close(); // b's sessions leave the cluster's counts at once
+      assert.equal(await a.hub.count(), 2);
+      assert.equal(await a.hub.room("r").count(), 1);
+      a.hub.broadcast("a lives on");
+      assert.deepEqual(await nextOf(clients.slice(0, 2)), ["a lives on", "a lives on"]);
+      await assert.rejects(b.hub.count(), /closed/);
+      assert.deepEqual(a.brokerErrors, []);
+    } finally {
+      await shutdown([a, b], clients, prefix);
+      await redisCluster?.stop();
+    }
+  });
+}
 
 test("redis: foreign bytes, an unknown version and an oversized message are refused; the subscription lives on", async () => {
   const prefix = uniquePrefix("foreign");

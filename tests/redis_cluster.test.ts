@@ -75,10 +75,13 @@ test("redis cluster: rooms spread over the shards; each node receives only its r
     assert.equal(await nodes[2].hub.count(), 12);
     const members = await nodes[2].hub.room("room-0").members();
     assert.deepEqual(members.map((m) => m.keys.n).sort(), ["0", "1"]);
-    // a room's members live on the room's slot (its shard), with its channel and its stream
+    // a room's members and counts (one entry per node with members) live on the room's slot (its
+    // shard), with its channel and its stream
     for (const room of ["room-0", "room-1", "room-2"]) {
-      const key = `{${prefix}:r:${room}}:pr`;
-      assert.equal(await onPrimary(cluster, roomChannel(prefix, room), ["HLEN", key]), 2, `${room}'s members`);
+      for (const [kind, what] of [["pr", "members"], ["cn", "counts"]]) {
+        const key = `{${prefix}:r:${room}}:${kind}`;
+        assert.equal(await onPrimary(cluster, roomChannel(prefix, room), ["HLEN", key]), 2, `${room}'s ${what}`);
+      }
     }
     const history = await nodes[2].hub.room("room-0").history();
     assert.deepEqual(history.map((e) => e.message).sort(), ["room-0 from 0", "room-0 from 1", "room-0 from 2"]);

@@ -4,6 +4,7 @@ import assert from "node:assert/strict";
 import {
   type ChildNode,
   cleanup,
+  type ClusterNode,
   eventually,
   type NodeRuntime,
   startChildNode,
@@ -12,6 +13,7 @@ import {
   uniquePrefix,
 } from "./_cluster.ts";
 import { Client, closeAll, runtime, test } from "./_helpers.ts";
+import { RedisCluster } from "./_redis_cluster.ts";
 
 async function startChildren(prefix: string, runtimes: NodeRuntime[], env = {}): Promise<ChildNode[]> {
   const settled = await Promise.allSettled(runtimes.map((r) => startChildNode(r, { PREFIX: prefix, ...env })));
@@ -123,32 +125,44 @@ test("redis processes: a Deno node and a Bun node form one cluster", async () =>
   }
 });
 
-test("redis processes: a node killed without cleanup leaves count() within presenceTtl", async () => {
-  const prefix = uniquePrefix("expiry");
-  const ttl = 1000;
-  const [child] = await startChildren(prefix, [runtime], { HEARTBEAT: "200", PRESENCE_TTL: String(ttl) });
-  const local = await startNode({ prefix });
-  const clients: Client[] = [];
-  try {
-    clients.push(await Client.open(child.wsUrl), await Client.open(child.wsUrl), await Client.open(local.wsUrl()));
-    await ask(clients[0], "join r", /^joined r$/);
-    await eventually(() => local.hub.count(), (n) => n === 3, "three sessions counted");
-    await eventually(() => local.hub.room("r").count(), (n) => n === 1, "the child's room counted");
+// on one Redis server, then on a Redis Cluster (where a room's counts live on the room's slot)
+for (const on of ["", " on a Redis Cluster"]) {
+  test(`redis processes${on}: a node killed without cleanup leaves count() within presenceTtl`, async () => {
+    const prefix = uniquePrefix("expiry");
+    const ttl = 1000;
+    const cluster = on ? await RedisCluster.start() : undefined;
+    const redis = cluster ? { CLUSTER: cluster.urls.join(",") } : {};
+    const children = await startChildren(prefix, [runtime], { HEARTBEAT: "200", PRESENCE_TTL: String(ttl), ...redis })
+      .catch(async (err) => {
+        await cluster?.stop();
+        throw err;
+      });
+    const [child] = children;
+    const clients: Client[] = [];
+    let local: ClusterNode | undefined;
+    try {
+      const here = local = await startNode(cluster ? { prefix, cluster: cluster.urls } : { prefix });
+      clients.push(await Client.open(child.wsUrl), await Client.open(child.wsUrl), await Client.open(here.wsUrl()));
+      await ask(clients[0], "join r", /^joined r$/);
+      await eventually(() => here.hub.count(), (n) => n === 3, "three sessions counted");
+      await eventually(() => here.hub.room("r").count(), (n) => n === 1, "the child's room counted");
 
-    // outlives several heartbeats: the counts stay while the node is alive
-    await new Promise((r) => setTimeout(r, ttl * 1.5));
-    assert.equal(await local.hub.count(), 3, "a live node keeps its counts past presenceTtl");
+      // outlives several heartbeats: the counts stay while the node is alive
+      await new Promise((r) => setTimeout(r, ttl * 1.5));
+      assert.equal(await here.hub.count(), 3, "a live node keeps its counts past presenceTtl");
 
-    const killed = Date.now();
-    await child.child.kill("SIGKILL");
-    await eventually(() => local.hub.count(), (n) => n === 1, "the killed node to drop out", ttl + 2000, 20);
-    const took = Date.now() - killed;
-    assert.ok(took <= ttl + 500, `dropped out after ${took} ms (presenceTtl ${ttl})`);
-    assert.equal(await local.hub.room("r").count(), 0);
-  } finally {
-    await closeAll(clients);
-    await child.child.kill();
-    await local.close();
-    await cleanup(prefix);
-  }
-});
+      const killed = Date.now();
+      await child.child.kill("SIGKILL");
+      await eventually(() => here.hub.count(), (n) => n === 1, "the killed node to drop out", ttl + 2000, 20);
+      const took = Date.now() - killed;
+      assert.ok(took <= ttl + 500, `dropped out after ${took} ms (presenceTtl ${ttl})`);
+      assert.equal(await here.hub.room("r").count(), 0);
+    } finally {
+      await closeAll(clients);
+      await child.child.kill();
+      await local?.close();
+      if (cluster) await cluster.stop();
+      else await cleanup(prefix);
+    }
+  });
+}

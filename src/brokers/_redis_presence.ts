@@ -18,6 +18,11 @@
  * notice per dead node and room), so a dead node's members leave within presenceTtl plus one
  * heartbeat of the nodes still alive. `list` leaves dead nodes' members out even before a sweep.
  *
+ * On a Redis Cluster (`{<prefix>}` for `<prefix>` above), a room's members are in
+ * `{<prefix>:r:<safe room>}:pr`, on the room's slot; `pn:<node>` holds "<safe room>\n<room>" for
+ * each room where the node has members, and `{<prefix>}:ps` the sweeps under way (node → when
+ * another node may take the sweep over).
+ *
  * @module
  */
 

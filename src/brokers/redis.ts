@@ -20,8 +20,8 @@
  * `heartbeatInterval`. See `BrokerPresence`.
  *
  * On a Redis Cluster (`redisBroker({ cluster: [urls] })`), pub/sub is sharded and a room's
- * channel, stream and history live on the shard of the room's hash slot, so room traffic spreads
- * over the shards; the rest (the hub's channel and stream, session states, counts, presence) lives
+ * channel, stream, history, members and counts live on the shard of the room's hash slot, so room
+ * traffic spreads over the shards; the rest (the hub's channel and stream, session states) lives
  * on the slot of `{<prefix>}`. A failover is followed by itself; see `RedisBrokerOptions.cluster`.
  *
  * When Redis stalls (frozen, or cut off without a reset), at most `maxPendingBytes` of
@@ -57,7 +57,7 @@
 import { Buffer } from "node:buffer";
 import { createClient, createCluster } from "redis";
 import type { Broker, BrokerLink, BrokerMessage, BrokerPresence, BrokerStreams } from "../broker.ts";
-import { RedisStreams, safeKey, Scripts } from "./_redis_streams.ts";
+import { RedisStreams, safeKey, Script, Scripts } from "./_redis_streams.ts";
 import { ClusterClient } from "./_redis_cluster.ts";
 import { RedisPresence } from "./_redis_presence.ts";
 import { decodeMessage, decodeReleased, encodeMessage, isFromNode } from "./wire.ts";
@@ -187,11 +187,12 @@ export interface RedisBrokerOptions {
    * (`createCluster()`), which closing the hub leaves open.
    *
    * On a cluster, pub/sub is sharded (SPUBLISH/SSUBSCRIBE) and `routing` defaults to `"rooms"`: a
-   * room's channel (`{<prefix>:r:<room>}:ch`), its stream and its history live on the shard of
-   * the room's slot, so room traffic spreads over the shards. The hub's channel and stream,
-   * session states, counts and presence (small, and swept together across rooms) live on the slot
-   * of `{<prefix>}`. Across shards, the order of a resumed session's missed messages of different
-   * rooms follows the shards' clocks (each room's own order is exact).
+   * room's channel (`{<prefix>:r:<room>}:ch`), its stream and history, its members and its counts
+   * live on the shard of the room's slot, so room traffic spreads over the shards. The hub's
+   * channel and stream, session states, hub-wide counts and presence's node deadlines live on the
+   * slot of `{<prefix>}`. Across shards, the order of a resumed session's missed messages of
+   * different rooms follows the shards' clocks (each room's own order is exact). A failover is
+   * followed by itself; a stream written last by another primary continues in a new epoch.
    */
   cluster?: readonly string[] | RedisClusterLike;
   /**
@@ -200,8 +201,9 @@ export interface RedisBrokerOptions {
    * `<prefix>:node:<id>`) and the keys of `broker.streams` (`<prefix>:seq`, `<prefix>:st:…`,
    * `:sm:`, `:ss:`, `:tk:`, `:ns:`), and those of `broker.presence` (`<prefix>:pr:<room>`,
    * `<prefix>:pn:<node>`, `<prefix>:pl`). Hubs with the same prefix on the same Redis are one cluster.
-   * On a Redis Cluster, `<prefix>` in these names is `{<prefix>}` (see `cluster`), and a prefix
-   * may not contain `{` or `}`.
+   * On a Redis Cluster, `<prefix>` in these names is `{<prefix>}`, but a room's keys and channel
+   * are on its own slot (`{<prefix>:r:<room>}:…`, see `cluster`), and a prefix may not contain `{`
+   * or `}`.
    * @default {"chorus"}
    */
   prefix?: string;
@@ -296,6 +298,31 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
 end
 return total`;
 
+// On a Redis Cluster, a room's counts live on the room's slot: one hash per room, node →
+// "<count>:<deadline ms>", the deadline presenceTtl after the write (every heartbeat rewrites).
+// Writes one node's count. KEYS: the room's count hash. ARGV: node, count, ttl (ms).
+const ROOM_COUNT = new Script(`
+if ARGV[2] == '0' then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])))
+redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
+return 1`);
+
+// Sums the room's counts of the nodes but this one whose deadline has not passed, forgetting the
+// others. KEYS: the room's count hash. ARGV: this node.
+const ROOM_SUM = new Script(`
+local clock = redis.call('TIME')
+local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
+local total = 0
+local flat = redis.call('HGETALL', KEYS[1])
+for i = 1, #flat, 2 do
+  local n, deadline = string.match(flat[i + 1], '^(%d+):(%d+)$')
+  if not deadline or tonumber(deadline) <= now then redis.call('HDEL', KEYS[1], flat[i])
+  elseif flat[i] ~= ARGV[1] then total = total + tonumber(n) end
+end
+return total`);
+
 /**
  * Creates a Redis broker for one hub: `new Hub({ broker: redisBroker({ url }) })`.
  *
@@ -344,6 +371,8 @@ class RedisBroker implements Broker {
   #sharded: boolean;
   /** The scripts of the streams and presence, sent once per server (see `Scripts`). */
   #scripts: Scripts;
+  /** On a Redis Cluster: the rooms whose hash holds a count of this node (removed at stop). */
+  #countedRooms = new Set<string>();
   /**
    * Rooms whose channel this node subscribed to (`"rooms"` routing): a pending SUBSCRIBE's
    * promise, or `true` once Redis confirmed it.
@@ -630,7 +659,9 @@ class RedisBroker implements Broker {
   async count(room?: string): Promise<number> {
     const link = this.#link;
     if (!link || this.#stopped) throw new Error("The Redis broker is not running");
-    const count = this.#pub.sendCommand(["EVAL", COUNT, "1", this.#nodesKey, this.#nodePrefix, room ?? "", link.node]);
+    const count = room !== undefined && this.#sharded
+      ? this.#scripts.run(ROOM_SUM, [this.#roomCounts(room)], [link.node])
+      : this.#pub.sendCommand(["EVAL", COUNT, "1", this.#nodesKey, this.#nodePrefix, room ?? "", link.node]);
     const others = await within(count, this.#timeout, "the count");
     return link.localCount(room) + Number(others);
   }
@@ -655,6 +686,10 @@ class RedisBroker implements Broker {
       try {
         await within(pub.sendCommand(["DEL", this.#nodePrefix + link.node]), left(), "the DEL at close");
         await within(pub.sendCommand(["SREM", this.#nodesKey, link.node]), left(), "the SREM at close");
+        const rooms = [...this.#countedRooms].map((room) =>
+          pub.sendCommand(["HDEL", this.#roomCounts(room), link.node])
+        );
+        await within(Promise.all(rooms), left(), "the HDELs at close");
       } catch {
         // Redis is away or stalled: the counts expire by themselves within presenceTtl.
       }
@@ -752,10 +787,16 @@ class RedisBroker implements Broker {
     }
     const args = ["EVAL", PRESENCE, "2", this.#nodePrefix + link.node, this.#nodesKey];
     args.push(String(this.#ttl), link.node, full ? "1" : "0");
-    for (const field of fields) args.push(field, String(link.localCount(field === "" ? undefined : field)));
+    const writes: Promise<unknown>[] = [];
+    for (const field of fields) {
+      const count = link.localCount(field === "" ? undefined : field);
+      if (field === "" || !this.#sharded) args.push(field, String(count));
+      else writes.push(this.#writeRoomCount(field, count));
+    }
+    writes.push(this.#pub.sendCommand(args));
     // A failure is reported once until a write succeeds again; the next heartbeat (or the
     // reconnect) writes everything again.
-    return within(this.#pub.sendCommand(args), this.#timeout, "a count write").then(
+    return within(Promise.all(writes), this.#timeout, "a count write").then(
       () => {
         this.#presenceFailing = false;
       },
@@ -765,6 +806,22 @@ class RedisBroker implements Broker {
         link.report(new Error(`Session counts not written to Redis: ${errorMessage(err)}`, { cause: err }));
       },
     );
+  }
+
+  /** On a Redis Cluster: this node's count of a room, in the room's hash on the room's slot. */
+  #writeRoomCount(room: string, count: number): Promise<unknown> {
+    if (count > 0) this.#countedRooms.add(room);
+    else this.#countedRooms.delete(room);
+    return this.#scripts.run(ROOM_COUNT, [this.#roomCounts(room)], [
+      this.#link!.node,
+      String(count),
+      String(this.#ttl),
+    ]);
+  }
+
+  /** A room's count hash on a Redis Cluster (the room's slot). */
+  #roomCounts(room: string): string {
+    return `{${this.#prefix}:${safeKey("r:" + room)}}:cn`;
   }
 }
 
