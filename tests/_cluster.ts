@@ -76,19 +76,14 @@ export const roomChannel = (prefix: string, room: string): string => `{${prefix}
 
 /** How many subscribers each room's shard channel has, asked of the shard that owns it. */
 export async function shardSubscribers(
-  cluster: { primaryOf(key: string): Promise<number> },
+  cluster: { onPrimary(key: string, args: string[]): Promise<unknown> },
   prefix: string,
   rooms: string[],
 ): Promise<number[]> {
   return await Promise.all(rooms.map(async (room) => {
     const channel = roomChannel(prefix, room);
-    const redis = await rawRedis(`redis://127.0.0.1:${await cluster.primaryOf(channel)}`);
-    try {
-      const reply = await redis.sendCommand(["PUBSUB", "SHARDNUMSUB", channel]) as unknown[];
-      return Number(reply[1]);
-    } finally {
-      await redis.close();
-    }
+    const reply = await cluster.onPrimary(channel, ["PUBSUB", "SHARDNUMSUB", channel]) as unknown[];
+    return Number(reply[1]);
   }));
 }
 

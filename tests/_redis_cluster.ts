@@ -80,6 +80,11 @@ export class RedisCluster {
     return owner.port;
   }
 
+  /** Runs a command on the primary of the key's slot now, and returns its reply. */
+  async onPrimary(key: string, args: string[]): Promise<Reply> {
+    return await ask(await this.primaryOf(key), args);
+  }
+
   /** The ports of the replicas of the key's slot's primary. */
   async replicasOf(key: string): Promise<number[]> {
     const port = this.#live()[0];

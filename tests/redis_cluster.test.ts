@@ -6,7 +6,6 @@ import assert from "node:assert/strict";
 import {
   type ClusterNode,
   eventually,
-  rawRedis,
   roomChannel,
   shardSubscribers,
   startNode,
@@ -80,7 +79,7 @@ test("redis cluster: rooms spread over the shards; each node receives only its r
     for (const room of ["room-0", "room-1", "room-2"]) {
       for (const [kind, what] of [["pr", "members"], ["cn", "counts"]]) {
         const key = `{${prefix}:r:${room}}:${kind}`;
-        assert.equal(await onPrimary(cluster, roomChannel(prefix, room), ["HLEN", key]), 2, `${room}'s ${what}`);
+        assert.equal(await cluster.onPrimary(roomChannel(prefix, room), ["HLEN", key]), 2, `${room}'s ${what}`);
       }
     }
     const history = await nodes[2].hub.room("room-0").history();
@@ -170,16 +169,6 @@ test("redis cluster: a session cut mid-stream resumes on another node; its rooms
   }
 });
 
-/** A command on the primary of `key`'s slot now. */
-async function onPrimary(cluster: RedisCluster, key: string, args: string[]): Promise<unknown> {
-  const redis = await rawRedis(`redis://127.0.0.1:${await cluster.primaryOf(key)}`);
-  try {
-    return await redis.sendCommand(args);
-  } finally {
-    await redis.close();
-  }
-}
-
 test("redis cluster: the primary of a room's shard is killed mid-traffic, with writes its replica never got: the error is reported, nothing crashes, delivery resumes after the failover in a new epoch, nothing taken for a copy", async () => {
   const cluster = await RedisCluster.start();
   const prefix = uniquePrefix("cluster-failover");
@@ -223,10 +212,10 @@ test("redis cluster: the primary of a room's shard is killed mid-traffic, with w
     const channel = roomChannel(prefix, "f");
     const meta = `{${prefix}:r:f}:sm:r:f`;
     const stream = `{${prefix}:r:f}:st:r:f`;
-    const epochBefore = await onPrimary(cluster, channel, ["HGET", meta, "e"]);
+    const epochBefore = await cluster.onPrimary(channel, ["HGET", meta, "e"]);
     for (const port of await cluster.replicasOf(channel)) cluster.pause(port);
     // and its link is cut, so that what follows does not wait in its socket either
-    await onPrimary(cluster, channel, ["CLIENT", "KILL", "TYPE", "replica"]);
+    await cluster.onPrimary(channel, ["CLIENT", "KILL", "TYPE", "replica"]);
     const frozenAt = watched[0].got.length;
     await signal.until(() => watched[0].got.length >= frozenAt + 30, "30 broadcasts the replica does not take");
     const killed = await cluster.killPrimaryOf(channel);
@@ -263,14 +252,14 @@ test("redis cluster: the primary of a room's shard is killed mid-traffic, with w
     // the scenario happened: the new primary lacks messages the clients got from the old one;
     // its stream goes on in a new epoch (so the offsets of those are not taken for copies), with
     // the entries it had kept
-    const kept = (await onPrimary(cluster, channel, ["XRANGE", stream, "-", "+"]) as [string, string[]][])
+    const kept = (await cluster.onPrimary(channel, ["XRANGE", stream, "-", "+"]) as [string, string[]][])
       .map(([, fields]) => fields[fields.indexOf("d") + 1]);
     assert.ok(
       got.some((n) => n <= failedOver && !kept.includes(String(n))),
       "some messages were lost with the old primary",
     );
     assert.ok(kept.includes("1"), "the entries from before are kept");
-    assert.notEqual(await onPrimary(cluster, channel, ["HGET", meta, "e"]), epochBefore, "a new epoch");
+    assert.notEqual(await cluster.onPrimary(channel, ["HGET", meta, "e"]), epochBefore, "a new epoch");
     // the hub goes on: counts and history answer from the new primary
     assert.equal(await a.hub.room("f").count(), 2);
     assert.equal((await a.hub.room("f").history()).at(-1)?.message, "end");

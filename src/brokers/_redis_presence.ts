@@ -273,23 +273,22 @@ export class RedisPresence implements BrokerPresence {
     const node = link.node;
     const p = host.prefix;
     const safe = safeKey(room);
-    let notice: Uint8Array | string = "";
-    if (change.joins.length + change.leaves.length > 0) {
-      notice = encodePresence(node, room, change, host.max);
-    }
-    if (host.roomKey) return this.#updateSharded(room, change, notice, host.roomKey(room));
+    const notice = change.joins.length + change.leaves.length > 0
+      ? encodePresence(node, room, change, host.max)
+      : undefined;
+    this.#active = true;
+    if (host.roomKey) return this.#updateSharded(link, room, change, notice, host.roomKey(room));
     const args: (string | Buffer)[] = [
       node,
       String(Math.ceil(host.ttl)),
       host.channel,
-      typeof notice === "string" ? notice : Buffer.from(notice.buffer, notice.byteOffset, notice.byteLength),
+      notice ? Buffer.from(notice.buffer, notice.byteOffset, notice.byteLength) : "",
       `${safe}\n${room}`,
       String(change.leaves.length),
       String(change.joins.length),
     ];
     for (const e of change.leaves) args.push(e.id);
     for (const e of [...change.joins, ...change.moves]) args.push(e.id, value(node, e));
-    this.#active = true;
     const keys = [`${p}:pr:${safe}`, `${p}:pn:${node}`, `${p}:pl`];
     this.#run(SCRIPTS.update, keys, args, "a presence update").then(
       (rejoined) => this.#recorded(room, change, rejoined as string[]),
@@ -298,15 +297,18 @@ export class RedisPresence implements BrokerPresence {
   }
 
   /** A room's changes on a Redis Cluster: its members on its slot, this node's index on {prefix}'s. */
-  #updateSharded(room: string, change: PresenceUpdate, notice: Uint8Array | string, roomKey: string): void {
+  #updateSharded(
+    link: BrokerLink,
+    room: string,
+    change: PresenceUpdate,
+    notice: Uint8Array | undefined,
+    roomKey: string,
+  ): void {
     const host = this.#host;
-    const link = host.link();
     const node = link.node;
     const p = host.prefix;
     // the index first: a node that dies after its members were recorded is swept in this room
-    const has = link.localCount(room) > 0;
-    const mark = change.joins.length + change.moves.length > 0 ? "+" : has ? "" : "-";
-    this.#active = true;
+    const mark = change.joins.length + change.moves.length > 0 ? "+" : link.localCount(room) > 0 ? "" : "-";
     this.#run(
       SCRIPTS.nodeUpdate,
       [`${p}:pl`, `${p}:pn:${node}`],
@@ -320,7 +322,7 @@ export class RedisPresence implements BrokerPresence {
       (rejoined) => this.#recorded(room, change, rejoined as string[]),
       (err) => this.#failed("Presence not recorded in Redis", err),
     );
-    if (notice !== "") this.#publish(typeof notice === "string" ? new TextEncoder().encode(notice) : notice);
+    if (notice) this.#publish(notice);
   }
 
   /** A change was recorded: moves whose old entries were swept meanwhile are joins. */

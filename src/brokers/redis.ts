@@ -274,7 +274,7 @@ export interface RedisBrokerOptions {
 
 // Writes this node's counts. KEYS: node hash, node set. ARGV: ttl, node id, "1" to replace
 // the hash, then field/value pairs (field "" is the hub total; a room at 0 is removed).
-const PRESENCE = `
+const PRESENCE = new Script(`
 if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
 for i = 4, #ARGV, 2 do
   if ARGV[i + 1] == '0' and ARGV[i] ~= '' then redis.call('HDEL', KEYS[1], ARGV[i])
@@ -282,11 +282,11 @@ for i = 4, #ARGV, 2 do
 end
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
 redis.call('SADD', KEYS[2], ARGV[2])
-return 1`;
+return 1`);
 
 // Sums a field over the live nodes but this one, forgetting nodes whose hash expired.
 // KEYS: node set. ARGV: node hash prefix, field, this node's id.
-const COUNT = `
+const COUNT = new Script(`
 local total = 0
 for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
   if id ~= ARGV[3] then
@@ -296,7 +296,7 @@ for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
     elseif redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[1], id) end
   end
 end
-return total`;
+return total`);
 
 // On a Redis Cluster, a room's counts live on the room's slot: one hash per room, node →
 // "<count>:<deadline ms>", the deadline presenceTtl after the write (every heartbeat rewrites).
@@ -459,7 +459,7 @@ class RedisBroker implements Broker {
     this.streams = new RedisStreams({
       prefix: home,
       scripts: this.#scripts,
-      base: (key) => cluster && key.startsWith("r:") ? `{${prefix}:${safeKey(key)}}` : home,
+      base: (key) => cluster && key.startsWith("r:") ? this.#roomSlot(key.slice(2)) : home,
       channel: this.#channel,
       channelOf: (room) => this.#channelOf(room),
       subscribed: (room) => {
@@ -481,7 +481,7 @@ class RedisBroker implements Broker {
     this.presence = new RedisPresence({
       prefix: home,
       // on a cluster, a room's members live on the room's slot
-      ...(cluster ? { roomKey: (room: string) => `{${prefix}:${safeKey("r:" + room)}}:pr` } : {}),
+      ...(cluster ? { roomKey: (room: string) => `${this.#roomSlot(room)}:pr` } : {}),
       scripts: this.#scripts,
       channel: this.#channel,
       max: this.#max,
@@ -604,7 +604,7 @@ class RedisBroker implements Broker {
   #channelOf(room: string | undefined): string {
     if (room === undefined || this.#routing === "single") return this.#channel;
     // on a cluster, on the slot of the room's stream
-    return this.#sharded ? `{${this.#prefix}:${safeKey("r:" + room)}}:ch` : `${this.#prefix}:room:${room}`;
+    return this.#sharded ? `${this.#roomSlot(room)}:ch` : `${this.#prefix}:room:${room}`;
   }
 
   /**
@@ -661,7 +661,7 @@ class RedisBroker implements Broker {
     if (!link || this.#stopped) throw new Error("The Redis broker is not running");
     const count = room !== undefined && this.#sharded
       ? this.#scripts.run(ROOM_SUM, [this.#roomCounts(room)], [link.node])
-      : this.#pub.sendCommand(["EVAL", COUNT, "1", this.#nodesKey, this.#nodePrefix, room ?? "", link.node]);
+      : this.#scripts.run(COUNT, [this.#nodesKey], [this.#nodePrefix, room ?? "", link.node]);
     const others = await within(count, this.#timeout, "the count");
     return link.localCount(room) + Number(others);
   }
@@ -785,15 +785,14 @@ class RedisBroker implements Broker {
       fields = this.#dirty;
       this.#dirty = new Set();
     }
-    const args = ["EVAL", PRESENCE, "2", this.#nodePrefix + link.node, this.#nodesKey];
-    args.push(String(this.#ttl), link.node, full ? "1" : "0");
+    const args = [String(this.#ttl), link.node, full ? "1" : "0"];
     const writes: Promise<unknown>[] = [];
     for (const field of fields) {
       const count = link.localCount(field === "" ? undefined : field);
       if (field === "" || !this.#sharded) args.push(field, String(count));
       else writes.push(this.#writeRoomCount(field, count));
     }
-    writes.push(this.#pub.sendCommand(args));
+    writes.push(this.#scripts.run(PRESENCE, [this.#nodePrefix + link.node, this.#nodesKey], args));
     // A failure is reported once until a write succeeds again; the next heartbeat (or the
     // reconnect) writes everything again.
     return within(Promise.all(writes), this.#timeout, "a count write").then(
@@ -821,7 +820,15 @@ class RedisBroker implements Broker {
 
   /** A room's count hash on a Redis Cluster (the room's slot). */
   #roomCounts(room: string): string {
-    return `{${this.#prefix}:${safeKey("r:" + room)}}:cn`;
+    return `${this.#roomSlot(room)}:cn`;
+  }
+
+  /**
+   * On a Redis Cluster, the hash-tagged prefix of a room's keys and channel (its stream, members,
+   * counts): `{<prefix>:r:<safe room>}`, one slot per room.
+   */
+  #roomSlot(room: string): string {
+    return `{${this.#prefix}:${safeKey("r:" + room)}}`;
   }
 }
 
