@@ -336,7 +336,10 @@ export class SessionCore<K extends object> {
       delete r.from[`r:${room}`];
       this.#saveSoon();
     }
-    if (!this.ended) this.conn?.unsubscribe(this.registry.topic(this, room));
+    if (!this.ended) {
+      this.conn?.unsubscribe(this.registry.topic(this, room));
+      if (this.framed) this.conn?.sendControl(encodeControl({ t: "end", key: `r:${room}` }));
+    }
   }
 
   /** Runs the connect hook; messages wait until it has finished. */
@@ -360,7 +363,14 @@ export class SessionCore<K extends object> {
       registry.tokens.set(token, this);
     }
     conn.sendControl(
-      encodeControl({ t: "welcome", resumed, token, recv: r?.received ?? 0, hb: registry.limits.pingInterval }),
+      encodeControl({
+        t: "welcome",
+        resumed,
+        token,
+        recv: r?.received ?? 0,
+        hb: registry.limits.pingInterval,
+        ...(Number.isFinite(registry.limits.maxMessageSize) ? { max: registry.limits.maxMessageSize } : {}),
+      }),
     );
     if (!r) return;
     r.ackedFrames = 0;
@@ -459,6 +469,12 @@ export class SessionCore<K extends object> {
         if (r.kept?.length === 0) r.kept = undefined;
         r.ackedFrames = frame.n;
       }
+      return;
+    }
+    if (frame.kind === "received") {
+      // What the client has, per stream: the kept frames it covers are forgotten.
+      for (const [id, offset] of frame.at) r.kept?.have(id, offset);
+      if (r.kept?.length === 0) r.kept = undefined;
       return;
     }
     if (frame.n <= r.received) return; // sent again after a resume: it arrived before
@@ -828,6 +844,28 @@ class Kept {
       this.frames[i] = this.streams[i] = undefined;
     }
     this.head = end;
+    this.#compact();
+  }
+
+  /** Forgets the frames of stream `id` up to `offset`: the client has them. */
+  have(id: number, offset: number): void {
+    let w = this.head;
+    for (let i = this.head; i < this.offsets.length; i++) {
+      if (this.streams[i]!.id === id && this.offsets[i] <= offset) {
+        this.bytes -= this.sizes[i];
+        continue;
+      }
+      this.streams[w] = this.streams[i];
+      this.offsets[w] = this.offsets[i];
+      this.frames[w] = this.frames[i];
+      this.sizes[w] = this.sizes[i];
+      w++;
+    }
+    this.streams.length =
+      this.offsets.length =
+      this.frames.length =
+      this.sizes.length =
+        w;
     this.#compact();
   }
 
