@@ -15,18 +15,17 @@
  * @module
  */
 
+export { type HandleRequestOptions, Hub } from "./src/hub.ts";
 export {
-  type HandleRequestOptions,
-  type HistoryEntry,
   type HistoryOptions,
-  Hub,
   type HubOptions,
   type PresenceOptions,
   type ResumeOptions,
   sameOrigin,
-} from "./src/hub.ts";
-export { type Member, type PresenceEvent, Room } from "./src/room.ts";
-export { type Keys, type Message, Session } from "./src/session.ts";
+} from "./src/options.ts";
+export type { HistoryEntry, Keys, Member, Message, PresenceEvent } from "./src/types.ts";
+export { Room } from "./src/room.ts";
+export { Session } from "./src/session.ts";
 export { BrokerMessageError, HubClosedError, MessageBufferFullError, SessionClosedError } from "./src/errors.ts";
 export type {
   BroadcastKind,

@@ -19,7 +19,7 @@
 import process from "node:process";
 import { Hub } from "chorus-ws";
 import { serve } from "chorus-ws/serve";
-import { registryOf } from "../src/_registry.ts";
+import { hubCore } from "../src/hub.ts";
 
 const mode = process.argv[process.argv.length - 1];
 if (mode !== "hub" && mode !== "raw") throw new Error("usage: server.ts [--resume] hub|raw");
@@ -102,7 +102,7 @@ if (mode === "hub") {
   });
   sessions = () => hub.size;
   // the bench reads an internal counter: whether broadcasts went out as native publishes (Bun)
-  publishes = () => registryOf(hub).publishes;
+  publishes = () => hubCore(hub).fanout.publishes;
   const server = await serve(hub, {
     port: 0,
     hostname: "127.0.0.1",

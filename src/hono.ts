@@ -33,10 +33,10 @@
 import type { Hub } from "./hub.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
-import type { Upgrade } from "./_upgrade.ts";
+import type { Upgrade } from "./core/_upgrade.ts";
 
 export type { Server } from "./listen.ts";
-export type { Upgrade } from "./_upgrade.ts";
+export type { Upgrade } from "./core/_upgrade.ts";
 
 /**
  * What {@linkcode upgrade} and its `keys` read of a Hono context: Hono's `Context` is one (a

@@ -5,12 +5,11 @@
  * @module
  */
 
-import type { Hub } from "./hub.ts";
-import { copyRequest, socketsClosed } from "./adapter.ts";
-import { registryOf } from "./_registry.ts";
+import { type Hub, hubCore } from "./hub.ts";
+import { copyRequest, refusedUpgrade, socketsClosed } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
-import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } from "./_upgrade.ts";
+import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } from "./core/_upgrade.ts";
 
 /** A running server. */
 export interface Server {
@@ -160,12 +159,12 @@ export async function accept<K extends object>(
     upgrade: Upgrade,
   ) => Partial<K> | Response | void | undefined | Promise<Partial<K> | Response | void | undefined>,
 ): Promise<Response | undefined> {
-  const refused = checkUpgrade(hub, req);
+  const refused = checkUpgrade(hubCore(hub), req);
   if (refused) return refused;
   const upgrade = upgradeFor(req);
   const verdict = decide ? await decide(upgrade) : undefined;
   if (verdict instanceof Response) {
-    registryOf(hub).refusedUpgrade(verdict.status, "onUpgrade (or the route's keys) answered with a response");
+    refusedUpgrade(hub, verdict.status, "onUpgrade (or the route's keys) answered with a response");
     return verdict;
   }
   if (hub.isClosed()) return shuttingDown();

@@ -4,27 +4,10 @@
  * @module
  */
 
-import type { Keys, Session } from "./session.ts";
-import type { Message } from "./_util.ts";
-import type { HistoryEntry } from "./hub.ts";
+import type { Session } from "./session.ts";
+import type { HistoryEntry, Keys, Member, Message } from "./types.ts";
 
-/** A room member: a session, its node, and the keys named in `presence.keys` (as JSON carries them). */
-export interface Member<K extends object = Keys> {
-  /** The session's id. */
-  id: string;
-  /** The node the session is on (`hub.node` of its hub). */
-  node: string;
-  /** Its keys named in `presence.keys`, as JSON values (a key JSON cannot hold is left out). */
-  keys: Partial<K>;
-}
-
-/** Joins and leaves of one room, as `handlePresence` gets them. */
-export interface PresenceEvent<K extends object = Keys> {
-  /** Members that joined (or continue here after their entries were lost: see `HubOptions.presence`). */
-  joins: Member<K>[];
-  /** Members that left the room, or ended (on a dead node: once it is found dead). */
-  leaves: Member<K>[];
-}
+export type { Member, PresenceEvent } from "./types.ts";
 
 /** What a room needs of its hub. Internal. */
 export interface RoomHost<K extends object> {
@@ -99,7 +82,7 @@ export class Room<K extends object = Keys> {
   /**
    * Lists the room's members on every node of the cluster (`presence` on): each session's id,
    * node and the keys named in `presence.keys`. With a broker that keeps presence
-   * (`redisBroker`, `MemoryNetwork`), other nodes' members as the broker has them (their joins
+   * (`redisBroker`), other nodes' members as the broker has them (their joins
    * of the last batching interval may be missing) and this node's as they are now; without one,
    * this node's.
    *

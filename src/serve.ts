@@ -16,10 +16,10 @@
 
 import type { Hub } from "./hub.ts";
 import { accept, listen, type Server } from "./listen.ts";
-import type { Upgrade } from "./_upgrade.ts";
+import type { Upgrade } from "./core/_upgrade.ts";
 
 export type { Server } from "./listen.ts";
-export type { Upgrade } from "./_upgrade.ts";
+export type { Upgrade } from "./core/_upgrade.ts";
 
 /** Options of {@linkcode serve}. */
 export interface ServeOptions<K> {

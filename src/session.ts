@@ -5,16 +5,40 @@
  * @module
  */
 
-import type { SessionCore } from "./_session_core.ts";
-import type { Message } from "./_util.ts";
+import type { Keys, Message } from "./types.ts";
 
-export type { Message } from "./_util.ts";
+export type { Keys, Message } from "./types.ts";
 
 /**
- * The default type of session keys: a record of the values a session carries (melody's
- * `Keys`). A hub's keys may be any object type, an interface too: `new Hub<UserKeys>()`.
+ * What a {@linkcode Session} is a view of: the hub's own record of the session (its core). Made
+ * by the hub; users never implement it.
  */
-export type Keys = Record<string, unknown>;
+export interface SessionRecord<K extends object> {
+  /** The session's id. */
+  readonly id: string;
+  /** What the session kept of its upgrade request. */
+  readonly init: { readonly request: Request; readonly remoteAddr: string };
+  /** Whether the session has ended. */
+  readonly ended: boolean;
+  /** Whether a connection carries the session now. */
+  readonly connected: boolean;
+  /** Bytes queued on its connection. */
+  readonly bufferedAmount: number;
+  /** Its keys, made on first use. */
+  keys: Partial<K> | undefined;
+  /** Its rooms, made on first join. */
+  readonly rooms: ReadonlySet<string> | undefined;
+  /** Writes a message to it. */
+  write(msg: Message): void;
+  /** Closes it. */
+  close(code: number, reason: string): void;
+  /** Its keys changed. */
+  keysChanged(): void;
+  /** Joins a room. */
+  join(room: string): void;
+  /** Leaves a room. */
+  leave(room: string): void;
+}
 
 const EMPTY_ROOMS: ReadonlySet<string> = new Set();
 
@@ -31,10 +55,10 @@ const EMPTY_ROOMS: ReadonlySet<string> = new Set();
  * ```
  */
 export class Session<K extends object = Keys> {
-  #core: SessionCore<K>;
+  #core: SessionRecord<K>;
 
   /** @ignore Sessions are made by the hub. */
-  constructor(core: SessionCore<K>) {
+  constructor(core: SessionRecord<K>) {
     this.#core = core;
   }
 
@@ -62,7 +86,7 @@ export class Session<K extends object = Keys> {
    * (its client away, within `resume.window`; what is sent to it is kept), and once it ended.
    */
   get connected(): boolean {
-    return !this.#core.ended && this.#core.conn !== undefined;
+    return this.#core.connected;
   }
 
   /**
@@ -101,8 +125,7 @@ export class Session<K extends object = Keys> {
 
   /** Bytes written to this session and not yet sent to the network. */
   get bufferedAmount(): number {
-    const core = this.#core;
-    return core.ended || !core.conn ? 0 : core.conn.socket.bufferedAmount;
+    return this.#core.bufferedAmount;
   }
 
   /**

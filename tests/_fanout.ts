@@ -1,6 +1,6 @@
 // Helpers for the fan-out and scale tests: named sessions, and draining clients up to a marker.
 
-import { registryOf } from "../src/_registry.ts";
+import { hubCore } from "../src/hub.ts";
 import type { Hub, Keys, Session } from "../mod.ts";
 import { Client, runtime, type TestServer } from "./_helpers.ts";
 
@@ -9,7 +9,7 @@ export const nativeRuntime: boolean = runtime === "bun";
 
 /** How many broadcasts of `hub` went out as one native publish. */
 export function nativePublishes(hub: Hub<Keys>): number {
-  return registryOf(hub).publishes;
+  return hubCore(hub).fanout.publishes;
 }
 
 /**

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import { Hub, MessageBufferFullError } from "../mod.ts";
 import { serve } from "../src/serve.ts";
-import { registryOf } from "../src/_registry.ts";
+import { hubCore } from "../src/hub.ts";
 import { Client, closeAll, RawPeer, Signal, startServer, test } from "./_helpers.ts";
 import { nameSessions, nativePublishes, nativeRuntime, openNamed, sessionNamed, until } from "./_fanout.ts";
 
@@ -262,10 +262,10 @@ test("native topics are named after the hub's random node id, not a module-level
   // so their first hubs shared topics. A node id is 64 random bits.
   const hubs = [new Hub(), new Hub()];
   try {
-    const topics = hubs.map((hub) => registryOf(hub).allTopic);
+    const topics = hubs.map((hub) => hubCore(hub).fanout.allTopic);
     assert.deepEqual(topics, hubs.map((hub) => `chorus.${hub.node}.all`));
     assert.notEqual(topics[0], topics[1]);
-    assert.equal(registryOf(hubs[0]).roomPrefix, `chorus.${hubs[0].node}.room.`);
+    assert.equal(hubCore(hubs[0]).fanout.roomPrefix, `chorus.${hubs[0].node}.room.`);
   } finally {
     await Promise.all(hubs.map((h) => h.close()));
   }

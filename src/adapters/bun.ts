@@ -28,11 +28,11 @@ import {
   type SessionInit,
   type SocketEvents,
 } from "../adapter.ts";
-import type { Hub } from "../hub.ts";
-import type { Keys } from "../session.ts";
-import { checkUpgrade, resolveUpgrade, type Upgrade, type UpgradeAnswer, upgradeFor } from "../_upgrade.ts";
+import { type Hub, hubCore } from "../hub.ts";
+import type { Keys } from "../types.ts";
+import { checkUpgrade, resolveUpgrade, type Upgrade, type UpgradeAnswer, upgradeFor } from "../core/_upgrade.ts";
 
-export type { Upgrade, UpgradeAnswer } from "../_upgrade.ts";
+export type { Upgrade, UpgradeAnswer } from "../core/_upgrade.ts";
 
 /** The parts of Bun's `ServerWebSocket` the adapter uses. */
 export interface BunWebSocket<K extends object> {
@@ -255,7 +255,7 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
       },
     },
     upgrade(req, server, decide) {
-      const refused = checkUpgrade(hub, req);
+      const refused = checkUpgrade(hubCore(hub), req);
       if (refused) return refused;
       const upgrade = upgradeFor(req);
       const verdict = typeof decide === "function" ? decide(upgrade) : decide;

@@ -1,6 +1,7 @@
 /**
  * Deno adapter: `Deno.upgradeWebSocket` → the core. A Deno `WebSocket` already is the core's
- * socket contract (`chorus-ws/adapter`), so this only forwards events. `hub.handleRequest` uses it.
+ * socket contract (`chorus-ws/adapter`), so this only forwards events (with the wiring
+ * `hub.handleRequest` uses too).
  *
  * @example
  * ```ts ignore
@@ -16,35 +17,13 @@
  * @module
  */
 
-import { attach, hubLimits, refusedUpgrade, type SessionInit, type SocketEvents } from "../adapter.ts";
-import type { Hub } from "../hub.ts";
-import type { Keys } from "../session.ts";
-import { resolveUpgrade, type UpgradeAnswer } from "../_upgrade.ts";
+import type { SessionInit } from "../adapter.ts";
+import { type Hub, hubCore } from "../hub.ts";
+import type { Keys } from "../types.ts";
+import { upgradeDeno as upgrade } from "../core/_deno_socket.ts";
+import { resolveUpgrade, type UpgradeAnswer } from "../core/_upgrade.ts";
 
-export type { Upgrade, UpgradeAnswer } from "../_upgrade.ts";
-
-interface DenoSocket extends EventTarget {
-  binaryType: string;
-  readonly bufferedAmount: number;
-  send(data: string | Uint8Array): void;
-  close(code?: number, reason?: string): void;
-  onopen: ((e: Event) => void) | null;
-  onmessage: ((e: MessageEvent) => void) | null;
-  onclose: ((e: CloseEvent) => void) | null;
-  onerror: ((e: Event) => void) | null;
-}
-
-interface DenoRuntime {
-  upgradeWebSocket(
-    req: Request,
-    options?: { idleTimeout?: number; protocol?: string },
-  ): { socket: DenoSocket; response: Response };
-}
-
-function runtime(): DenoRuntime | undefined {
-  const deno = (globalThis as { Deno?: Partial<DenoRuntime> }).Deno;
-  return typeof deno?.upgradeWebSocket === "function" ? deno as DenoRuntime : undefined;
-}
+export type { Upgrade, UpgradeAnswer } from "../core/_upgrade.ts";
 
 /**
  * Upgrades an accepted request with `Deno.upgradeWebSocket` and attaches the socket to the
@@ -63,76 +42,5 @@ export function upgradeDeno<K extends object = Keys>(
   init: SessionInit<K>,
   answer: UpgradeAnswer = resolveUpgrade(req),
 ): Response {
-  const deno = runtime();
-  if (!deno) {
-    throw new Error(
-      "hub.handleRequest and upgradeDeno upgrade with Deno.upgradeWebSocket; on Bun use serve(), chorus-ws/hono or bunAdapter (Bun's upgrade needs its server)",
-    );
-  }
-  const refused = checkHandshake(req.headers);
-  if (refused) {
-    refusedUpgrade(hub, refused.status, "a malformed WebSocket handshake");
-    return refused;
-  }
-  const { pingInterval, pongWait } = hubLimits(hub);
-  const idleTimeout = pingInterval > 0 ? Math.max(1, Math.ceil(pongWait / 1000)) : 0;
-  const { socket, response } = deno.upgradeWebSocket(req, { idleTimeout, protocol: answer.protocol });
-  init.protocol = answer.protocol ?? "";
-  answer.headers?.forEach((value, name) => response.headers.append(name, value));
-  socket.binaryType = "arraybuffer";
-  socket.onopen = () => {
-    socket.onopen = null; // the only per-socket closure: gone once the session exists
-    const events = attach(hub, socket, init);
-    if (!events) return;
-    // Shared handlers that find the events handle on the socket: nothing allocated per session.
-    (socket as TaggedSocket)[EVENTS] = events;
-    socket.onmessage = onMessage;
-    socket.onclose = onClose;
-    socket.onerror = onError;
-  };
-  return response;
-}
-
-/**
- * The handshake headers `Deno.upgradeWebSocket` needs (it throws without them, and `Deno.serve`
- * then logs a stack trace and answers 500: a log flood any client can start) and those Bun
- * checks. Refused as Bun refuses them: 400, or 426 for a version other than 13.
- */
-function checkHandshake(headers: Headers): Response | undefined {
-  const connection = headers.get("connection")?.toLowerCase().split(",").map((t) => t.trim());
-  const key = headers.get("sec-websocket-key");
-  if (!connection?.includes("upgrade") || key === null || !/^[A-Za-z0-9+/]{22}==$/.test(key.trim())) {
-    return new Response("WebSocket upgrade failed", { status: 400 });
-  }
-  if (headers.get("sec-websocket-version")?.trim() !== "13") {
-    return new Response("Unsupported WebSocket version", { status: 426, headers: { "sec-websocket-version": "13" } });
-  }
-  return undefined;
-}
-
-const EVENTS: unique symbol = Symbol("chorus.events");
-type TaggedSocket = DenoSocket & { [EVENTS]: SocketEvents };
-
-function onMessage(this: DenoSocket, e: MessageEvent): void {
-  (this as TaggedSocket)[EVENTS].receive(e.data);
-}
-
-function onClose(this: DenoSocket, e: CloseEvent): void {
-  // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
-  (this as TaggedSocket)[EVENTS].closed(e.code || 1006, e.reason);
-}
-
-/**
- * How Deno words a connection that ended without a closing handshake (the peer vanished, or
- * reset it), or a peer that left its ping unanswered (`idleTimeout`). That is a close (which
- * follows), not an error: Bun reports only the close.
- */
-const LOST =
-  /^(Unexpected EOF|Connection is closed|No response from ping frame\.)$|\(os error (32|54|103|104|110|10053|10054|10060)\)$/;
-
-function onError(this: DenoSocket, e: Event): void {
-  const message = (e as ErrorEvent).message ?? "";
-  if (LOST.test(message)) return;
-  const err = (e as ErrorEvent).error ?? new Error(message || "WebSocket error");
-  (this as TaggedSocket)[EVENTS].errored(err);
+  return upgrade(hubCore(hub), req, init, answer);
 }

@@ -1,0 +1,157 @@
+// The `chorus.v1` handshake: a connection that answered the subprotocol says whether it starts a
+// new session or resumes one (with its credential and position) before there is a session. Owns
+// such connections until then: the hello, the deadline, the request, and a claim from the broker
+// when the credential is not of this node. Imports the contracts, the connection's type, the
+// protocol and the resume module's types.
+
+import type { Connection } from "./_connection.ts";
+import type { ConnectionOwner, SessionInit } from "./_contracts.ts";
+import type { BrokerStreams, SessionState } from "../broker.ts";
+import { decodeFrame, encodeControl, type Position } from "../protocol.ts";
+import type { ResumableSession } from "./resume/_resumable.ts";
+
+/** How long a `chorus.v1` connection may take to say whether it is new or resumes (ms). */
+const HANDSHAKE_WAIT = 10_000;
+const HELLO = encodeControl({ t: "hello", v: 1 });
+
+/** What the handshake needs of its hub. */
+export interface HandshakeHost<K extends object> {
+  /** Whether resumable sessions are on. */
+  readonly resumable: boolean;
+  /** The broker's streams, when the hub shares them with other nodes. */
+  readonly streams: BrokerStreams | undefined;
+  /** Set from the first moment of `hub.close()`. */
+  readonly closing: boolean;
+  /** How long a detached session waits for its client (ms), with `resume` on. */
+  readonly window: number;
+  /** Resume credentials, each naming its session. */
+  readonly tokens: Map<string, ResumableSession<K>>;
+  /** A connection becomes a new session. */
+  open(conn: Connection, init: SessionInit<K>, v1: boolean): void;
+  /** A session claimed from the broker: registered here at once, continued once its streams are read. */
+  recoverClaimed(conn: Connection | undefined, init: SessionInit<K>, state: SessionState, pos: Position): void;
+  /** The broker's streams failed. */
+  failed(err: unknown): void;
+}
+
+/** The `chorus.v1` connections of one hub that have no session yet. */
+export class Handshakes<K extends object> implements ConnectionOwner<Connection> {
+  /** The handshake's frames are not held to `maxMessageSize`. */
+  readonly limited = false;
+  readonly #host: HandshakeHost<K>;
+  /** Connections that have not said yet whether they are new or resume. */
+  readonly #pending = new Map<Connection, { init: SessionInit<K>; timer: ReturnType<typeof setTimeout> }>();
+  /** Connections whose session is being claimed from the broker. */
+  readonly #claiming = new Set<Connection>();
+
+  /** @param host The hub. */
+  constructor(host: HandshakeHost<K>) {
+    this.#host = host;
+  }
+
+  /** A `chorus.v1` connection opened: the hub says hello and waits for the client's request. */
+  start(conn: Connection, init: SessionInit<K>): void {
+    const timer = setTimeout(() => this.#refuse(conn, "No chorus.v1 request"), HANDSHAKE_WAIT);
+    this.#pending.set(conn, { init, timer });
+    conn.owner = this;
+    conn.sendControl(HELLO);
+  }
+
+  /** A frame of a connection in its handshake: the client's request. */
+  received(conn: Connection, data: string | Uint8Array): void {
+    const init = this.#pending.get(conn)?.init;
+    if (!init) return;
+    const frame = typeof data === "string" ? decodeFrame(data) : undefined;
+    const request = frame?.kind === "control" ? frame.message : undefined;
+    if (request?.t !== "new" && request?.t !== "resume") {
+      this.#refuse(conn, "Expected a chorus.v1 request");
+      return;
+    }
+    this.#end(conn);
+    const host = this.#host;
+    if (request.t === "resume" && host.resumable) {
+      const s = host.tokens.get(request.token);
+      // A forged, used or expired credential gets a fresh session, never someone else's.
+      if (s && !s.ended) {
+        s.resumeOn(conn, request.token, request.pos);
+        return;
+      }
+      // Not here: maybe a session of another node (or of this node before a restart).
+      if (host.streams) {
+        this.#claim(host.streams, conn, init, request.token, request.pos);
+        return;
+      }
+    }
+    host.open(conn, init, true);
+  }
+
+  tooBig(): void {}
+
+  /** A connection closed during its handshake. */
+  closed(conn: Connection): void {
+    this.#end(conn);
+    this.#claiming.delete(conn);
+  }
+
+  ponged(): void {}
+
+  lost(): void {}
+
+  refused(): void {}
+
+  beat(): void {}
+
+  topics(): Iterable<string> {
+    return [];
+  }
+
+  report(err: unknown): void {
+    console.error("chorus: socket:", err);
+  }
+
+  /** Closes the connections still in their handshake (`hub.close()`). */
+  closeAll(code: number, reason: string): void {
+    for (const conn of [...this.#pending.keys()]) {
+      this.#end(conn);
+      conn.close(code, reason);
+    }
+    for (const conn of [...this.#claiming]) {
+      this.#claiming.delete(conn);
+      conn.close(this.#host.streams ? 1012 : code, reason);
+    }
+  }
+
+  /** Claims the session a credential names from the broker, and recovers it here. */
+  #claim(streams: BrokerStreams, conn: Connection, init: SessionInit<K>, token: string, pos: Position): void {
+    const host = this.#host;
+    this.#claiming.add(conn);
+    streams.claimSession(token).then(
+      (state) => {
+        const open = this.#claiming.delete(conn); // false: the client left meanwhile
+        if (host.closing) {
+          if (open) conn.close(1012, "Server restarting");
+          if (state) streams.saveSession(state, host.window).catch(() => {}); // give it back
+          return;
+        }
+        if (state) host.recoverClaimed(open ? conn : undefined, init, state, pos);
+        else if (open) host.open(conn, init, true);
+      },
+      (err) => {
+        const open = this.#claiming.delete(conn);
+        host.failed(err);
+        if (open && !host.closing) host.open(conn, init, true);
+      },
+    );
+  }
+
+  #refuse(conn: Connection, reason: string): void {
+    if (!this.#pending.has(conn)) return;
+    this.#end(conn);
+    conn.close(1002, reason);
+  }
+
+  #end(conn: Connection): void {
+    clearTimeout(this.#pending.get(conn)?.timer);
+    this.#pending.delete(conn);
+  }
+}

@@ -1,0 +1,63 @@
+// Room history (`HubOptions.history`): each room's last messages with their offsets, kept in the
+// broker's streams when the hub shares them (every node reads the same), else in this process.
+// Imports the broker contract's types and the public types only.
+
+import type { BrokerStreams } from "../broker.ts";
+import type { HistoryEntry } from "../types.ts";
+
+/** History options, resolved. */
+export interface HistoryLimits {
+  /** How many messages each room keeps. */
+  readonly size: number;
+  /** How old a kept message may be, in ms. */
+  readonly ttl: number | undefined;
+}
+
+/** The room histories of one hub. */
+export class History {
+  readonly #limits: HistoryLimits | undefined;
+  readonly #streams: BrokerStreams | undefined;
+  /** Room histories kept in this process (without the broker's streams). */
+  #kept = new Map<
+    string,
+    { offset: number; entries: { offset: number; time: number; message: string | Uint8Array }[] }
+  >();
+
+  /**
+   * @param limits `history`, or `undefined` when it is off.
+   * @param streams The broker's streams, when the hub shares them.
+   */
+  constructor(limits: HistoryLimits | undefined, streams: BrokerStreams | undefined) {
+    this.#limits = limits;
+    this.#streams = streams;
+  }
+
+  /** Keeps a room broadcast in this node's history (`history` on, without the broker's streams). */
+  remember(room: string, payload: string | Uint8Array): void {
+    const limits = this.#limits;
+    if (!limits || this.#streams) return;
+    let kept = this.#kept.get(room);
+    if (!kept) this.#kept.set(room, kept = { offset: 0, entries: [] });
+    kept.entries.push({ offset: ++kept.offset, time: Date.now(), message: payload });
+    if (kept.entries.length > limits.size) kept.entries.shift();
+  }
+
+  /** A room's last messages, oldest first: from the broker's streams, or this node's memory. */
+  async read(room: string, limit: number | undefined): Promise<HistoryEntry[]> {
+    const limits = this.#limits;
+    if (!limits) return [];
+    const n = limit === undefined ? limits.size : Math.min(limit, limits.size);
+    if (!Number.isInteger(n) || n < 0) throw new RangeError(`limit must be an integer >= 0, not ${limit}`);
+    const oldest = limits.ttl === undefined ? -Infinity : Date.now() - limits.ttl;
+    const streams = this.#streams;
+    if (!streams) {
+      const recent = (this.#kept.get(room)?.entries ?? []).filter((e) => e.time >= oldest);
+      return (n === 0 ? [] : recent.slice(-n)).map(({ offset, message }) => ({ offset, message }));
+    }
+    const key = `r:${room}`;
+    const { top } = await streams.read(key, Number.MAX_SAFE_INTEGER, 0);
+    if (n === 0 || top === 0) return [];
+    const { entries } = await streams.read(key, Math.max(0, top - n), n);
+    return entries.filter((e) => e.time >= oldest).map(({ offset, payload }) => ({ offset, message: payload }));
+  }
+}
