@@ -304,3 +304,28 @@ test("resume: a plain WebSocket on a resuming hub is never detached: its session
     await t.close();
   }
 });
+
+test("resume: the hub acknowledges only what a handler took, never a message still queued behind a busy one", async () => {
+  const { t, proxy, url } = await resumingHub();
+  const gate = deferred();
+  const took: string[] = [];
+  t.hub.handleMessage(async (_s, msg) => {
+    took.push(msg);
+    if (msg === "1") await gate.promise; // the first message holds the handler: the others queue
+  });
+  const { peer } = await V1Peer.open(url("a"));
+  try {
+    for (let i = 1; i <= 40; i++) peer.send(String(i)); // the 32nd asks for an acknowledgement at once
+    await peer.until(() => peer.acks.length > 0, "an acknowledgement", 2000);
+    assert.deepEqual(took, ["1"]);
+    assert.equal(Math.max(...peer.acks), 1, "only message 1 was taken: the rest wait in the queue");
+    gate.resolve();
+    await peer.until(() => peer.acks.includes(40), "every message acknowledged once taken");
+    assert.deepEqual(took, Array.from({ length: 40 }, (_, i) => String(i + 1)));
+  } finally {
+    gate.resolve();
+    await peer.close();
+    await proxy.close();
+    await t.close();
+  }
+});

@@ -376,9 +376,11 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
       return;
     }
     r.received = frame.n;
+    // Taken or queued first: an acknowledgement counts only what a handler took.
+    this.receive(frame.payload);
+    if (this.ended) return;
     if (++r.unacked >= ACK_EVERY) this.#ack();
     else r.ackTimer ??= setTimeout(() => this.#ack(), ACK_WITHIN);
-    this.receive(frame.payload);
   }
 
   /** The runtime closed `conn`. A resumable session whose connection was lost waits for its client. */
