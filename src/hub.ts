@@ -26,6 +26,14 @@ export interface HandleRequestOptions<K> {
   remoteAddr?: string;
 }
 
+/** A hook must be a function (a typo, or a value passed by mistake, must not be ignored). */
+function handler<F>(fn: F, name: string): F {
+  if (typeof fn !== "function") {
+    throw new TypeError(`${name} takes a function, not ${fn === null ? "null" : typeof fn}`);
+  }
+  return fn;
+}
+
 /** The core of a hub, for the adapter contract (`chorus-ws/adapter`) and the servers. */
 let coreOf: <K extends object>(hub: Hub<K>) => HubCore<K>;
 
@@ -97,7 +105,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleConnect(fn: (s: Session<K>) => unknown): void {
-    this.#core.hooks.connect = fn;
+    this.#core.hooks.connect = handler(fn, "handleConnect");
   }
 
   /**
@@ -105,7 +113,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleDisconnect(fn: (s: Session<K>) => unknown): void {
-    this.#core.hooks.disconnect = fn;
+    this.#core.hooks.disconnect = handler(fn, "handleDisconnect");
   }
 
   /**
@@ -114,7 +122,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleResume(fn: (s: Session<K>) => unknown): void {
-    this.#core.hooks.resume = fn;
+    this.#core.hooks.resume = handler(fn, "handleResume");
   }
 
   /**
@@ -123,7 +131,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleMessage(fn: (s: Session<K>, msg: string) => unknown): void {
-    this.#core.hooks.message = fn;
+    this.#core.hooks.message = handler(fn, "handleMessage");
   }
 
   /**
@@ -131,7 +139,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleMessageBinary(fn: (s: Session<K>, msg: Uint8Array) => unknown): void {
-    this.#core.hooks.messageBinary = fn;
+    this.#core.hooks.messageBinary = handler(fn, "handleMessageBinary");
   }
 
   /**
@@ -139,7 +147,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleSentMessage(fn: (s: Session<K>, msg: string) => unknown): void {
-    this.#core.hooks.sentMessage = fn;
+    this.#core.hooks.sentMessage = handler(fn, "handleSentMessage");
   }
 
   /**
@@ -147,7 +155,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleSentMessageBinary(fn: (s: Session<K>, msg: Uint8Array) => unknown): void {
-    this.#core.hooks.sentMessageBinary = fn;
+    this.#core.hooks.sentMessageBinary = handler(fn, "handleSentMessageBinary");
   }
 
   /**
@@ -155,7 +163,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handlePong(fn: (s: Session<K>) => unknown): void {
-    this.#core.hooks.pong = fn;
+    this.#core.hooks.pong = handler(fn, "handlePong");
   }
 
   /**
@@ -164,7 +172,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleError(fn: (s: Session<K>, err: Error) => unknown): void {
-    this.#core.hooks.error = fn;
+    this.#core.hooks.error = handler(fn, "handleError");
   }
 
   /**
@@ -173,7 +181,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleClose(fn: (s: Session<K>, code: number, reason: string) => unknown): void {
-    this.#core.hooks.close = fn;
+    this.#core.hooks.close = handler(fn, "handleClose");
   }
 
   /**
@@ -196,7 +204,8 @@ export class Hub<K extends object = Keys> {
    */
   handlePresence(fn: (room: string, change: PresenceEvent<K>) => unknown): void {
     const presence = this.#core.presence;
-    if (presence) presence.hook = fn;
+    if (presence) presence.hook = handler(fn, "handlePresence");
+    else handler(fn, "handlePresence");
   }
 
   /**
@@ -207,7 +216,7 @@ export class Hub<K extends object = Keys> {
    * @param fn The handler.
    */
   handleBrokerError(fn: (err: Error) => unknown): void {
-    this.#core.brokerError = fn;
+    this.#core.brokerError = handler(fn, "handleBrokerError");
   }
 
   /**

@@ -183,6 +183,8 @@ export interface ResolvedOptions<K extends object> {
  * @throws {RangeError} If a number is out of range.
  */
 export function resolveOptions<K extends object>(options: HubOptions<K>): ResolvedOptions<K> {
+  if (options === null || typeof options !== "object") throw new TypeError("options must be an object");
+  knownNames(options, HUB_OPTIONS, "HubOptions");
   const onBufferFull = options.onBufferFull ?? "drop";
   if (onBufferFull !== "drop" && onBufferFull !== "close") {
     throw new TypeError(`onBufferFull must be "drop" or "close", not ${String(onBufferFull)}`);
@@ -202,6 +204,7 @@ export function resolveOptions<K extends object>(options: HubOptions<K>): Resolv
     if (history === null || typeof history !== "object") {
       throw new TypeError("history must be an object: { size, ttl? }");
     }
+    knownNames(history, ["size", "ttl"], "history");
     sizeOption(history.size, 0, "history.size");
     if (!Number.isInteger(history.size)) throw new RangeError("history.size must be an integer");
     if (history.ttl !== undefined) sizeOption(history.ttl, 0, "history.ttl");
@@ -209,36 +212,92 @@ export function resolveOptions<K extends object>(options: HubOptions<K>): Resolv
   }
   const resume = options.resume;
   if (resume !== undefined && (resume === null || typeof resume !== "object")) {
-    throw new TypeError("resume must be an object: { window?, maxMessages? }");
+    throw new TypeError("resume must be an object: { window?, maxMessages?, maxDetached? }");
   }
+  if (resume) knownNames(resume, ["window", "maxMessages", "maxDetached"], "resume");
   const presence = options.presence;
   let resolvedPresence: ResolvedOptions<K>["presence"];
   if (presence !== undefined) {
     if (presence === null || typeof presence !== "object" || !Array.isArray(presence.keys)) {
       throw new TypeError("presence must be an object: { keys: string[], interval? }");
     }
+    knownNames(presence, ["keys", "interval"], "presence");
     for (const key of presence.keys) {
       if (typeof key !== "string") throw new TypeError("presence.keys must be strings");
     }
-    resolvedPresence = { keys: [...presence.keys], interval: timeOption(presence.interval, 50, "presence.interval") };
+    resolvedPresence = {
+      keys: [...presence.keys],
+      interval: timerOption(presence.interval, 50, "presence.interval", 0),
+    };
   }
   return {
     maxMessageSize: sizeOption(options.maxMessageSize, 1 << 20, "maxMessageSize"),
     maxBufferedAmount: sizeOption(options.maxBufferedAmount, 4 << 20, "maxBufferedAmount"),
     closeOnBufferFull: onBufferFull === "close",
-    pingInterval: timeOption(options.pingInterval, 30_000, "pingInterval"),
-    pongWait: timeOption(options.pongWait, 60_000, "pongWait"),
+    pingInterval: timerOption(options.pingInterval, 30_000, "pingInterval", 0),
+    pongWait: timerOption(options.pongWait, 60_000, "pongWait", 0),
     concurrent: options.concurrentMessageHandling === true,
     checkOrigin,
     broker,
     logger: options.logger,
     history: resolvedHistory,
     resume: resume && {
-      window: sizeOption(resume.window, 120_000, "resume.window"),
+      window: timerOption(resume.window, 120_000, "resume.window"),
       maxMessages: sizeOption(resume.maxMessages, 1000, "resume.maxMessages"),
     },
     presence: resolvedPresence,
   };
+}
+
+/** The names `HubOptions` has. */
+const HUB_OPTIONS: readonly string[] = [
+  "maxMessageSize",
+  "maxBufferedAmount",
+  "onBufferFull",
+  "pingInterval",
+  "pongWait",
+  "concurrentMessageHandling",
+  "checkOrigin",
+  "broker",
+  "resume",
+  "logger",
+  "history",
+  "presence",
+];
+
+/**
+ * Refuses an option whose name the options do not have (a typo must not be ignored).
+ *
+ * @param given The options as given.
+ * @param names The names they may have.
+ * @param where What they are, for the error.
+ * @throws {TypeError} Naming the first unknown option.
+ */
+export function knownNames(given: object, names: readonly string[], where: string): void {
+  for (const name of Object.keys(given)) {
+    if (!names.includes(name)) {
+      throw new TypeError(`Unknown option ${JSON.stringify(name)} in ${where} (it has: ${names.join(", ")})`);
+    }
+  }
+}
+
+/**
+ * Checks a delay a timer waits: a finite number of ms, at least `min`, at most what `setTimeout`
+ * keeps ({@linkcode MAX_TIMER}), or the default when absent.
+ *
+ * @param value The option's value.
+ * @param fallback Its default.
+ * @param name Its name, for the error.
+ * @param min The least value (1 unless 0 turns the timer off).
+ * @returns The delay in ms.
+ */
+export function timerOption(value: number | undefined, fallback: number, name: string, min = 1): number {
+  if (value === undefined) return fallback;
+  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
+  if (!(value >= min) || value > MAX_TIMER) {
+    throw new RangeError(`${name} must be a number of ms from ${min} to ${MAX_TIMER} (about 24.8 days), not ${value}`);
+  }
+  return value;
 }
 
 /**
@@ -253,20 +312,5 @@ export function sizeOption(value: number | undefined, fallback: number, name: st
   if (value === undefined) return fallback;
   if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
   if (value <= 0) throw new RangeError(`${name} must be positive, not ${value}`);
-  return value;
-}
-
-/**
- * Checks a time: a finite number ≥ 0, or the default when absent.
- *
- * @param value The option's value.
- * @param fallback Its default.
- * @param name Its name, for the error.
- * @returns The time in ms.
- */
-export function timeOption(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
-  if (value < 0 || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number >= 0, not ${value}`);
   return value;
 }

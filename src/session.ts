@@ -17,7 +17,7 @@ export interface SessionRecord<K extends object> {
   /** The session's id. */
   readonly id: string;
   /** What the session kept of its upgrade request. */
-  readonly init: { readonly request: Request; readonly remoteAddr: string };
+  readonly init: { readonly request: Request; readonly remoteAddr: string; readonly protocol: string };
   /** Whether the session has ended. */
   readonly ended: boolean;
   /** Whether a connection carries the session now. */
@@ -79,6 +79,14 @@ export class Session<K extends object = Keys> {
   /** The peer's address, `""` where the runtime does not tell. */
   get remoteAddr(): string {
     return this.#core.init.remoteAddr;
+  }
+
+  /**
+   * The subprotocol the upgrade answered (`Sec-WebSocket-Protocol`), `""` when it answered none:
+   * `"chorus.v1"` for a `chorus-ws/client` client of a hub that speaks it.
+   */
+  get protocol(): string {
+    return this.#core.init.protocol;
   }
 
   /**
@@ -150,16 +158,16 @@ export class Session<K extends object = Keys> {
   }
 
   /**
-   * Reads a key that must be set.
+   * Reads a key that must be set (melody's `MustGet`).
    *
    * @param key The key.
    * @returns Its value.
-   * @throws {RangeError} If the key is not set.
+   * @throws {RangeError} If the key is not set, or is set to `undefined`.
    */
   mustGet<Key extends keyof K & string>(key: Key): K[Key] {
-    const keys = this.#core.keys;
-    if (!keys || !(key in keys)) throw new RangeError(`Session key "${key}" is not set`);
-    return keys[key] as K[Key];
+    const value = this.#core.keys?.[key];
+    if (value === undefined) throw new RangeError(`Session key "${key}" is not set`);
+    return value as K[Key];
   }
 
   /**

@@ -48,6 +48,9 @@ test("keys: from onUpgrade, typed get/set/mustGet/unset/has and the live keys ob
     assert.equal(s.mustGet("role"), "user");
     assert.equal(s.has("visits"), false);
     assert.throws(() => s.mustGet("visits"), { name: "RangeError", message: 'Session key "visits" is not set' });
+    s.set("visits", undefined as unknown as number);
+    assert.equal(s.has("visits"), true);
+    assert.throws(() => s.mustGet("visits"), RangeError, "present but undefined: not set for mustGet");
     s.set("visits", 1);
     assert.equal(s.mustGet("visits") + 1, 2);
     assert.deepEqual({ ...s.keys }, { uid: "u42", role: "user", visits: 1 });
@@ -280,6 +283,39 @@ test("options are validated", () => {
     pingInterval: 30_000,
     pongWait: 60_000,
   });
+});
+
+test("options: an unknown name is a TypeError naming it, at every level; a hook that is not a function too", () => {
+  const unknown = (options: object, name: string) =>
+    assert.throws(() => new Hub(options as never), {
+      name: "TypeError",
+      message: new RegExp(`Unknown option "${name}"`),
+    });
+  unknown({ maxMesageSize: 10 }, "maxMesageSize");
+  unknown({ resume: { windw: 1000 } }, "windw");
+  unknown({ presence: { keys: [], intervall: 5 } }, "intervall");
+  unknown({ history: { size: 5, ttl: 10, limit: 3 } }, "limit");
+  const hub = new Hub();
+  for (
+    const name of ["handleConnect", "handleMessage", "handleDisconnect", "handleError", "handleBrokerError"] as const
+  ) {
+    assert.throws(() => (hub[name] as (fn: unknown) => void)("not a function"), {
+      name: "TypeError",
+      message: new RegExp(`${name} takes a function`),
+    });
+  }
+  assert.throws(() => hub.handlePresence(undefined as never), TypeError);
+});
+
+test("options: a delay no timer can wait (setTimeout keeps at most 2^31 - 1 ms) is a RangeError, not a timer that fires at once", () => {
+  for (
+    const options of [{ resume: { window: 2 ** 31 } }, { resume: { window: Infinity } }, { pongWait: 2 ** 31 }, {
+      pingInterval: 2 ** 40,
+    }, { presence: { keys: [], interval: 2 ** 32 } }]
+  ) {
+    assert.throws(() => new Hub(options), { name: "RangeError", message: /2147483647/ }, JSON.stringify(options));
+  }
+  assert.doesNotThrow(() => new Hub({ resume: { window: 2 ** 31 - 1 }, pongWait: 2 ** 31 - 1 }));
 });
 
 test("hooks are replaced, not stacked (melody semantics)", async () => {

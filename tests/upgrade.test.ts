@@ -232,18 +232,20 @@ function header(head: string, name: string): string | undefined {
   return undefined;
 }
 
-/** A hub that counts its sessions and ignores the raw peers' abrupt ends. */
-function countingHub(): { hub: Hub; signal: Signal; connects: string[] } {
+/** A hub that counts its sessions (and the subprotocol each answered) and ignores the raw peers' abrupt ends. */
+function countingHub(): { hub: Hub; signal: Signal; connects: string[]; protocols: string[] } {
   const hub = new Hub();
   const signal = new Signal();
   const connects: string[] = [];
+  const protocols: string[] = [];
   hub.handleConnect((s) => {
     connects.push(s.id);
+    protocols.push(s.protocol);
     signal.ping();
   });
   hub.handleDisconnect(() => signal.ping());
   hub.handleError(() => {});
-  return { hub, signal, connects };
+  return { hub, signal, connects, protocols };
 }
 
 const OFFERED = ["v0.chat", "v1.chat"];
@@ -282,14 +284,16 @@ for (const path of paths) {
   }, { skip: path.skip || (hookless && "hub.handleRequest has no upgrade hook (keys and remoteAddr only)") });
 
   test(`subprotocol: ${path.name} answers the first offered when nothing is chosen`, async () => {
-    const { hub, signal, connects } = countingHub();
+    const { hub, signal, connects, protocols } = countingHub();
     const served = await path.start(hub, hookless ? undefined : () => {});
     try {
       const c = await Client.open(`ws://127.0.0.1:${served.port}/ws`, OFFERED);
       assert.equal(c.ws.protocol, "v0.chat");
+      await signal.until(() => connects.length === 1, "the first session");
       const none = await Client.open(`ws://127.0.0.1:${served.port}/ws`);
       assert.equal(none.ws.protocol, "");
       await signal.until(() => connects.length === 2, "two sessions");
+      assert.deepEqual(protocols, ["v0.chat", ""], "session.protocol is the answered subprotocol");
       await Promise.all([c.close(), none.close()]);
       const raw = await RawPeer.upgrade(served.port, "/ws", { "Sec-WebSocket-Protocol": "v2.chat, v1.chat" });
       assert.equal(header(raw.head, "sec-websocket-protocol"), "v2.chat");
