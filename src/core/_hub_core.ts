@@ -28,7 +28,7 @@ import type { UpgradeChecks } from "./_upgrade.ts";
 import { recover } from "./resume/_recovery.ts";
 import { ResumableSession, type ResumeHost } from "./resume/_resumable.ts";
 import { StreamBook } from "./resume/_streams.ts";
-import { errorText, randomString, reportTo } from "./_util.ts";
+import { errorText, isThenable, randomString, reportTo } from "./_util.ts";
 import type { Broker, BrokerLink, BrokerStreams, SessionState } from "../broker.ts";
 import { HubClosedError } from "../errors.ts";
 import type { HubMetrics, LogEntry } from "../metrics.ts";
@@ -325,7 +325,7 @@ export class HubCore<K extends object>
     if (!onDisconnect) return undefined;
     try {
       const result = onDisconnect(s.session);
-      if (result instanceof Promise) return result.then(undefined, (err) => this.report(s, err));
+      if (isThenable(result)) return Promise.resolve(result).then(undefined, (err) => this.report(s, err));
     } catch (err) {
       this.report(s, err);
     }
