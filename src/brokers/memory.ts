@@ -8,6 +8,11 @@
  * leave at once, announced to the other nodes, as a dead node's would after a while. For tests
  * and for trying cluster code without a server.
  *
+ * Its streams are `MemStream`s (`src/core/_memstream.ts`).
+ *
+ * May import: `wire.ts`, `../core/_memstream.ts`, `../broker.ts` (types). Internal: no entry
+ * point exports it (the tests use it).
+ *
  * @example
  * ```ts
  * import { Hub } from "../../mod.ts";
@@ -35,6 +40,7 @@ import type {
   StreamEntry,
   StreamPosition,
 } from "../broker.ts";
+import { MemStream } from "../core/_memstream.ts";
 import {
   decodeMessage,
   decodePresence,
@@ -53,13 +59,6 @@ export interface MemoryNetworkOptions {
   maxMessageSize?: number;
 }
 
-/** A stream kept by a {@linkcode MemoryNetwork}. */
-interface MemoryStream {
-  epoch: string;
-  top: number;
-  entries: StreamEntry[];
-}
-
 /** A session state kept by a {@linkcode MemoryNetwork}. */
 interface MemorySession {
   state: SessionState;
@@ -73,7 +72,7 @@ interface MemorySession {
 interface Shared {
   readonly links: Set<BrokerLink>;
   readonly max: number;
-  readonly streams: Map<string, MemoryStream>;
+  readonly streams: Map<string, MemStream<StreamEntry>>;
   readonly sessions: Map<string, MemorySession>;
   readonly tokens: Map<string, string>;
   /** Room members: room → session id → entry. */
@@ -85,7 +84,10 @@ interface Shared {
 export class MemoryNetwork {
   readonly #shared: Shared;
 
-  /** @param options The size limit. */
+  /**
+   * A new network, with no broker yet.
+   * @param options The size limit.
+   */
   constructor(options: MemoryNetworkOptions = {}) {
     const max = options.maxMessageSize ?? 4 << 20;
     if (typeof max !== "number" || !(max > 0)) throw new RangeError("maxMessageSize must be a positive number");
@@ -100,7 +102,10 @@ export class MemoryNetwork {
     };
   }
 
-  /** @returns A new broker on this network, for one hub. */
+  /**
+   * A new broker on this network, for one hub.
+   * @returns The broker.
+   */
   broker(): Broker {
     return new MemoryBroker(this.#shared);
   }
@@ -304,7 +309,7 @@ class MemoryStreams implements BrokerStreams {
       throw new RangeError(`A stream limit must be a positive integer, not ${limit}`);
     }
     const shared = this.#shared;
-    const stream = shared.streams.get(key) ?? { epoch: newEpoch(), top: 0, entries: [] };
+    const stream = shared.streams.get(key) ?? new MemStream<StreamEntry>(newEpoch());
     const position: StreamPosition = {
       key,
       epoch: stream.epoch,
@@ -315,12 +320,11 @@ class MemoryStreams implements BrokerStreams {
     const send = prepare(position);
     shared.streams.set(key, stream);
     shared.seq++;
-    stream.top++;
     const copy = typeof payload === "string" ? payload : payload.slice();
-    stream.entries.push(
+    stream.append(
       except === undefined ? { ...position, kind, payload: copy } : { ...position, kind, except, payload: copy },
+      limit,
     );
-    if (stream.entries.length > limit) stream.entries.splice(0, stream.entries.length - limit);
     send();
     return position;
   }
@@ -336,7 +340,7 @@ class MemoryStreams implements BrokerStreams {
       }
       const stream = this.#shared.streams.get(key);
       if (!stream) return Promise.resolve({ epoch: "", top: 0, entries: [] });
-      const entries = stream.entries.filter((e) => e.offset > after).slice(0, limit).map((e) =>
+      const entries = stream.read(after, limit).map(({ value: e }) =>
         typeof e.payload === "string" ? e : { ...e, payload: e.payload.slice() }
       );
       return Promise.resolve({ epoch: stream.epoch, top: stream.top, entries });
