@@ -30,7 +30,7 @@ import { Buffer } from "node:buffer";
 import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "../broker.ts";
 import type { RedisClientLike } from "./redis.ts";
 import { safeKey, Script, type Scripts } from "./_redis_streams.ts";
-import { decodePresence, encodePresence } from "./wire.ts";
+import { encodePresence } from "./wire.ts";
 
 // The time on Redis's clock, in ms.
 const NOW = `
@@ -437,17 +437,6 @@ export class RedisPresence implements BrokerPresence {
       await this.#run(SCRIPTS.forgetDead, [`${p}:pl`, `${p}:ps`, `${p}:pn:${dead}`], [dead], "a presence sweep");
     }
     return out;
-  }
-
-  /**
-   * A message from the channel: a presence notice of another node goes to the hub.
-   * @returns Whether it was a presence notice.
-   */
-  receive(message: Uint8Array, link: BrokerLink): boolean {
-    const notice = decodePresence(message);
-    if (!notice) return false;
-    if (notice.node !== link.node) link.presence(notice.room, notice);
-    return true;
   }
 
   #publish(bytes: Uint8Array): void {

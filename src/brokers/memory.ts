@@ -8,7 +8,8 @@
  * leave at once, announced to the other nodes, as a dead node's would after a while. For tests
  * and for trying cluster code without a server.
  *
- * Its streams are `MemStream`s (`src/core/_memstream.ts`).
+ * Its streams are `MemStream`s (`src/core/_memstream.ts`), and it reads what arrives with
+ * `receive` of `wire.ts`, as the Redis broker does.
  *
  * May import: `wire.ts`, `../core/_memstream.ts`, `../broker.ts` (types). Internal: no entry
  * point exports it (the tests use it).
@@ -41,14 +42,7 @@ import type {
   StreamPosition,
 } from "../broker.ts";
 import { MemStream } from "../core/_memstream.ts";
-import {
-  decodeMessage,
-  decodePresence,
-  decodeReleased,
-  encodeMessage,
-  encodePresence,
-  encodeReleased,
-} from "./wire.ts";
+import { encodeMessage, encodePresence, encodeReleased, receive } from "./wire.ts";
 
 /** Options of {@linkcode MemoryNetwork}. */
 export interface MemoryNetworkOptions {
@@ -128,7 +122,7 @@ export class MemoryNetwork {
   inject(bytes: Uint8Array): void {
     const copy = bytes.slice();
     const { links, max } = this.#shared;
-    for (const link of links) queueMicrotask(() => receive(link, copy, max));
+    for (const link of links) queueMicrotask(() => receive(link, copy, { max }));
   }
 
   /** How many brokers are started and not stopped. */
@@ -165,7 +159,7 @@ class MemoryBroker implements Broker {
   publish(msg: BrokerMessage): void {
     const { links, max } = this.#shared;
     const bytes = encodeMessage(msg, max);
-    for (const link of links) queueMicrotask(() => receive(link, bytes, max));
+    for (const link of links) queueMicrotask(() => receive(link, bytes, { max }));
   }
 
   changed(): void {}
@@ -249,7 +243,7 @@ class MemoryPresence implements BrokerPresence {
     const { links, max } = this.#shared;
     const bytes = encodePresence(node, room, { joins, leaves }, max);
     for (const link of links) {
-      if (self || link.node !== node) queueMicrotask(() => receive(link, bytes, max, self));
+      if (self || link.node !== node) queueMicrotask(() => receive(link, bytes, { max, self }));
     }
   }
 }
@@ -277,7 +271,7 @@ class MemoryStreams implements BrokerStreams {
       this.#add(key, msg.kind, msg.except, msg.payload, limit, (position) => {
         const bytes = encodeMessage({ ...msg, node, position }, max);
         return () => {
-          for (const link of links) queueMicrotask(() => receive(link, bytes, max));
+          for (const link of links) queueMicrotask(() => receive(link, bytes, { max }));
         };
       });
       return Promise.resolve();
@@ -383,7 +377,7 @@ class MemoryStreams implements BrokerStreams {
       session.expires = undefined;
       if (from !== node) {
         const bytes = encodeReleased(node, from, id);
-        for (const link of shared.links) queueMicrotask(() => receive(link, bytes, shared.max));
+        for (const link of shared.links) queueMicrotask(() => receive(link, bytes, { max: shared.max }));
       }
       return Promise.resolve(structuredClone(session.state));
     } catch (err) {
@@ -426,25 +420,4 @@ function newEpoch(): string {
   let out = "";
   for (const b of crypto.getRandomValues(new Uint8Array(12))) out += ALPHABET[b % ALPHABET.length];
   return out;
-}
-
-function receive(link: BrokerLink, bytes: Uint8Array, max: number, self = false): void {
-  let msg: BrokerMessage;
-  try {
-    const presence = decodePresence(bytes);
-    if (presence) {
-      if (self || presence.node !== link.node) link.presence(presence.room, presence);
-      return;
-    }
-    const released = decodeReleased(bytes);
-    if (released) {
-      if (released.from === link.node && released.node !== link.node) link.released(released.session);
-      return;
-    }
-    msg = decodeMessage(bytes, max);
-  } catch (err) {
-    link.report(err);
-    return;
-  }
-  link.deliver(msg); // the hub drops its own echo, unless it has a position
 }

@@ -60,7 +60,7 @@ import type { Broker, BrokerLink, BrokerMessage, BrokerPresence, BrokerStreams }
 import { RedisStreams, safeKey, Script, Scripts } from "./_redis_streams.ts";
 import { ClusterClient } from "./_redis_cluster.ts";
 import { RedisPresence } from "./_redis_presence.ts";
-import { decodeMessage, decodeReleased, encodeMessage, isFromNode } from "./wire.ts";
+import { encodeMessage, receive } from "./wire.ts";
 
 /**
  * The parts of a node-redis client (`createClient()` of the `redis` package, v5 or later)
@@ -711,19 +711,7 @@ class RedisBroker implements Broker {
   #onMessage = (message: Buffer): void => {
     const link = this.#link;
     if (!link || this.#stopped) return;
-    try {
-      // an oversized message is refused even if it claims to be this node's echo
-      if (message.length <= this.#max && isFromNode(message, this.#nodeBytes!)) return;
-      const released = decodeReleased(message);
-      if (released) {
-        if (released.from === link.node && released.node !== link.node) link.released(released.session);
-        return;
-      }
-      if ((this.presence as RedisPresence).receive(message, link)) return;
-      link.deliver(decodeMessage(message, this.#max));
-    } catch (err) {
-      link.report(err);
-    }
+    receive(link, message, { max: this.#max, echo: this.#nodeBytes });
   };
 
   #onPubError = (err: Error): void => this.#reportConnection("publish", err);
