@@ -39,11 +39,22 @@ export interface CountsHost {
   running(): boolean;
 }
 
-/** This node's session counts in Redis, and the other nodes' sums. */
+/**
+ * This node's session counts in Redis, and the other nodes' sums. A write is never issued while
+ * the previous write of the same hash is unanswered: what changed meanwhile (and a heartbeat's
+ * full write) is written once, when that answer comes. So a stalled Redis holds one write per
+ * hash, however long it stalls and however many heartbeats pass.
+ */
 export class RedisCounts {
   #host: CountsHost;
-  /** Fields changed since the last write: `""` for the hub's total, else rooms. */
+  /** Fields to write: `""` for the hub's total, else rooms. */
   #dirty = new Set<string>();
+  /** A full write is wanted (the heartbeat's): every field, and the node's hash replaced. */
+  #full = false;
+  /** On a Redis Cluster: this node's hash is to be replaced at its next write (a full write's). */
+  #replace = false;
+  /** Hashes written and not answered yet: `""` this node's hash, or (on a cluster) a room's. */
+  #flight = new Set<string>();
   #flush: ReturnType<typeof setTimeout> | undefined;
   #failing = false;
   /** On a Redis Cluster: the rooms whose hash holds a count of this node (removed at stop). */
@@ -67,38 +78,64 @@ export class RedisCounts {
     this.#dirty.add(room ?? "");
     this.#flush ??= setTimeout(() => {
       this.#flush = undefined;
-      this.write(false);
+      this.#send();
     }, 0);
   }
 
   /**
    * Writes this node's counts: all of them (`full`, the heartbeat) or those that changed since
-   * the last write. A failure is reported once until a write succeeds again; the next heartbeat
-   * (or the reconnect) writes everything again.
+   * the last write. What is still unanswered is not written again now, but once its answer
+   * comes. A failure is reported once until a write succeeds again; the next heartbeat (or the
+   * reconnect) writes everything again.
    * @param full All of them.
-   * @returns When the write is answered, or failed (never rejects).
+   * @returns When what was written now is answered, or failed (never rejects).
    */
   write(full: boolean): Promise<void> {
+    if (full) this.#full = true;
+    return this.#send();
+  }
+
+  /** Writes what is wanted and not in flight. */
+  #send(): Promise<void> {
     const host = this.#host;
     const link = host.link();
     if (!link) return Promise.resolve();
-    let fields: Iterable<string>;
-    if (full) {
-      this.#dirty.clear();
-      fields = ["", ...link.rooms()];
-    } else {
-      fields = this.#dirty;
-      this.#dirty = new Set();
-    }
     const keys = host.keys;
-    const args = [String(host.ttl), link.node, full ? "1" : "0"];
     const writes: Promise<unknown>[] = [];
-    for (const field of fields) {
-      const count = link.localCount(field === "" ? undefined : field);
-      if (field === "" || !keys.sharded) args.push(field, String(count));
-      else writes.push(this.#writeRoomCount(link, field, count));
+    if (!keys.sharded) {
+      // one server: every field in this node's hash, in one script
+      if (this.#flight.has("") || (!this.#full && this.#dirty.size === 0)) return Promise.resolve();
+      const full = this.#full;
+      const fields = full ? ["", ...link.rooms()] : this.#dirty;
+      this.#full = false;
+      this.#dirty = new Set();
+      const args = [String(host.ttl), link.node, full ? "1" : "0"];
+      for (const field of fields) args.push(field, String(link.localCount(field === "" ? undefined : field)));
+      writes.push(
+        this.#track("", host.scripts.run(SCRIPTS.writeCounts, [keys.nodePrefix + link.node, keys.nodes], args)),
+      );
+    } else {
+      // a Redis Cluster: the hub's total in this node's hash, each room's count in the room's hash
+      if (this.#full) {
+        this.#full = false;
+        this.#replace = true;
+        for (const field of ["", ...link.rooms()]) this.#dirty.add(field);
+      }
+      for (const field of [...this.#dirty]) {
+        if (this.#flight.has(field)) continue; // written again once answered
+        this.#dirty.delete(field);
+        if (field !== "") {
+          writes.push(this.#track(field, this.#writeRoomCount(link, field, link.localCount(field))));
+          continue;
+        }
+        const args = [String(host.ttl), link.node, this.#replace ? "1" : "0", "", String(link.localCount())];
+        this.#replace = false;
+        writes.push(
+          this.#track("", host.scripts.run(SCRIPTS.writeCounts, [keys.nodePrefix + link.node, keys.nodes], args)),
+        );
+      }
     }
-    writes.push(host.scripts.run(SCRIPTS.writeCounts, [keys.nodePrefix + link.node, keys.nodes], args));
+    if (writes.length === 0) return Promise.resolve();
     return within(Promise.all(writes), host.timeout, "a count write").then(
       () => {
         this.#failing = false;
@@ -109,6 +146,17 @@ export class RedisCounts {
         link.report(new Error(`Session counts not written to Redis: ${errorMessage(err)}`, { cause: err }));
       },
     );
+  }
+
+  /** A write of a hash is in flight until Redis answers it; then what is wanted meanwhile goes. */
+  #track(hash: string, write: Promise<unknown>): Promise<unknown> {
+    this.#flight.add(hash);
+    const answered = () => {
+      this.#flight.delete(hash);
+      if (this.#full || this.#dirty.size > 0) this.#send();
+    };
+    write.then(answered, answered);
+    return write;
   }
 
   /** On a Redis Cluster: this node's count of a room, in the room's hash on the room's slot. */

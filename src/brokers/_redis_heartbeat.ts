@@ -2,7 +2,9 @@
  * The Redis broker's heartbeat: every `heartbeatInterval`, this node's counts are written again
  * (their TTL refreshed), its sessions' states refreshed, its presence deadline kept and dead
  * nodes' members swept, and (with `"rooms"` routing) failed room SUBSCRIBEs tried again.
- * Internal to `chorus-ws/redis`.
+ * None of this is issued while its previous run is unanswered (a stalled Redis holds one count
+ * write, one refresh, one presence beat, not one per beat): see `OneAtATime`. Internal to
+ * `chorus-ws/redis`.
  *
  * May import: `_redis_counts.ts`, `_redis_streams.ts`, `_redis_presence.ts`, `_redis_routing.ts`
  * (types), `_redis_util.ts`, `../broker.ts` (types).
@@ -15,7 +17,7 @@ import type { RedisCounts } from "./_redis_counts.ts";
 import type { RedisPresence } from "./_redis_presence.ts";
 import type { Routing } from "./_redis_routing.ts";
 import type { RedisStreams } from "./_redis_streams.ts";
-import { errorMessage } from "./_redis_util.ts";
+import { errorMessage, OneAtATime, type Run } from "./_redis_util.ts";
 
 /** What the broker gives its heartbeat. */
 export interface HeartbeatHost {
@@ -31,6 +33,12 @@ export interface HeartbeatHost {
   readonly streams: RedisStreams;
   /** The broker's presence. */
   readonly presence: RedisPresence;
+  /**
+   * Runs a command within the command timeout.
+   * @param promise The command.
+   * @param what What it is, for the error.
+   */
+  within<T>(promise: Promise<T>, what: string): Promise<T>;
 }
 
 /** The periodic work of a running broker. */
@@ -38,6 +46,8 @@ export class Heartbeat {
   #host: HeartbeatHost;
   #timer: ReturnType<typeof setInterval> | undefined;
   #sessionsFailing = false;
+  /** The session refresh, one at a time. */
+  #refresh = new OneAtATime(() => this.#refreshSessions());
 
   /**
    * The heartbeat of one broker (not started).
@@ -58,7 +68,7 @@ export class Heartbeat {
    */
   async start(): Promise<void> {
     this.#timer = setInterval(() => this.beat(), this.#host.interval);
-    await Promise.all([this.#host.counts.write(true), this.#refreshSessions(), this.#beatPresence()]);
+    await Promise.all([this.#host.counts.write(true), this.#refresh.run(), this.#beatPresence()]);
   }
 
   /** Stops beating. */
@@ -75,7 +85,7 @@ export class Heartbeat {
     // rooms whose SUBSCRIBE failed (Redis was away) are tried again
     if (host.routing.mode === "rooms") { for (const room of link.rooms()) host.routing.route(room); }
     host.counts.write(true);
-    this.#refreshSessions();
+    this.#refresh.run();
     this.#beatPresence();
   }
 
@@ -89,11 +99,12 @@ export class Heartbeat {
    * Refreshes the TTLs of this node's session states, in one script: a node that dies leaves
    * them to expire `ttl` (as saved) after its last heartbeat.
    */
-  #refreshSessions(): Promise<void> {
+  #refreshSessions(): Run {
     const host = this.#host;
     const link = host.link();
-    if (!link) return Promise.resolve();
-    return host.streams.refresh().then(
+    if (!link) return { done: Promise.resolve(), answered: Promise.resolve() };
+    const refresh = host.streams.refresh();
+    const done = host.within(refresh, "a session refresh").then(
       () => {
         this.#sessionsFailing = false;
       },
@@ -103,5 +114,6 @@ export class Heartbeat {
         link.report(new Error(`Session states not refreshed in Redis: ${errorMessage(err)}`, { cause: err }));
       },
     );
+    return { done, answered: refresh };
   }
 }

@@ -37,7 +37,7 @@ import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "
 import type { RedisClientLike } from "./_redis_client.ts";
 import { type RedisKeys, safeKey } from "./_redis_keys.ts";
 import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
-import { errorMessage } from "./_redis_util.ts";
+import { errorMessage, OneAtATime, type Run } from "./_redis_util.ts";
 import { encodePresence } from "./wire.ts";
 
 /** What the Redis broker gives its presence. */
@@ -72,6 +72,8 @@ export class RedisPresence implements BrokerPresence {
   /** This node has recorded members: its heartbeat keeps its deadline. */
   #active = false;
   #failing = false;
+  /** The heartbeat's part, one at a time (see `OneAtATime`). */
+  #beats = new OneAtATime(() => this.#beat());
 
   /**
    * The presence of one broker.
@@ -176,17 +178,32 @@ export class RedisPresence implements BrokerPresence {
     return out;
   }
 
-  /** A heartbeat: this node's deadline, and the sweep of dead nodes (their leaves announced). */
-  async beat(): Promise<void> {
+  /**
+   * A heartbeat: this node's deadline, and the sweep of dead nodes (their leaves announced).
+   * Never issued while the previous one is unanswered (it goes once that answer comes).
+   * @returns When it is done, or failed (reported), or put off.
+   */
+  beat(): Promise<void> {
+    return this.#beats.run();
+  }
+
+  /** One heartbeat; `answered` once Redis answered each of its commands. */
+  #beat(): Run {
+    const commands: Promise<unknown>[] = [];
+    const done = this.#beatOnce(commands);
+    return { done, answered: done.then(() => Promise.allSettled(commands), () => Promise.allSettled(commands)) };
+  }
+
+  async #beatOnce(commands: Promise<unknown>[]): Promise<void> {
     const host = this.#host;
     const link = host.link();
     const p = host.keys.home;
     let flat: string[];
     try {
-      if (host.keys.sharded) flat = await this.#sweepSharded();
+      if (host.keys.sharded) flat = await this.#sweepSharded(commands);
       else {
         const args = [link.node, String(Math.ceil(host.ttl)), `${p}:pr:`, `${p}:pn:`, this.#active ? "1" : "0"];
-        flat = await this.#run(SCRIPTS.beat, [`${p}:pl`], args, "a presence heartbeat") as string[];
+        flat = await this.#run(SCRIPTS.beat, [`${p}:pl`], args, "a presence heartbeat", commands) as string[];
       }
     } catch (err) {
       this.#failed("Presence heartbeat failed", err);
@@ -215,9 +232,10 @@ export class RedisPresence implements BrokerPresence {
   /**
    * A heartbeat on a Redis Cluster: claims dead nodes (one sweeper at a time, another after a
    * ttl if this one dies), clears their members room by room, then forgets them.
+   * @param commands Where its commands go (the beat is answered when they are).
    * @returns {dead node, room, id, value, …} of the members removed.
    */
-  async #sweepSharded(): Promise<string[]> {
+  async #sweepSharded(commands: Promise<unknown>[]): Promise<string[]> {
     const host = this.#host;
     const link = host.link();
     const p = host.keys.home;
@@ -227,6 +245,7 @@ export class RedisPresence implements BrokerPresence {
       [`${p}:pl`, `${p}:ps`],
       args,
       "a presence heartbeat",
+      commands,
     ) as string[];
     const rooms = new Map<string, string[]>();
     for (let i = 0; i < claimed.length; i += 2) {
@@ -239,7 +258,9 @@ export class RedisPresence implements BrokerPresence {
     for (const [dead, names] of rooms) {
       const removed = await Promise.all(
         names.map((room) =>
-          this.#run(SCRIPTS.sweepRoom, [host.keys.roomMembers(room)], [dead], "a presence sweep").then((flat) => ({
+          this.#run(SCRIPTS.sweepRoom, [host.keys.roomMembers(room)], [dead], "a presence sweep", commands).then((
+            flat,
+          ) => ({
             room,
             flat: flat as string[],
           }))
@@ -248,7 +269,8 @@ export class RedisPresence implements BrokerPresence {
       for (const { room, flat } of removed) {
         for (let i = 0; i < flat.length; i += 2) out.push(dead, room, String(flat[i]), String(flat[i + 1]));
       }
-      await this.#run(SCRIPTS.forgetDead, [`${p}:pl`, `${p}:ps`, `${p}:pn:${dead}`], [dead], "a presence sweep");
+      const forget = [`${p}:pl`, `${p}:ps`, `${p}:pn:${dead}`];
+      await this.#run(SCRIPTS.forgetDead, forget, [dead], "a presence sweep", commands);
     }
     return out;
   }
@@ -274,8 +296,17 @@ export class RedisPresence implements BrokerPresence {
     }
   }
 
-  #run(script: Script, keys: string[], args: (string | Buffer)[], what: string): Promise<unknown> {
-    return this.#host.within(this.#host.scripts.run(script, keys, args), what);
+  /** Runs a script within the command timeout; its command goes to `commands`, if given. */
+  #run(
+    script: Script,
+    keys: string[],
+    args: (string | Buffer)[],
+    what: string,
+    commands?: Promise<unknown>[],
+  ): Promise<unknown> {
+    const command = this.#host.scripts.run(script, keys, args);
+    commands?.push(command);
+    return this.#host.within(command, what);
   }
 }
 

@@ -316,17 +316,19 @@ export class RedisStreams implements BrokerStreams {
   }
 
   /**
-   * Refreshes the TTLs of this node's sessions (the heartbeat).
+   * Refreshes the TTLs of this node's sessions (the heartbeat's). No time limit: the promise is
+   * the command's, unanswered as long as Redis stalls (the heartbeat sends no other meanwhile).
    * @returns How many sessions this node has in Redis.
    */
   async refresh(): Promise<number> {
     const host = this.#host;
     const p = host.keys.home;
-    const run = this.#run(SCRIPTS.refresh, [`${p}:ns:${safeKey(host.node())}`], [
-      `${p}:ss:`,
-      String(Math.ceil(host.streamTtl)),
-    ]);
-    return Number(await host.within(run, "a session refresh"));
+    return Number(
+      await this.#run(SCRIPTS.refresh, [`${p}:ns:${safeKey(host.node())}`], [
+        `${p}:ss:`,
+        String(Math.ceil(host.streamTtl)),
+      ]),
+    );
   }
 
   #run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {

@@ -76,3 +76,63 @@ export function positive(value: number | undefined, fallback: number, name: stri
   if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a positive number, not ${value}`);
   return value;
 }
+
+/** One run of periodic work (see {@linkcode OneAtATime}). */
+export interface Run {
+  /** Settles when the run finished or failed (its failure reported): within the command timeout. */
+  readonly done: Promise<void>;
+  /** Settles when Redis answered every command of the run (or they failed): however long a stall. */
+  readonly answered: Promise<unknown>;
+}
+
+/**
+ * Periodic work that is never issued while its previous run is unanswered. A run asked for
+ * meanwhile is not issued then but once, right after that answer comes, however many were asked
+ * for: so what waits for a stalled Redis is one run, however long the stall. (A command that
+ * timed out stays queued in the client library until Redis answers it, so "unanswered" is the
+ * command's own promise, not its timeout.)
+ */
+export class OneAtATime {
+  #work: () => Run;
+  #busy = false;
+  #again = false;
+
+  /**
+   * Work to run one run at a time.
+   * @param work Issues one run.
+   */
+  constructor(work: () => Run) {
+    this.#work = work;
+  }
+
+  /** Whether a run is unanswered. */
+  get busy(): boolean {
+    return this.#busy;
+  }
+
+  /**
+   * Issues a run now, or once after the unanswered one.
+   * @returns The run's `done`, or a resolved promise when it was put off.
+   */
+  run(): Promise<void> {
+    if (this.#busy) {
+      this.#again = true;
+      return Promise.resolve();
+    }
+    let run: Run;
+    try {
+      run = this.#work();
+    } catch (err) {
+      return Promise.reject(err);
+    }
+    this.#busy = true;
+    const settled = () => {
+      this.#busy = false;
+      if (!this.#again) return;
+      this.#again = false;
+      this.run().catch(() => {}); // a run reports its own failures
+    };
+    run.answered.then(settled, settled);
+    return run.done;
+  }
+}

@@ -305,7 +305,15 @@ class RedisBroker implements Broker {
       client: () => this.#pub,
       within: (promise, what) => within(promise, timeout, what),
     });
-    this.#heartbeat = new Heartbeat({ interval, link: running, routing, counts, streams, presence });
+    this.#heartbeat = new Heartbeat({
+      interval,
+      link: running,
+      routing,
+      counts,
+      streams,
+      presence,
+      within: (promise, what) => within(promise, timeout, what),
+    });
   }
 
   async start(link: BrokerLink): Promise<void> {
