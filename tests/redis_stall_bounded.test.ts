@@ -3,9 +3,10 @@
 // not answered yet, against a private redis-server on a spare port, frozen with SIGSTOP.
 import assert from "node:assert/strict";
 import { createClient } from "redis";
-import type { RedisClientLike } from "../src/brokers/redis.ts";
-import { type ClusterNode, RedisServer, sparePort, startNode, uniquePrefix } from "./_cluster.ts";
+import { redisBroker, type RedisClientLike } from "../src/brokers/redis.ts";
+import { type ClusterNode, rawRedis, RedisServer, sparePort, startNode, uniquePrefix } from "./_cluster.ts";
 import { type Client, closeAll, deadline, deferred, openClients, test } from "./_helpers.ts";
+import { fakeLink, state } from "./_streams.ts";
 
 /** A node-redis client that counts its commands sent and not answered yet (its subscriber is not counted). */
 function countingClient(url: string) {
@@ -101,6 +102,70 @@ test(`redis stall: ${ROOMS} rooms, a ${INTERVAL} ms heartbeat, a stall of ${BEAT
     await closeAll(clients);
     redis.resume();
     await node?.close();
+    await counting.client.close().catch(() => {});
+    await redis.stop();
+  }
+});
+
+const SESSIONS = 20;
+const ROUNDS = 10;
+
+test(`redis stall: saves of ${SESSIONS} sessions, counts and member lists asked ${ROUNDS} times during a stall wait as one each; the latest states are kept`, async () => {
+  const redis = await RedisServer.start(await sparePort(16400, 16499));
+  const counting = countingClient(redis.url);
+  const prefix = uniquePrefix("stall-saves");
+  const options = {
+    client: counting.client,
+    prefix,
+    commandTimeout: 100,
+    heartbeatInterval: 60_000,
+    presenceTtl: 120_000,
+  };
+  const broker = redisBroker(options);
+  try {
+    await broker.start(fakeLink("n1"));
+    await deadline(counting.idle(), "the first heartbeat to be answered");
+    const streams = broker.streams!;
+
+    redis.pause();
+    counting.reset();
+    for (let round = 0; round < ROUNDS; round++) {
+      const calls: Promise<unknown>[] = [];
+      for (let i = 0; i < SESSIONS; i++) {
+        calls.push(streams.saveSession(state(`s${i}`, `tok-${i}-${round}`, { received: round }), 60_000));
+      }
+      calls.push(broker.count(), broker.count("blue"), broker.presence!.list("blue"));
+      // each call settles within commandTimeout, its command left waiting for Redis
+      for (const result of await deadline(Promise.allSettled(calls), `round ${round} to settle`, 3000)) {
+        assert.equal(result.status, "rejected");
+        assert.match(String((result as PromiseRejectedResult).reason), /Redis did not answer/);
+      }
+    }
+    const { most, sent } = counting.counts;
+    assert.ok(
+      most <= SESSIONS + 3,
+      `one save per session, one read of each kind wait: at most ${SESSIONS + 3}, not ${most} (${sent} sent)`,
+    );
+
+    redis.resume();
+    await deadline(counting.idle(), "the waiting saves to be sent and answered once Redis is back", 10_000);
+    const raw = await rawRedis(redis.url);
+    try {
+      for (let i = 0; i < SESSIONS; i++) {
+        const saved = await raw.hGetAll(`${prefix}:ss:s${i}`);
+        assert.equal(saved.token, `tok-${i}-${ROUNDS - 1}`, `s${i}: its latest state`);
+        assert.equal(saved.received, String(ROUNDS - 1));
+      }
+    } finally {
+      await raw.close();
+    }
+    assert.deepEqual(
+      await streams.claimSession(`tok-3-${ROUNDS - 1}`),
+      state("s3", `tok-3-${ROUNDS - 1}`, { received: ROUNDS - 1 }),
+    );
+  } finally {
+    redis.resume();
+    await broker.stop();
     await counting.client.close().catch(() => {});
     await redis.stop();
   }

@@ -19,7 +19,7 @@ import type { BrokerLink } from "../broker.ts";
 import type { RedisClientLike } from "./_redis_client.ts";
 import type { RedisKeys } from "./_redis_keys.ts";
 import { SCRIPTS, type Scripts } from "./_redis_scripts.ts";
-import { errorMessage, within } from "./_redis_util.ts";
+import { errorMessage, StalledReads, within } from "./_redis_util.ts";
 
 /** What the broker gives its counts. */
 export interface CountsHost {
@@ -59,6 +59,8 @@ export class RedisCounts {
   #failing = false;
   /** On a Redis Cluster: the rooms whose hash holds a count of this node (removed at stop). */
   #countedRooms = new Set<string>();
+  /** `count()` reads, which stop queueing behind a stalled Redis. */
+  #reads: StalledReads;
 
   /**
    * The counts of one broker.
@@ -66,6 +68,7 @@ export class RedisCounts {
    */
   constructor(host: CountsHost) {
     this.#host = host;
+    this.#reads = new StalledReads((promise, what) => within(promise, host.timeout, what));
   }
 
   /**
@@ -181,10 +184,14 @@ export class RedisCounts {
     const link = host.link();
     if (!link) throw new Error("The Redis broker is not running");
     const keys = host.keys;
-    const count = room !== undefined && keys.sharded
-      ? host.scripts.run(SCRIPTS.sumRoomCounts, [keys.roomCounts(room)], [link.node])
-      : host.scripts.run(SCRIPTS.sumCounts, [keys.nodes], [keys.nodePrefix, room ?? "", link.node]);
-    const others = await within(count, host.timeout, "the count");
+    const others = await this.#reads.read(
+      room === undefined ? "" : "r:" + room,
+      () =>
+        room !== undefined && keys.sharded
+          ? host.scripts.run(SCRIPTS.sumRoomCounts, [keys.roomCounts(room)], [link.node])
+          : host.scripts.run(SCRIPTS.sumCounts, [keys.nodes], [keys.nodePrefix, room ?? "", link.node]),
+      "the count",
+    );
     return link.localCount(room) + Number(others);
   }
 

@@ -37,7 +37,7 @@ import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "
 import type { RedisClientLike } from "./_redis_client.ts";
 import { type RedisKeys, safeKey } from "./_redis_keys.ts";
 import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
-import { errorMessage, OneAtATime, type Run } from "./_redis_util.ts";
+import { errorMessage, OneAtATime, type Run, StalledReads } from "./_redis_util.ts";
 import { encodePresence } from "./wire.ts";
 
 /** What the Redis broker gives its presence. */
@@ -74,6 +74,8 @@ export class RedisPresence implements BrokerPresence {
   #failing = false;
   /** The heartbeat's part, one at a time (see `OneAtATime`). */
   #beats = new OneAtATime(() => this.#beat());
+  /** Member lists, which stop queueing behind a stalled Redis. */
+  #lists: StalledReads;
 
   /**
    * The presence of one broker.
@@ -81,6 +83,7 @@ export class RedisPresence implements BrokerPresence {
    */
   constructor(host: PresenceHost) {
     this.#host = host;
+    this.#lists = new StalledReads(host.within);
   }
 
   update(room: string, change: PresenceUpdate): void {
@@ -161,14 +164,20 @@ export class RedisPresence implements BrokerPresence {
     let live: Set<string> | undefined;
     if (host.keys.sharded) {
       // the room's members from its slot, the live nodes from {prefix}'s, side by side
-      const [members, nodes] = await Promise.all([
-        host.within(host.client().sendCommand(["HGETALL", host.keys.roomMembers(room)]), "a member list"),
-        this.#run(SCRIPTS.live, [`${p}:pl`], [], "a member list"),
-      ]);
+      const [members, nodes] = await this.#lists.read(
+        room,
+        () =>
+          Promise.all([
+            host.client().sendCommand(["HGETALL", host.keys.roomMembers(room)]),
+            host.scripts.run(SCRIPTS.live, [`${p}:pl`], []),
+          ]),
+        "a member list",
+      );
       flat = Array.isArray(members) ? members : Object.entries(members as Record<string, string>).flat();
       live = new Set((nodes as string[]).map(String));
     } else {
-      flat = await this.#run(SCRIPTS.list, [`${p}:pr:${safeKey(room)}`, `${p}:pl`], [], "a member list") as string[];
+      const send = () => host.scripts.run(SCRIPTS.list, [`${p}:pr:${safeKey(room)}`, `${p}:pl`], []);
+      flat = await this.#lists.read(room, send, "a member list") as string[];
     }
     const out: PresenceEntry[] = [];
     for (let i = 0; i < flat.length; i += 2) {

@@ -82,6 +82,36 @@ export interface StreamsHost {
   release(bytes: number): void;
 }
 
+/** A session's state waiting behind its stalled save, and the callers' promise of its own save. */
+interface WaitingSave {
+  state: SessionState;
+  ttl: number;
+  readonly promise: Promise<unknown>;
+  readonly resolve: (save: Promise<unknown>) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** A session's save that Redis has not answered. */
+interface SaveFlight {
+  /** The SAVE sent. */
+  readonly command: Promise<unknown>;
+  /** It went unanswered past the command timeout: later saves wait (`next`) instead of queueing. */
+  stalled: boolean;
+  /** The latest state asked for since it stalled. */
+  next?: WaitingSave;
+}
+
+function deferred(): Pick<WaitingSave, "promise" | "resolve" | "reject"> {
+  let resolve!: (save: Promise<unknown>) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<unknown>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // its callers each wait with a timeout; none may be left
+  return { promise, resolve, reject };
+}
+
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /** 12 random letters and digits (71 bits), for a new stream's epoch. */
@@ -95,6 +125,8 @@ function newEpoch(): string {
 /** Streams and session states on Redis. */
 export class RedisStreams implements BrokerStreams {
   #host: StreamsHost;
+  /** Sessions with a save Redis has not answered. */
+  #saves = new Map<string, SaveFlight>();
 
   /**
    * The streams of one broker.
@@ -252,7 +284,12 @@ export class RedisStreams implements BrokerStreams {
   }
 
   /**
-   * Saves a session's state (ignored when another node claimed it meanwhile).
+   * Saves a session's state (ignored when another node claimed it meanwhile). Once a save of the
+   * session has gone unanswered past the command timeout (Redis stalls), later saves of it are
+   * not sent behind it: the latest state waits, and goes once that save is answered (or before
+   * a claim or a drop, which keep their order after it). So what a stall holds for a session
+   * stops growing once its first save there times out; each call still settles within the
+   * command timeout.
    * @param state The state.
    * @param ttl How long it outlives this node's last heartbeat.
    */
@@ -261,6 +298,28 @@ export class RedisStreams implements BrokerStreams {
     if (!(ttl > 0) || !Number.isFinite(ttl)) {
       throw new RangeError(`A session ttl must be a positive number, not ${ttl}`);
     }
+    host.node();
+    const flight = this.#saves.get(state.id);
+    if (flight?.stalled) {
+      const next = flight.next ??= { state, ttl, ...deferred() };
+      next.state = state;
+      next.ttl = ttl;
+      await host.within(next.promise, "a session save");
+      return;
+    }
+    const command = this.#save(state, ttl);
+    try {
+      await host.within(command, "a session save");
+    } catch (err) {
+      const unanswered = this.#saves.get(state.id);
+      if (unanswered?.command === command) unanswered.stalled = true; // timed out, not failed
+      throw err;
+    }
+  }
+
+  /** Sends a save, the session's one unanswered save from now on. */
+  #save(state: SessionState, ttl: number): Promise<unknown> {
+    const host = this.#host;
     const node = host.node();
     const p = host.keys.home;
     const sid = safeKey(state.id);
@@ -277,7 +336,35 @@ export class RedisStreams implements BrokerStreams {
       state.token,
       `${p}:st:${safeKey("s:" + state.id)}`,
     ];
-    await host.within(this.#run(SCRIPTS.save, keys, args), "a session save");
+    const command = this.#run(SCRIPTS.save, keys, args);
+    const flight: SaveFlight = { command, stalled: false };
+    this.#saves.set(state.id, flight);
+    const answered = () => {
+      if (this.#saves.get(state.id) !== flight) return;
+      this.#saves.delete(state.id);
+      if (flight.next) this.#sendWaiting(flight.next);
+    };
+    command.then(answered, answered);
+    return command;
+  }
+
+  /** Sends a state that waited behind a stalled save; its callers get that save's answer. */
+  #sendWaiting(next: WaitingSave): void {
+    try {
+      next.resolve(this.#save(next.state, next.ttl));
+    } catch (err) {
+      next.reject(err); // the broker stopped
+    }
+  }
+
+  /** Before a claim or a drop: the states waiting behind stalled saves go first, as they were asked first. */
+  #flushSaves(id?: string): void {
+    for (const [sid, flight] of this.#saves) {
+      if (!flight.next || (id !== undefined && sid !== id)) continue;
+      const next = flight.next;
+      flight.next = undefined;
+      this.#sendWaiting(next);
+    }
   }
 
   /**
@@ -290,6 +377,7 @@ export class RedisStreams implements BrokerStreams {
     const node = host.node();
     const p = host.keys.home;
     const head = encodeReleasedHead(node);
+    this.#flushSaves();
     const run = this.#run(SCRIPTS.claim, [`${p}:tk:${safeKey(token)}`, `${p}:ns:${safeKey(node)}`], [
       `${p}:ss:`,
       node,
@@ -312,6 +400,7 @@ export class RedisStreams implements BrokerStreams {
     const p = host.keys.home;
     const own = safeKey("s:" + id);
     const keys = [`${p}:ss:${safeKey(id)}`, `${p}:st:${own}`, `${p}:sm:${own}`, `${p}:ns:${safeKey(node)}`];
+    this.#flushSaves(id);
     await host.within(this.#run(SCRIPTS.drop, keys, [node, safeKey(id)]), "a session drop");
   }
 

@@ -136,3 +136,45 @@ export class OneAtATime {
     return run.done;
   }
 }
+
+/**
+ * Reads that stop queueing behind a stalled Redis: once a read has gone unanswered past the
+ * command timeout, the same read asked again (the same key) waits for its answer instead of
+ * sending another, until it comes. Before that, each read is sent as asked.
+ */
+export class StalledReads {
+  #within: <T>(promise: Promise<T>, what: string) => Promise<T>;
+  #stalled = new Map<string, Promise<unknown>>();
+
+  /**
+   * Reads with a command timeout.
+   * @param within Bounds a command by the command timeout (see {@linkcode within}).
+   */
+  constructor(within: <T>(promise: Promise<T>, what: string) => Promise<T>) {
+    this.#within = within;
+  }
+
+  /**
+   * Sends a read, or waits for the same one that stalled.
+   * @param key What is read (reads with the same key have the same answer).
+   * @param send Sends the read.
+   * @param what What it is, for the timeout's error.
+   * @returns Its answer, within the command timeout.
+   */
+  read<T>(key: string, send: () => Promise<T>, what: string): Promise<T> {
+    const stalled = this.#stalled.get(key) as Promise<T> | undefined;
+    if (stalled) return this.#within(stalled, what);
+    const raw = send();
+    let answered = false;
+    const settled = () => {
+      answered = true;
+      if (this.#stalled.get(key) === raw) this.#stalled.delete(key);
+    };
+    raw.then(settled, settled);
+    const result = this.#within(raw, what);
+    result.catch(() => {
+      if (!answered && !this.#stalled.has(key)) this.#stalled.set(key, raw); // timed out, not failed
+    });
+    return result;
+  }
+}
