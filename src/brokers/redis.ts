@@ -54,6 +54,10 @@
  * @module
  */
 
+// The broker: options, validation and wiring; its parts are one job each in _redis_*.ts (client
+// types, connection, key names, scripts and their texts in _lua/, backlog, routing, counts,
+// streams, presence, heartbeat) and wire.ts. May import: those, ../broker.ts (types), node:buffer.
+
 import { Buffer } from "node:buffer";
 import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
 import { Backlog } from "./_redis_backlog.ts";

@@ -1,6 +1,6 @@
 /**
  * The Lua scripts of the Redis broker's session counts, each written out in full (the texts
- * Redis runs). Only text: this module imports nothing. `_redis_scripts.ts` says where each runs.
+ * Redis runs). Only text. May import: nothing. `_redis_scripts.ts` says where each runs.
  *
  * On one server, each node's counts are one hash, `<prefix>:node:<id>` (field `""` the hub's
  * total, a field per room), listed in the set `<prefix>:nodes`. On a Redis Cluster, the hub's

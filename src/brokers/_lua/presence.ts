@@ -3,8 +3,8 @@
  * texts Redis runs). On one server a change or a heartbeat is one script; on a Redis Cluster a
  * room's members live on the room's slot and the rest on the slot of `{<prefix>}`, so a change
  * is two scripts (the room's members, then this node's deadline and index of rooms) and a sweep
- * three steps (claim a dead node, clear its members room by room, forget it). Only text: this
- * module imports nothing. `_redis_scripts.ts` says where each runs.
+ * three steps (claim a dead node, clear its members room by room, forget it). Only text. May
+ * import: nothing. `_redis_scripts.ts` says where each runs.
  *
  * Keys (see `_redis_presence.ts`): `<prefix>:pr:<room>` (a room's members), `:pn:<node>` (what
  * a node recorded), `:pl` (nodes' deadlines), `:ps` (sweeps under way, on a cluster).

@@ -1,7 +1,7 @@
 /**
  * The Lua scripts of the Redis broker's streams and session states, each written out in full
  * (the texts Redis runs); where a script differs on a Redis Cluster, its cluster text is written
- * out beside it as `<NAME>_CLUSTER`. Only text: this module imports nothing. `_redis_scripts.ts`
+ * out beside it as `<NAME>_CLUSTER`. Only text. May import: nothing. `_redis_scripts.ts`
  * says where each runs; `tests/redis_scripts.test.ts` checks that the two texts of a script
  * differ exactly where they should.
  *
