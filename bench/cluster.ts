@@ -19,7 +19,7 @@ import process from "node:process";
 import { Hub } from "../mod.ts";
 import { redisBroker, type RedisBrokerOptions } from "../src/brokers/redis.ts";
 import { serve, type Server } from "../src/serve.ts";
-import { safeKey } from "../src/brokers/_redis_streams.ts";
+import { safeKey } from "../src/brokers/_redis_keys.ts";
 import { RedisCluster } from "../tests/_redis_cluster.ts";
 import { dropKeys } from "./_nodes.ts";
 

@@ -7,7 +7,7 @@ import type { Readable } from "node:stream";
 import { createClient } from "redis";
 import type { HubOptions, Keys } from "../mod.ts";
 import { redisBroker, type RedisBrokerOptions } from "../src/brokers/redis.ts";
-import { safeKey } from "../src/brokers/_redis_streams.ts";
+import { safeKey } from "../src/brokers/_redis_keys.ts";
 import { deadline, deferred, startServer, type TestServer } from "./_helpers.ts";
 import { runtimeCommand } from "./_examples.ts";
 

@@ -4,7 +4,7 @@
 import assert from "node:assert/strict";
 import type { Broker, BrokerStreams } from "../mod.ts";
 import { redisBroker, type RedisBrokerOptions } from "../src/brokers/redis.ts";
-import { safeKey } from "../src/brokers/_redis_streams.ts";
+import { safeKey } from "../src/brokers/_redis_keys.ts";
 import { cleanup, rawRedis, REDIS_URL, RedisServer, sparePort, uniquePrefix } from "./_cluster.ts";
 import { deadline, test } from "./_helpers.ts";
 import { type FakeLink, fakeLink, state, until } from "./_streams.ts";

@@ -3,19 +3,26 @@
  * go to the shard of their first key, and pub/sub is sharded (SPUBLISH, SSUBSCRIBE) so that a
  * channel lives on its slot's shard only. Internal to `chorus-ws/redis`.
  *
+ * May import: `_redis_client.ts` (types), `node:buffer` (types).
+ *
  * @module
  */
 
 import type { Buffer } from "node:buffer";
-import type { RedisClientLike, RedisClusterLike } from "./redis.ts";
+import type { RedisClientLike, RedisClusterLike } from "./_redis_client.ts";
 
-type Listener = (message: Buffer, channel: Buffer) => unknown;
+/** A pub/sub listener, with messages and channels as bytes. */
+export type Listener = (message: Buffer, channel: Buffer) => unknown;
 
 /** {@linkcode RedisClientLike} over a Redis Cluster. */
 export class ClusterClient implements RedisClientLike {
+  /** The node-redis cluster client. */
   readonly cluster: RedisClusterLike;
 
-  /** @param cluster The node-redis cluster client. */
+  /**
+   * Wraps a cluster client.
+   * @param cluster The node-redis cluster client.
+   */
   constructor(cluster: RedisClusterLike) {
     this.cluster = cluster;
   }

@@ -23,221 +23,31 @@
  * each room where the node has members, and `{<prefix>}:ps` the sweeps under way (node → when
  * another node may take the sweep over).
  *
+ * The scripts' texts are in `_lua/presence.ts`. A presence notice arriving on the channel is
+ * read by `receive` of `wire.ts`, as every message is.
+ *
+ * May import: `_redis_scripts.ts`, `_redis_keys.ts`, `_redis_client.ts` (types), `_redis_util.ts`,
+ * `wire.ts`, `../broker.ts` (types), `node:buffer`.
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
 import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "../broker.ts";
-import type { RedisClientLike } from "./redis.ts";
-import { safeKey, Script, type Scripts } from "./_redis_streams.ts";
-import { decodePresence, encodePresence } from "./wire.ts";
-
-// The time on Redis's clock, in ms.
-const NOW = `
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-`;
-
-// One room's changes on this node. KEYS: room hash, this node's set, deadlines. ARGV: 1 node,
-// 2 ttl (ms), 3 channel, 4 notice ('' for none), 5 "<safe room>\n<room>", 6 number of leaves,
-// 7 number of joins, then the leaves' ids, the joins' id/value pairs, the moves' id/value pairs.
-// Returns the ids of moves the room no longer had (they are joins).
-const UPDATE = NOW + `
-local node = ARGV[1]
-redis.call('ZADD', KEYS[3], now + tonumber(ARGV[2]), node)
-if redis.call('PTTL', KEYS[3]) < 2 * tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[3], 4 * tonumber(ARGV[2])) end
-local mine = '{"node":"' .. node .. '"'
-local tail = '\\n' .. ARGV[5]
-local leaves, joins = tonumber(ARGV[6]), tonumber(ARGV[7])
-local i = 8
-for _ = 1, leaves do
-  local id = ARGV[i]
-  local v = redis.call('HGET', KEYS[1], id)
-  if v and string.sub(v, 1, #mine) == mine then redis.call('HDEL', KEYS[1], id) end
-  redis.call('SREM', KEYS[2], id .. tail)
-  i = i + 1
-end
-for _ = 1, joins do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('SADD', KEYS[2], ARGV[i] .. tail)
-  i = i + 2
-end
-local rejoined = {}
-while i < #ARGV do
-  if redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then rejoined[#rejoined + 1] = ARGV[i] end
-  redis.call('SADD', KEYS[2], ARGV[i] .. tail)
-  i = i + 2
-end
-if ARGV[4] ~= '' then redis.call('PUBLISH', ARGV[3], ARGV[4]) end
-return rejoined`;
-
-// A heartbeat: this node's deadline (ARGV[5] "1": it has recorded members), then the sweep of
-// up to 8 dead nodes. KEYS: deadlines. ARGV: 1 node, 2 ttl (ms), 3 room hash prefix, 4 node set
-// prefix, 5 active. Returns {dead node, room, id, value, …} of the members removed.
-const BEAT = NOW + `
-if ARGV[5] == '1' then
-  redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-  if redis.call('PTTL', KEYS[1]) < 2 * tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], 4 * tonumber(ARGV[2])) end
-end
-local out = {}
-for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 8)) do
-  redis.call('ZREM', KEYS[1], dead)
-  local theirs = '{"node":"' .. dead .. '"'
-  local set = ARGV[4] .. dead
-  for _, m in ipairs(redis.call('SMEMBERS', set)) do
-    local a = string.find(m, '\\n', 1, true)
-    local b = a and string.find(m, '\\n', a + 1, true)
-    if b then
-      local id = string.sub(m, 1, a - 1)
-      local key = ARGV[3] .. string.sub(m, a + 1, b - 1)
-      local v = redis.call('HGET', key, id)
-      if v and string.sub(v, 1, #theirs) == theirs then
-        redis.call('HDEL', key, id)
-        out[#out + 1] = dead
-        out[#out + 1] = string.sub(m, b + 1)
-        out[#out + 1] = id
-        out[#out + 1] = v
-      end
-    end
-  end
-  redis.call('DEL', set)
-end
-return out`;
-
-// A room's members on live nodes. KEYS: room hash, deadlines. Returns {id, value, …}.
-const LIST = NOW + `
-local live = {}
-local out = {}
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local node = string.match(flat[i + 1], '^{"node":"([^"]*)"')
-  if node then
-    if live[node] == nil then
-      local until_ = redis.call('ZSCORE', KEYS[2], node)
-      live[node] = until_ ~= false and tonumber(until_) > now
-    end
-    if live[node] then
-      out[#out + 1] = flat[i]
-      out[#out + 1] = flat[i + 1]
-    end
-  end
-end
-return out`;
-
-// On a Redis Cluster a room's members live on the room's slot and the rest on the slot of
-// {prefix}: a change is two scripts (the room's members, then this node's deadline and index of
-// rooms), and a sweep three steps (claim a dead node, clear its members room by room, forget it).
-
-// One room's changes on this node, on the room's slot. KEYS: room hash. ARGV: 1 node, 2 number
-// of leaves, 3 number of joins, then the leaves' ids, the joins' id/value pairs, the moves'
-// id/value pairs. Returns the ids of moves the room no longer had (they are joins).
-const ROOM_UPDATE = `
-local mine = '{"node":"' .. ARGV[1] .. '"'
-local leaves, joins = tonumber(ARGV[2]), tonumber(ARGV[3])
-local i = 4
-for _ = 1, leaves do
-  local v = redis.call('HGET', KEYS[1], ARGV[i])
-  if v and string.sub(v, 1, #mine) == mine then redis.call('HDEL', KEYS[1], ARGV[i]) end
-  i = i + 1
-end
-for _ = 1, joins do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  i = i + 2
-end
-local rejoined = {}
-while i < #ARGV do
-  if redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) == 1 then rejoined[#rejoined + 1] = ARGV[i] end
-  i = i + 2
-end
-return rejoined`;
-
-// This node's deadline, and its index of rooms with members (what to sweep when it dies), on the
-// slot of {prefix}. KEYS: deadlines, this node's index. ARGV: 1 node, 2 ttl (ms), 3 "+" (it has
-// members in the room), "-" (none any more) or "", 4 "<safe room>\n<room>".
-const NODE_UPDATE = NOW + `
-redis.call('ZADD', KEYS[1], now + tonumber(ARGV[2]), ARGV[1])
-if redis.call('PTTL', KEYS[1]) < 2 * tonumber(ARGV[2]) then redis.call('PEXPIRE', KEYS[1], 4 * tonumber(ARGV[2])) end
-if ARGV[3] == '+' then redis.call('SADD', KEYS[2], ARGV[4])
-elseif ARGV[3] == '-' then redis.call('SREM', KEYS[2], ARGV[4]) end
-return 1`;
-
-// A heartbeat (ARGV[4] "1": this node's deadline), then claims up to 8 dead nodes for a sweep
-// that nobody else claimed within a ttl. KEYS: deadlines, claims. ARGV: 1 node, 2 ttl (ms),
-// 3 index prefix, 4 active. Returns {dead node, "<safe room>\n<room>", …} of the claimed nodes.
-const CLAIM_DEAD = NOW + `
-local ttl = tonumber(ARGV[2])
-if ARGV[4] == '1' then
-  redis.call('ZADD', KEYS[1], now + ttl, ARGV[1])
-  if redis.call('PTTL', KEYS[1]) < 2 * ttl then redis.call('PEXPIRE', KEYS[1], 4 * ttl) end
-end
-local out = {}
-local claimed = 0
-for _, dead in ipairs(redis.call('ZRANGEBYSCORE', KEYS[1], '-inf', now, 'LIMIT', 0, 32)) do
-  local claim = redis.call('ZSCORE', KEYS[2], dead)
-  if claimed < 8 and (not claim or tonumber(claim) <= now) then
-    claimed = claimed + 1
-    redis.call('ZADD', KEYS[2], now + ttl, dead)
-    redis.call('PEXPIRE', KEYS[2], 4 * ttl)
-    local rooms = redis.call('SMEMBERS', ARGV[3] .. dead)
-    if #rooms == 0 then out[#out + 1] = dead; out[#out + 1] = '' end
-    for _, room in ipairs(rooms) do out[#out + 1] = dead; out[#out + 1] = room end
-  end
-end
-return out`;
-
-// Removes a dead node's members of one room, on the room's slot. KEYS: room hash. ARGV: 1 the
-// dead node. Returns {id, value, …} of the members removed.
-const SWEEP_ROOM = `
-local theirs = '{"node":"' .. ARGV[1] .. '"'
-local out = {}
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  if string.sub(flat[i + 1], 1, #theirs) == theirs then
-    redis.call('HDEL', KEYS[1], flat[i])
-    out[#out + 1] = flat[i]
-    out[#out + 1] = flat[i + 1]
-  end
-end
-return out`;
-
-// Forgets a swept node, unless it came back meanwhile. KEYS: deadlines, claims, its index.
-// ARGV: 1 the node.
-const FORGET_DEAD = NOW + `
-local until_ = redis.call('ZSCORE', KEYS[1], ARGV[1])
-if until_ and tonumber(until_) > now then return 0 end
-redis.call('ZREM', KEYS[1], ARGV[1])
-redis.call('ZREM', KEYS[2], ARGV[1])
-redis.call('DEL', KEYS[3])
-return 1`;
-
-// The nodes alive now, on the slot of {prefix}. KEYS: deadlines. Returns their ids.
-const LIVE = NOW + `
-return redis.call('ZRANGEBYSCORE', KEYS[1], '(' .. now, '+inf')`;
-
-const SCRIPTS = {
-  update: new Script(UPDATE),
-  beat: new Script(BEAT),
-  list: new Script(LIST),
-  roomUpdate: new Script(ROOM_UPDATE),
-  nodeUpdate: new Script(NODE_UPDATE),
-  claimDead: new Script(CLAIM_DEAD),
-  sweepRoom: new Script(SWEEP_ROOM),
-  forgetDead: new Script(FORGET_DEAD),
-  live: new Script(LIVE),
-};
+import type { RedisClientLike } from "./_redis_client.ts";
+import { type RedisKeys, safeKey } from "./_redis_keys.ts";
+import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
+import { errorMessage, OneAtATime, type Run, StalledReads } from "./_redis_util.ts";
+import { encodePresence } from "./wire.ts";
 
 /** What the Redis broker gives its presence. */
 export interface PresenceHost {
-  /** The prefix of its keys but the rooms' members: `<prefix>`, or `{<prefix>}` on a Redis Cluster. */
-  readonly prefix: string;
   /**
-   * On a Redis Cluster, the key of a room's members, on the room's slot (`undefined` on one
-   * server: `<prefix>:pr:<room>`, and every change in one script).
-   * @param room The room.
+   * The broker's key and channel names: its keys but the rooms' members under `home`; on a Redis
+   * Cluster a room's members on the room's slot (`roomMembers`), on one server
+   * `<prefix>:pr:<room>` and every change in one script. Notices go on the hub's channel.
    */
-  roomKey?(room: string): string;
-  /** The broadcast channel. */
-  readonly channel: string;
+  readonly keys: RedisKeys;
   /** Largest channel message in bytes. */
   readonly max: number;
   /** How long a node's members outlive its last heartbeat, in ms (`presenceTtl`). */
@@ -262,26 +72,35 @@ export class RedisPresence implements BrokerPresence {
   /** This node has recorded members: its heartbeat keeps its deadline. */
   #active = false;
   #failing = false;
+  /** The heartbeat's part, one at a time (see `OneAtATime`). */
+  #beats = new OneAtATime(() => this.#beat());
+  /** Member lists, which stop queueing behind a stalled Redis. */
+  #lists: StalledReads;
 
+  /**
+   * The presence of one broker.
+   * @param host The broker's side.
+   */
   constructor(host: PresenceHost) {
     this.#host = host;
+    this.#lists = new StalledReads(host.within);
   }
 
   update(room: string, change: PresenceUpdate): void {
     const host = this.#host;
     const link = host.link();
     const node = link.node;
-    const p = host.prefix;
+    const p = host.keys.home;
     const safe = safeKey(room);
     const notice = change.joins.length + change.leaves.length > 0
       ? encodePresence(node, room, change, host.max)
       : undefined;
     this.#active = true;
-    if (host.roomKey) return this.#updateSharded(link, room, change, notice, host.roomKey(room));
+    if (host.keys.sharded) return this.#updateSharded(link, room, change, notice, host.keys.roomMembers(room));
     const args: (string | Buffer)[] = [
       node,
       String(Math.ceil(host.ttl)),
-      host.channel,
+      host.keys.channel,
       notice ? Buffer.from(notice.buffer, notice.byteOffset, notice.byteLength) : "",
       `${safe}\n${room}`,
       String(change.leaves.length),
@@ -306,7 +125,7 @@ export class RedisPresence implements BrokerPresence {
   ): void {
     const host = this.#host;
     const node = link.node;
-    const p = host.prefix;
+    const p = host.keys.home;
     // the index first: a node that dies after its members were recorded is swept in this room
     const mark = change.joins.length + change.moves.length > 0 ? "+" : link.localCount(room) > 0 ? "" : "-";
     this.#run(
@@ -340,19 +159,25 @@ export class RedisPresence implements BrokerPresence {
   async list(room: string): Promise<PresenceEntry[]> {
     const host = this.#host;
     host.link();
-    const p = host.prefix;
+    const p = host.keys.home;
     let flat: string[];
     let live: Set<string> | undefined;
-    if (host.roomKey) {
+    if (host.keys.sharded) {
       // the room's members from its slot, the live nodes from {prefix}'s, side by side
-      const [members, nodes] = await Promise.all([
-        host.within(host.client().sendCommand(["HGETALL", host.roomKey(room)]), "a member list"),
-        this.#run(SCRIPTS.live, [`${p}:pl`], [], "a member list"),
-      ]);
+      const [members, nodes] = await this.#lists.read(
+        room,
+        () =>
+          Promise.all([
+            host.client().sendCommand(["HGETALL", host.keys.roomMembers(room)]),
+            host.scripts.run(SCRIPTS.live, [`${p}:pl`], []),
+          ]),
+        "a member list",
+      );
       flat = Array.isArray(members) ? members : Object.entries(members as Record<string, string>).flat();
       live = new Set((nodes as string[]).map(String));
     } else {
-      flat = await this.#run(SCRIPTS.list, [`${p}:pr:${safeKey(room)}`, `${p}:pl`], [], "a member list") as string[];
+      const send = () => host.scripts.run(SCRIPTS.list, [`${p}:pr:${safeKey(room)}`, `${p}:pl`], []);
+      flat = await this.#lists.read(room, send, "a member list") as string[];
     }
     const out: PresenceEntry[] = [];
     for (let i = 0; i < flat.length; i += 2) {
@@ -362,17 +187,32 @@ export class RedisPresence implements BrokerPresence {
     return out;
   }
 
-  /** A heartbeat: this node's deadline, and the sweep of dead nodes (their leaves announced). */
-  async beat(): Promise<void> {
+  /**
+   * A heartbeat: this node's deadline, and the sweep of dead nodes (their leaves announced).
+   * Never issued while the previous one is unanswered (it goes once that answer comes).
+   * @returns When it is done, or failed (reported), or put off.
+   */
+  beat(): Promise<void> {
+    return this.#beats.run();
+  }
+
+  /** One heartbeat; `answered` once Redis answered each of its commands. */
+  #beat(): Run {
+    const commands: Promise<unknown>[] = [];
+    const done = this.#beatOnce(commands);
+    return { done, answered: done.then(() => Promise.allSettled(commands), () => Promise.allSettled(commands)) };
+  }
+
+  async #beatOnce(commands: Promise<unknown>[]): Promise<void> {
     const host = this.#host;
     const link = host.link();
-    const p = host.prefix;
+    const p = host.keys.home;
     let flat: string[];
     try {
-      if (host.roomKey) flat = await this.#sweepSharded(host.roomKey);
+      if (host.keys.sharded) flat = await this.#sweepSharded(commands);
       else {
         const args = [link.node, String(Math.ceil(host.ttl)), `${p}:pr:`, `${p}:pn:`, this.#active ? "1" : "0"];
-        flat = await this.#run(SCRIPTS.beat, [`${p}:pl`], args, "a presence heartbeat") as string[];
+        flat = await this.#run(SCRIPTS.beat, [`${p}:pl`], args, "a presence heartbeat", commands) as string[];
       }
     } catch (err) {
       this.#failed("Presence heartbeat failed", err);
@@ -401,18 +241,20 @@ export class RedisPresence implements BrokerPresence {
   /**
    * A heartbeat on a Redis Cluster: claims dead nodes (one sweeper at a time, another after a
    * ttl if this one dies), clears their members room by room, then forgets them.
+   * @param commands Where its commands go (the beat is answered when they are).
    * @returns {dead node, room, id, value, …} of the members removed.
    */
-  async #sweepSharded(roomKey: (room: string) => string): Promise<string[]> {
+  async #sweepSharded(commands: Promise<unknown>[]): Promise<string[]> {
     const host = this.#host;
     const link = host.link();
-    const p = host.prefix;
+    const p = host.keys.home;
     const args = [link.node, String(Math.ceil(host.ttl)), `${p}:pn:`, this.#active ? "1" : "0"];
     const claimed = await this.#run(
       SCRIPTS.claimDead,
       [`${p}:pl`, `${p}:ps`],
       args,
       "a presence heartbeat",
+      commands,
     ) as string[];
     const rooms = new Map<string, string[]>();
     for (let i = 0; i < claimed.length; i += 2) {
@@ -425,7 +267,9 @@ export class RedisPresence implements BrokerPresence {
     for (const [dead, names] of rooms) {
       const removed = await Promise.all(
         names.map((room) =>
-          this.#run(SCRIPTS.sweepRoom, [roomKey(room)], [dead], "a presence sweep").then((flat) => ({
+          this.#run(SCRIPTS.sweepRoom, [host.keys.roomMembers(room)], [dead], "a presence sweep", commands).then((
+            flat,
+          ) => ({
             room,
             flat: flat as string[],
           }))
@@ -434,26 +278,16 @@ export class RedisPresence implements BrokerPresence {
       for (const { room, flat } of removed) {
         for (let i = 0; i < flat.length; i += 2) out.push(dead, room, String(flat[i]), String(flat[i + 1]));
       }
-      await this.#run(SCRIPTS.forgetDead, [`${p}:pl`, `${p}:ps`, `${p}:pn:${dead}`], [dead], "a presence sweep");
+      const forget = [`${p}:pl`, `${p}:ps`, `${p}:pn:${dead}`];
+      await this.#run(SCRIPTS.forgetDead, forget, [dead], "a presence sweep", commands);
     }
     return out;
-  }
-
-  /**
-   * A message from the channel: a presence notice of another node goes to the hub.
-   * @returns Whether it was a presence notice.
-   */
-  receive(message: Uint8Array, link: BrokerLink): boolean {
-    const notice = decodePresence(message);
-    if (!notice) return false;
-    if (notice.node !== link.node) link.presence(notice.room, notice);
-    return true;
   }
 
   #publish(bytes: Uint8Array): void {
     const host = this.#host;
     host.within(
-      host.client().publish(host.channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
+      host.client().publish(host.keys.channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)),
       "a presence notice",
     ).catch((err) => this.#failed("Presence notice not published", err));
   }
@@ -464,15 +298,24 @@ export class RedisPresence implements BrokerPresence {
     this.#failing = true;
     try {
       this.#host.link().report(
-        new Error(`${what}: ${err instanceof Error ? err.message : String(err)}`, { cause: err }),
+        new Error(`${what}: ${errorMessage(err)}`, { cause: err }),
       );
     } catch {
       // the broker stopped
     }
   }
 
-  #run(script: Script, keys: string[], args: (string | Buffer)[], what: string): Promise<unknown> {
-    return this.#host.within(this.#host.scripts.run(script, keys, args), what);
+  /** Runs a script within the command timeout; its command goes to `commands`, if given. */
+  #run(
+    script: Script,
+    keys: string[],
+    args: (string | Buffer)[],
+    what: string,
+    commands?: Promise<unknown>[],
+  ): Promise<unknown> {
+    const command = this.#host.scripts.run(script, keys, args);
+    commands?.push(command);
+    return this.#host.within(command, what);
   }
 }
 

@@ -1,9 +1,9 @@
 /**
- * The Redis broker's streams and session states ({@linkcode BrokerStreams}): Lua scripts that
- * each do one step atomically, and the code that calls them. Internal to `chorus-ws/redis`.
+ * The Redis broker's streams and session states ({@linkcode BrokerStreams}): the calls of the
+ * scripts that each do one step atomically (their texts are in `_lua/streams.ts`). Internal to
+ * `chorus-ws/redis`.
  *
- * Keys, under the broker's prefix (`<key>` is a stream key or session id made safe by
- * {@linkcode safeKey}):
+ * Keys, under the broker's prefix (`<key>` is a stream key or session id made safe by `safeKey`):
  *
  * ```
  * <prefix>:seq             integer: the sequence shared by every stream (INCR)
@@ -19,280 +19,24 @@
  * <prefix>:ns:<node>       set: the (safe) ids of a node's sessions
  * ```
  *
+ * On a Redis Cluster, `<prefix>` is `{<prefix>}`, but a room's stream (`r:<room>`) and its seq
+ * are on the room's slot (see `RedisKeys.streamBase`).
+ *
+ * May import: `_redis_scripts.ts`, `_redis_keys.ts`, `wire.ts`, `../broker.ts` (types), `node:*`.
+ *
  * @module
  */
 
 import { Buffer } from "node:buffer";
-import { createHash } from "node:crypto";
 import type { BrokerMessage, BrokerStreams, SessionState, StreamEntry, StreamPosition } from "../broker.ts";
-import type { RedisClientLike } from "./redis.ts";
-import { ClusterClient } from "./_redis_cluster.ts";
+import { type RedisKeys, safeKey } from "./_redis_keys.ts";
+import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
 import { encodeHead, encodeReleasedHead } from "./wire.ts";
-
-// An unsigned LEB128 varint, as the wire format writes it (numbers below 2^53).
-const VARINT = `
-local function varint(n)
-  local out = {}
-  while n >= 128 do
-    out[#out + 1] = string.char(n % 128 + 128)
-    n = math.floor(n / 128)
-  end
-  out[#out + 1] = string.char(n)
-  return table.concat(out)
-end
-`;
-
-// Appends a message to a stream, and publishes it with its position unless ARGV[10] is "".
-// KEYS: meta, stream, seq. ARGV: 1 epoch for a new stream, 2 limit, 3 stream ttl (ms),
-// 4 meta ttl (ms), 5 kind, 6 except, 7 "1" if except is set, 8 "1" if binary, 9 payload,
-// 10 channel, 11 the wire header up to the epoch (see encodeHead).
-// Returns {epoch, offset, seq, time}.
-const APPEND = VARINT + `
-local offset = redis.call('HINCRBY', KEYS[1], 's', 1)
-local epoch = redis.call('HGET', KEYS[1], 'e')
-if offset == 1 or not epoch then
-  -- a new stream (or one whose meta was lost): a new epoch, and no entries of the old one
-  epoch = ARGV[1]
-  redis.call('HSET', KEYS[1], 'e', epoch)
-  redis.call('DEL', KEYS[2])
-end
--- (a cluster's writer check)
-local now = redis.call('TIME')
-local seq = redis.call('INCR', KEYS[3])
-local time = tonumber(now[1]) * 1000 + math.floor(tonumber(now[2]) / 1000)
-local fields = {'k', ARGV[5], 'q', string.format('%d', seq), 't', string.format('%d', time), 'd', ARGV[9]}
-if ARGV[7] == '1' then fields[#fields + 1] = 'x'; fields[#fields + 1] = ARGV[6] end
-if ARGV[8] == '1' then fields[#fields + 1] = 'b'; fields[#fields + 1] = '1' end
-redis.call('XADD', KEYS[2], 'MAXLEN', ARGV[2], string.format('%d-0', offset), unpack(fields))
-redis.call('PEXPIRE', KEYS[2], ARGV[3])
-redis.call('PEXPIRE', KEYS[1], ARGV[4])
-if ARGV[10] ~= '' then
-  redis.call('PUBLISH', ARGV[10],
-    ARGV[11] .. string.char(#epoch) .. epoch .. varint(offset) .. varint(seq) .. varint(time) .. ARGV[9])
-end
-return {epoch, offset, seq, time}`;
-
-// Reads a stream. KEYS: meta, stream. ARGV: 1 first id, 2 count.
-// Returns {epoch, top, entries} ({'', 0, {}} without meta).
-const READ = `
-local meta = redis.call('HMGET', KEYS[1], 'e', 's')
-if not meta[1] then return {'', 0, {}} end
-local entries = {}
-if tonumber(ARGV[2]) > 0 then entries = redis.call('XRANGE', KEYS[2], ARGV[1], '+', 'COUNT', ARGV[2]) end
-return {meta[1], tonumber(meta[2]), entries}`;
-
-// Saves a session's state, unless another node has it now (it was claimed). KEYS: state,
-// token index, node set. ARGV: 1 ttl (ms), 2 safe id (the member of node sets, the value of
-// token indexes), 3 node, 4 id, 5 keys, 6 from, 7 rooms, 8 received, 9 token, 10 own stream key.
-// Returns 1, or 0 when another node has the session.
-const SAVE = `
-local old = redis.call('HMGET', KEYS[1], 'tk', 'node')
-if old[2] and old[2] ~= ARGV[3] then return 0 end
-if old[1] and old[1] ~= KEYS[2] and redis.call('GET', old[1]) == ARGV[2] then redis.call('DEL', old[1]) end
-redis.call('HSET', KEYS[1], 'id', ARGV[4], 'node', ARGV[3], 'ns', KEYS[3], 'keys', ARGV[5], 'from', ARGV[6],
-  'rooms', ARGV[7], 'received', ARGV[8], 'token', ARGV[9], 'tk', KEYS[2], 'ttl', ARGV[1], 'st', ARGV[10])
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
-redis.call('SADD', KEYS[3], ARGV[2])
-if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
-return 1`;
-
-// Claims the session a credential names for this node, once. KEYS: token index, this node's
-// set. ARGV: 1 state key prefix, 2 this node, 3 channel, 4 the released notice's header.
-// Returns {id, keys, from, rooms, received, token}, or nil.
-const CLAIM = VARINT + `
-local sid = redis.call('GET', KEYS[1])
-if not sid then return false end
-redis.call('DEL', KEYS[1])
-local key = ARGV[1] .. sid
-local flat = redis.call('HGETALL', key)
-local s = {}
-for i = 1, #flat, 2 do s[flat[i]] = flat[i + 1] end
-if not s.node or s.tk ~= KEYS[1] then return false end
-local ttl = tonumber(s.ttl)
-redis.call('SREM', s.ns, sid)
-redis.call('SADD', KEYS[2], sid)
-redis.call('HSET', key, 'node', ARGV[2], 'ns', KEYS[2])
-redis.call('PEXPIRE', key, ttl)
-if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) end
-if s.node ~= ARGV[2] then
-  redis.call('PUBLISH', ARGV[3], ARGV[4] .. varint(#s.node) .. s.node .. s.id)
-end
-return {s.id, s.keys, s.from, s.rooms, s.received, s.token}`;
-
-// Forgets a session of this node (a session another node has now is left alone). KEYS: state,
-// own stream, own stream's meta, this node's set. ARGV: 1 this node, 2 safe id.
-const DROP = `
-redis.call('SREM', KEYS[4], ARGV[2])
-local s = redis.call('HMGET', KEYS[1], 'node', 'tk')
-if s[1] and s[1] ~= ARGV[1] then return 0 end
-if s[2] and redis.call('GET', s[2]) == ARGV[2] then redis.call('DEL', s[2]) end
-redis.call('DEL', KEYS[1], KEYS[2], KEYS[3])
-return 1`;
-
-// Refreshes the TTLs of a node's sessions (state, credential, own stream), forgetting those
-// that expired. KEYS: node set. ARGV: 1 state key prefix, 2 stream ttl (ms).
-// Returns how many sessions the node has.
-const REFRESH = `
-local most, n = 0, 0
-local streamTtl = tonumber(ARGV[2])
-for _, sid in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  local key = ARGV[1] .. sid
-  local s = redis.call('HMGET', key, 'ttl', 'tk', 'st')
-  if not s[1] then
-    redis.call('SREM', KEYS[1], sid)
-  else
-    local ttl = tonumber(s[1])
-    n = n + 1
-    redis.call('PEXPIRE', key, ttl)
-    if s[2] then redis.call('PEXPIRE', s[2], ttl) end
-    if s[3] then
-      local left = redis.call('PTTL', s[3])
-      if left >= 0 and left < streamTtl then redis.call('PEXPIRE', s[3], streamTtl) end
-    end
-    if ttl > most then most = ttl end
-  end
-end
-if most > 0 then redis.call('PEXPIRE', KEYS[1], most) end
-return n`;
-
-/** Replies with bulk strings as bytes (for binary payloads). */
-const AS_BYTES = { typeMapping: { 36: Buffer } };
-
-// On a Redis Cluster, a stream's seq counts on its own shard, so it cannot be one INCR shared by
-// every stream: it is the shard's clock in µs, or one more than the stream shard's last seq if
-// that is higher. Seqs of one shard still increase; across shards they follow the clocks.
-const INCR_SEQ = "local seq = redis.call('INCR', KEYS[3])";
-// On a Redis Cluster, a stream last written by another primary (its shard failed over: Redis
-// replicates asynchronously, so what the old primary took last may be missing here, and its
-// offsets would be given again to other messages) continues in a new epoch, its entries kept:
-// a client that had the lost messages never takes new ones for copies, and one that resumes from
-// the old epoch is told it cannot (resumed: false), never given a gap.
-const NO_WRITER_CHECK = "-- (a cluster's writer check)";
-const WRITER_CHECK = `local me = redis.call('CLUSTER', 'MYID')
-if redis.call('HGET', KEYS[1], 'w') ~= me then
-  if offset > 1 and epoch ~= ARGV[1] then
-    epoch = ARGV[1]
-    redis.call('HSET', KEYS[1], 'e', epoch)
-  end
-  redis.call('HSET', KEYS[1], 'w', me)
-end`;
-const CLOCKED_SEQ = `local seq = math.max(tonumber(redis.call('GET', KEYS[3]) or '0') + 1,
-  tonumber(now[1]) * 1000000 + tonumber(now[2]))
-redis.call('SET', KEYS[3], string.format('%d', seq))`;
-
-/**
- * A Lua script and its SHA-1 (the broker's streams and presence), with its variant for a Redis
- * Cluster ({@linkcode Script.sharded}). {@linkcode Scripts} runs them.
- */
-export class Script {
-  readonly src: string;
-  readonly sha: string;
-  #sharded: Script | undefined;
-  /** @param src The script. */
-  constructor(src: string) {
-    this.src = src;
-    this.sha = createHash("sha1").update(src).digest("hex");
-  }
-
-  /**
-   * The script for a Redis Cluster: it publishes on shard channels (SPUBLISH, on the slot of
-   * its keys), a stream's seq follows its shard's clock, and a stream another primary wrote last
-   * continues in a new epoch.
-   */
-  get sharded(): Script {
-    return this.#sharded ??= new Script(
-      this.src.replaceAll("redis.call('PUBLISH'", "redis.call('SPUBLISH'").replace(INCR_SEQ, CLOCKED_SEQ)
-        .replace(NO_WRITER_CHECK, WRITER_CHECK),
-    );
-  }
-}
-
-/**
- * Runs the broker's scripts on its connection: by EVAL the first time on each server, and by
- * EVALSHA after it. Redis runs a connection's commands in order, so the EVALSHAs sent behind the
- * EVAL find the script loaded. Falling back to EVAL on NOSCRIPT instead would reorder a burst
- * (the calls sent before the reload fail and are sent again after later ones), and a stream's
- * offsets would no longer follow the order of its broadcasts. A reconnect or a failover may bring
- * a server without the script: `reset()` makes the next call on each server an EVAL again.
- */
-export class Scripts {
-  #client: () => RedisClientLike;
-  #sharded: boolean;
-  /** `<sha>@<server>` for each script sent (by EVAL) on the connection to that server. */
-  #sent = new Set<string>();
-
-  /**
-   * @param client The connection.
-   * @param sharded On a Redis Cluster: the sharded variants, each server apart.
-   */
-  constructor(client: () => RedisClientLike, sharded: boolean) {
-    this.#client = client;
-    this.#sharded = sharded;
-  }
-
-  /** The servers may have lost their scripts (a reconnect, a failover). */
-  reset(): void {
-    this.#sent.clear();
-  }
-
-  /**
-   * Runs a script.
-   * @param script The script.
-   * @param keys Its KEYS.
-   * @param args Its ARGV.
-   * @param bytes Bulk strings in the reply as bytes.
-   * @returns The script's reply.
-   */
-  async run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {
-    const client = this.#client();
-    const s = this.#sharded ? script.sharded : script;
-    const server = client instanceof ClusterClient ? client.serverOf(keys[0]) : "";
-    const id = `${s.sha}@${server}`;
-    const rest = [String(keys.length), ...keys, ...args];
-    const options = bytes ? AS_BYTES : undefined;
-    if (!this.#sent.has(id)) {
-      this.#sent.add(id);
-      try {
-        return await client.sendCommand(["EVAL", s.src, ...rest], options);
-      } catch (err) {
-        this.#sent.delete(id);
-        throw err;
-      }
-    }
-    try {
-      return await client.sendCommand(["EVALSHA", s.sha, ...rest], options);
-    } catch (err) {
-      // the server lost its scripts without a reconnect (SCRIPT FLUSH): this call is not
-      // reordered behind later ones only if none was in flight
-      if (!(err instanceof Error) || !err.message.includes("NOSCRIPT")) throw err;
-      this.#sent.delete(id);
-      return await this.run(script, keys, args, bytes);
-    }
-  }
-}
-
-const SCRIPTS = {
-  append: new Script(APPEND),
-  read: new Script(READ),
-  save: new Script(SAVE),
-  claim: new Script(CLAIM),
-  drop: new Script(DROP),
-  refresh: new Script(REFRESH),
-};
 
 /** What the Redis broker gives its streams. */
 export interface StreamsHost {
-  /** The prefix of the keys that are not a room's: `<prefix>`, or `{<prefix>}` on a Redis Cluster. */
-  readonly prefix: string;
-  /**
-   * The prefix of a stream's keys (`:st:`, `:sm:`) and of its seq (`:seq`): `prefix`, but on a
-   * Redis Cluster a room's stream has its room's slot.
-   * @param key The stream's key.
-   */
-  base(key: string): string;
-  /** The hub's channel (hand-over notices). */
-  readonly channel: string;
+  /** The broker's key and channel names (the hub's channel carries hand-over notices). */
+  readonly keys: RedisKeys;
   /**
    * The channel a broadcast goes on.
    * @param room Its room, or `undefined` for a hub-wide one.
@@ -338,38 +82,34 @@ export interface StreamsHost {
   release(bytes: number): void;
 }
 
-/**
- * A stream key or session id as a Redis key part: the same text, but for the characters that
- * glob patterns, hash tags or tools treat specially (`*?[]\{}%`, spaces, control characters)
- * and lone surrogates (which UTF-8 cannot hold), written `%XX` or `%uXXXX`. Different names
- * give different keys.
- *
- * @param name The name.
- * @returns The key part.
- */
-export function safeKey(name: string): string {
-  let out = "";
-  let from = 0;
-  for (let i = 0; i < name.length; i++) {
-    const c = name.charCodeAt(i);
-    let escape: string | undefined;
-    if (c <= 0x20 || c === 0x7f || c === 0x25 || c === 0x2a || c === 0x3f || c === 0x5b || c === 0x5c || c === 0x5d) {
-      escape = "%" + c.toString(16).padStart(2, "0");
-    } else if (c === 0x7b || c === 0x7d) {
-      escape = "%" + c.toString(16);
-    } else if (c >= 0xd800 && c <= 0xdfff) {
-      const next = name.charCodeAt(i + 1);
-      if (c <= 0xdbff && next >= 0xdc00 && next <= 0xdfff) {
-        i++; // a valid pair
-        continue;
-      }
-      escape = "%u" + c.toString(16).padStart(4, "0");
-    }
-    if (escape === undefined) continue;
-    out += name.slice(from, i) + escape;
-    from = i + 1;
-  }
-  return from === 0 ? name : out + name.slice(from);
+/** A session's state waiting behind its stalled save, and the callers' promise of its own save. */
+interface WaitingSave {
+  state: SessionState;
+  ttl: number;
+  readonly promise: Promise<unknown>;
+  readonly resolve: (save: Promise<unknown>) => void;
+  readonly reject: (err: unknown) => void;
+}
+
+/** A session's save that Redis has not answered. */
+interface SaveFlight {
+  /** The SAVE sent. */
+  readonly command: Promise<unknown>;
+  /** It went unanswered past the command timeout: later saves wait (`next`) instead of queueing. */
+  stalled: boolean;
+  /** The latest state asked for since it stalled. */
+  next?: WaitingSave;
+}
+
+function deferred(): Pick<WaitingSave, "promise" | "resolve" | "reject"> {
+  let resolve!: (save: Promise<unknown>) => void;
+  let reject!: (err: unknown) => void;
+  const promise = new Promise<unknown>((res, rej) => {
+    resolve = res;
+    reject = rej;
+  });
+  promise.catch(() => {}); // its callers each wait with a timeout; none may be left
+  return { promise, resolve, reject };
 }
 
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
@@ -385,8 +125,13 @@ function newEpoch(): string {
 /** Streams and session states on Redis. */
 export class RedisStreams implements BrokerStreams {
   #host: StreamsHost;
+  /** Sessions with a save Redis has not answered. */
+  #saves = new Map<string, SaveFlight>();
 
-  /** @param host The broker's side. */
+  /**
+   * The streams of one broker.
+   * @param host The broker's side.
+   */
   constructor(host: StreamsHost) {
     this.#host = host;
   }
@@ -442,7 +187,7 @@ export class RedisStreams implements BrokerStreams {
     }
     const epoch = newEpoch();
     const name = safeKey(key);
-    const base = host.base(key);
+    const base = host.keys.streamBase(key);
     const args = [
       String(limit),
       String(Math.ceil(host.streamTtl)),
@@ -509,7 +254,7 @@ export class RedisStreams implements BrokerStreams {
     const waiting = key.startsWith("r:") ? host.subscribed(key.slice(2)) : undefined;
     if (waiting) await waiting;
     const name = safeKey(key);
-    const base = host.base(key);
+    const base = host.keys.streamBase(key);
     const run = this.#run(
       SCRIPTS.read,
       [`${base}:sm:${name}`, `${base}:st:${name}`],
@@ -539,7 +284,12 @@ export class RedisStreams implements BrokerStreams {
   }
 
   /**
-   * Saves a session's state (ignored when another node claimed it meanwhile).
+   * Saves a session's state (ignored when another node claimed it meanwhile). Once a save of the
+   * session has gone unanswered past the command timeout (Redis stalls), later saves of it are
+   * not sent behind it: the latest state waits, and goes once that save is answered (or before
+   * a claim or a drop, which keep their order after it). So what a stall holds for a session
+   * stops growing once its first save there times out; each call still settles within the
+   * command timeout.
    * @param state The state.
    * @param ttl How long it outlives this node's last heartbeat.
    */
@@ -548,8 +298,30 @@ export class RedisStreams implements BrokerStreams {
     if (!(ttl > 0) || !Number.isFinite(ttl)) {
       throw new RangeError(`A session ttl must be a positive number, not ${ttl}`);
     }
+    host.node();
+    const flight = this.#saves.get(state.id);
+    if (flight?.stalled) {
+      const next = flight.next ??= { state, ttl, ...deferred() };
+      next.state = state;
+      next.ttl = ttl;
+      await host.within(next.promise, "a session save");
+      return;
+    }
+    const command = this.#save(state, ttl);
+    try {
+      await host.within(command, "a session save");
+    } catch (err) {
+      const unanswered = this.#saves.get(state.id);
+      if (unanswered?.command === command) unanswered.stalled = true; // timed out, not failed
+      throw err;
+    }
+  }
+
+  /** Sends a save, the session's one unanswered save from now on. */
+  #save(state: SessionState, ttl: number): Promise<unknown> {
+    const host = this.#host;
     const node = host.node();
-    const p = host.prefix;
+    const p = host.keys.home;
     const sid = safeKey(state.id);
     const keys = [`${p}:ss:${sid}`, `${p}:tk:${safeKey(state.token)}`, `${p}:ns:${safeKey(node)}`];
     const args = [
@@ -564,7 +336,35 @@ export class RedisStreams implements BrokerStreams {
       state.token,
       `${p}:st:${safeKey("s:" + state.id)}`,
     ];
-    await host.within(this.#run(SCRIPTS.save, keys, args), "a session save");
+    const command = this.#run(SCRIPTS.save, keys, args);
+    const flight: SaveFlight = { command, stalled: false };
+    this.#saves.set(state.id, flight);
+    const answered = () => {
+      if (this.#saves.get(state.id) !== flight) return;
+      this.#saves.delete(state.id);
+      if (flight.next) this.#sendWaiting(flight.next);
+    };
+    command.then(answered, answered);
+    return command;
+  }
+
+  /** Sends a state that waited behind a stalled save; its callers get that save's answer. */
+  #sendWaiting(next: WaitingSave): void {
+    try {
+      next.resolve(this.#save(next.state, next.ttl));
+    } catch (err) {
+      next.reject(err); // the broker stopped
+    }
+  }
+
+  /** Before a claim or a drop: the states waiting behind stalled saves go first, as they were asked first. */
+  #flushSaves(id?: string): void {
+    for (const [sid, flight] of this.#saves) {
+      if (!flight.next || (id !== undefined && sid !== id)) continue;
+      const next = flight.next;
+      flight.next = undefined;
+      this.#sendWaiting(next);
+    }
   }
 
   /**
@@ -575,12 +375,13 @@ export class RedisStreams implements BrokerStreams {
   async claimSession(token: string): Promise<SessionState | undefined> {
     const host = this.#host;
     const node = host.node();
-    const p = host.prefix;
+    const p = host.keys.home;
     const head = encodeReleasedHead(node);
+    this.#flushSaves();
     const run = this.#run(SCRIPTS.claim, [`${p}:tk:${safeKey(token)}`, `${p}:ns:${safeKey(node)}`], [
       `${p}:ss:`,
       node,
-      host.channel,
+      host.keys.channel,
       Buffer.from(head.buffer, head.byteOffset, head.byteLength),
     ]);
     const reply = await host.within(run, "a session claim") as string[] | null;
@@ -596,24 +397,27 @@ export class RedisStreams implements BrokerStreams {
   async dropSession(id: string): Promise<void> {
     const host = this.#host;
     const node = host.node();
-    const p = host.prefix;
+    const p = host.keys.home;
     const own = safeKey("s:" + id);
     const keys = [`${p}:ss:${safeKey(id)}`, `${p}:st:${own}`, `${p}:sm:${own}`, `${p}:ns:${safeKey(node)}`];
+    this.#flushSaves(id);
     await host.within(this.#run(SCRIPTS.drop, keys, [node, safeKey(id)]), "a session drop");
   }
 
   /**
-   * Refreshes the TTLs of this node's sessions (the heartbeat).
+   * Refreshes the TTLs of this node's sessions (the heartbeat's). No time limit: the promise is
+   * the command's, unanswered as long as Redis stalls (the heartbeat sends no other meanwhile).
    * @returns How many sessions this node has in Redis.
    */
   async refresh(): Promise<number> {
     const host = this.#host;
-    const p = host.prefix;
-    const run = this.#run(SCRIPTS.refresh, [`${p}:ns:${safeKey(host.node())}`], [
-      `${p}:ss:`,
-      String(Math.ceil(host.streamTtl)),
-    ]);
-    return Number(await host.within(run, "a session refresh"));
+    const p = host.keys.home;
+    return Number(
+      await this.#run(SCRIPTS.refresh, [`${p}:ns:${safeKey(host.node())}`], [
+        `${p}:ss:`,
+        String(Math.ceil(host.streamTtl)),
+      ]),
+    );
   }
 
   #run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {

@@ -8,6 +8,12 @@
  * leave at once, announced to the other nodes, as a dead node's would after a while. For tests
  * and for trying cluster code without a server.
  *
+ * Its streams are `MemStream`s (`src/core/_memstream.ts`), and it reads what arrives with
+ * `receive` of `wire.ts`, as the Redis broker does.
+ *
+ * May import: `wire.ts`, `../core/_memstream.ts`, `../broker.ts` (types). Internal: no entry
+ * point exports it (the tests use it).
+ *
  * @example
  * ```ts
  * import { Hub } from "../../mod.ts";
@@ -35,14 +41,8 @@ import type {
   StreamEntry,
   StreamPosition,
 } from "../broker.ts";
-import {
-  decodeMessage,
-  decodePresence,
-  decodeReleased,
-  encodeMessage,
-  encodePresence,
-  encodeReleased,
-} from "./wire.ts";
+import { MemStream } from "../core/_memstream.ts";
+import { encodeMessage, encodePresence, encodeReleased, receive } from "./wire.ts";
 
 /** Options of {@linkcode MemoryNetwork}. */
 export interface MemoryNetworkOptions {
@@ -51,13 +51,6 @@ export interface MemoryNetworkOptions {
    * @default {4194304}
    */
   maxMessageSize?: number;
-}
-
-/** A stream kept by a {@linkcode MemoryNetwork}. */
-interface MemoryStream {
-  epoch: string;
-  top: number;
-  entries: StreamEntry[];
 }
 
 /** A session state kept by a {@linkcode MemoryNetwork}. */
@@ -73,7 +66,7 @@ interface MemorySession {
 interface Shared {
   readonly links: Set<BrokerLink>;
   readonly max: number;
-  readonly streams: Map<string, MemoryStream>;
+  readonly streams: Map<string, MemStream<StreamEntry>>;
   readonly sessions: Map<string, MemorySession>;
   readonly tokens: Map<string, string>;
   /** Room members: room → session id → entry. */
@@ -85,7 +78,10 @@ interface Shared {
 export class MemoryNetwork {
   readonly #shared: Shared;
 
-  /** @param options The size limit. */
+  /**
+   * A new network, with no broker yet.
+   * @param options The size limit.
+   */
   constructor(options: MemoryNetworkOptions = {}) {
     const max = options.maxMessageSize ?? 4 << 20;
     if (typeof max !== "number" || !(max > 0)) throw new RangeError("maxMessageSize must be a positive number");
@@ -100,7 +96,10 @@ export class MemoryNetwork {
     };
   }
 
-  /** @returns A new broker on this network, for one hub. */
+  /**
+   * A new broker on this network, for one hub.
+   * @returns The broker.
+   */
   broker(): Broker {
     return new MemoryBroker(this.#shared);
   }
@@ -123,7 +122,7 @@ export class MemoryNetwork {
   inject(bytes: Uint8Array): void {
     const copy = bytes.slice();
     const { links, max } = this.#shared;
-    for (const link of links) queueMicrotask(() => receive(link, copy, max));
+    for (const link of links) queueMicrotask(() => receive(link, copy, { max }));
   }
 
   /** How many brokers are started and not stopped. */
@@ -160,7 +159,7 @@ class MemoryBroker implements Broker {
   publish(msg: BrokerMessage): void {
     const { links, max } = this.#shared;
     const bytes = encodeMessage(msg, max);
-    for (const link of links) queueMicrotask(() => receive(link, bytes, max));
+    for (const link of links) queueMicrotask(() => receive(link, bytes, { max }));
   }
 
   changed(): void {}
@@ -244,7 +243,7 @@ class MemoryPresence implements BrokerPresence {
     const { links, max } = this.#shared;
     const bytes = encodePresence(node, room, { joins, leaves }, max);
     for (const link of links) {
-      if (self || link.node !== node) queueMicrotask(() => receive(link, bytes, max, self));
+      if (self || link.node !== node) queueMicrotask(() => receive(link, bytes, { max, self }));
     }
   }
 }
@@ -272,7 +271,7 @@ class MemoryStreams implements BrokerStreams {
       this.#add(key, msg.kind, msg.except, msg.payload, limit, (position) => {
         const bytes = encodeMessage({ ...msg, node, position }, max);
         return () => {
-          for (const link of links) queueMicrotask(() => receive(link, bytes, max));
+          for (const link of links) queueMicrotask(() => receive(link, bytes, { max }));
         };
       });
       return Promise.resolve();
@@ -304,7 +303,7 @@ class MemoryStreams implements BrokerStreams {
       throw new RangeError(`A stream limit must be a positive integer, not ${limit}`);
     }
     const shared = this.#shared;
-    const stream = shared.streams.get(key) ?? { epoch: newEpoch(), top: 0, entries: [] };
+    const stream = shared.streams.get(key) ?? new MemStream<StreamEntry>(newEpoch());
     const position: StreamPosition = {
       key,
       epoch: stream.epoch,
@@ -315,12 +314,11 @@ class MemoryStreams implements BrokerStreams {
     const send = prepare(position);
     shared.streams.set(key, stream);
     shared.seq++;
-    stream.top++;
     const copy = typeof payload === "string" ? payload : payload.slice();
-    stream.entries.push(
+    stream.append(
       except === undefined ? { ...position, kind, payload: copy } : { ...position, kind, except, payload: copy },
+      limit,
     );
-    if (stream.entries.length > limit) stream.entries.splice(0, stream.entries.length - limit);
     send();
     return position;
   }
@@ -336,7 +334,7 @@ class MemoryStreams implements BrokerStreams {
       }
       const stream = this.#shared.streams.get(key);
       if (!stream) return Promise.resolve({ epoch: "", top: 0, entries: [] });
-      const entries = stream.entries.filter((e) => e.offset > after).slice(0, limit).map((e) =>
+      const entries = stream.read(after, limit).map(({ value: e }) =>
         typeof e.payload === "string" ? e : { ...e, payload: e.payload.slice() }
       );
       return Promise.resolve({ epoch: stream.epoch, top: stream.top, entries });
@@ -379,7 +377,7 @@ class MemoryStreams implements BrokerStreams {
       session.expires = undefined;
       if (from !== node) {
         const bytes = encodeReleased(node, from, id);
-        for (const link of shared.links) queueMicrotask(() => receive(link, bytes, shared.max));
+        for (const link of shared.links) queueMicrotask(() => receive(link, bytes, { max: shared.max }));
       }
       return Promise.resolve(structuredClone(session.state));
     } catch (err) {
@@ -422,25 +420,4 @@ function newEpoch(): string {
   let out = "";
   for (const b of crypto.getRandomValues(new Uint8Array(12))) out += ALPHABET[b % ALPHABET.length];
   return out;
-}
-
-function receive(link: BrokerLink, bytes: Uint8Array, max: number, self = false): void {
-  let msg: BrokerMessage;
-  try {
-    const presence = decodePresence(bytes);
-    if (presence) {
-      if (self || presence.node !== link.node) link.presence(presence.room, presence);
-      return;
-    }
-    const released = decodeReleased(bytes);
-    if (released) {
-      if (released.from === link.node && released.node !== link.node) link.released(released.session);
-      return;
-    }
-    msg = decodeMessage(bytes, max);
-  } catch (err) {
-    link.report(err);
-    return;
-  }
-  link.deliver(msg); // the hub drops its own echo, unless it has a position
 }

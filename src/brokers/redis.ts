@@ -54,114 +54,26 @@
  * @module
  */
 
+// The broker: options, validation and wiring; its parts are one job each in _redis_*.ts (client
+// types, connection, key names, scripts and their texts in _lua/, backlog, routing, counts,
+// streams, presence, heartbeat) and wire.ts. May import: those, ../broker.ts (types), node:buffer.
+
 import { Buffer } from "node:buffer";
-import { createClient, createCluster } from "redis";
-import type { Broker, BrokerLink, BrokerMessage, BrokerPresence, BrokerStreams } from "../broker.ts";
-import { RedisStreams, safeKey, Script, Scripts } from "./_redis_streams.ts";
-import { ClusterClient } from "./_redis_cluster.ts";
+import type { Broker, BrokerLink, BrokerMessage } from "../broker.ts";
+import { Backlog } from "./_redis_backlog.ts";
+import type { RedisClientLike, RedisClusterLike } from "./_redis_client.ts";
+import { connect } from "./_redis_connect.ts";
+import { RedisCounts } from "./_redis_counts.ts";
+import { Heartbeat } from "./_redis_heartbeat.ts";
+import { RedisKeys } from "./_redis_keys.ts";
 import { RedisPresence } from "./_redis_presence.ts";
-import { decodeMessage, decodeReleased, encodeMessage, isFromNode } from "./wire.ts";
+import { Routing } from "./_redis_routing.ts";
+import { Scripts } from "./_redis_scripts.ts";
+import { RedisStreams } from "./_redis_streams.ts";
+import { errorMessage, positive, quit, within } from "./_redis_util.ts";
+import { encodeMessage, receive } from "./wire.ts";
 
-/**
- * The parts of a node-redis client (`createClient()` of the `redis` package, v5 or later)
- * the broker uses.
- */
-export interface RedisClientLike {
-  /** Whether the socket is open (connected or reconnecting). */
-  readonly isOpen: boolean;
-  /** Whether the client is connected and ready for commands. */
-  readonly isReady: boolean;
-  /** Connects. */
-  connect(): Promise<unknown>;
-  /** A new, unconnected client with the same options (the subscriber connection). */
-  duplicate(): RedisClientLike;
-  /**
-   * Sends a command.
-   * @param args The command and its arguments.
-   * @param options With `typeMapping: { 36: Buffer }`, bulk strings arrive as bytes.
-   */
-  sendCommand(
-    args: ReadonlyArray<string | Buffer>,
-    options?: { typeMapping?: Record<number, unknown> },
-  ): Promise<unknown>;
-  /** Publishes a message on a channel. */
-  publish(channel: string, message: Buffer): Promise<unknown>;
-  /** Subscribes to a channel; with `bufferMode` true, messages arrive as bytes. */
-  subscribe(channel: string, listener: (message: Buffer, channel: Buffer) => unknown, bufferMode: true): Promise<void>;
-  /** Removes a subscription. */
-  unsubscribe(
-    channel: string | string[],
-    listener: (message: Buffer, channel: Buffer) => unknown,
-    bufferMode: true,
-  ): Promise<void>;
-  /** Listens for connection errors. */
-  on(event: "error", listener: (err: Error) => void): unknown;
-  /** Listens for the client being ready, after connecting or reconnecting. */
-  on(event: "ready", listener: () => void): unknown;
-  /** Stops listening for connection errors. */
-  off(event: "error", listener: (err: Error) => void): unknown;
-  /** Stops listening for readiness. */
-  off(event: "ready", listener: () => void): unknown;
-  /** Closes after pending commands. */
-  close(): Promise<void>;
-  /** Closes at once. */
-  destroy(): void;
-}
-
-/**
- * The parts of a node-redis cluster client (`createCluster()` of the `redis` package, v5 or
- * later) the broker uses on a Redis Cluster.
- */
-export interface RedisClusterLike {
-  /** Whether its connections are open. */
-  readonly isOpen: boolean;
-  /** Whether it is connected and ready for commands. */
-  readonly isReady: boolean;
-  /** Connects (finds the shards from its root nodes). */
-  connect(): Promise<unknown>;
-  /** A new, unconnected cluster client with the same options (the subscriber side). */
-  duplicate(): RedisClusterLike;
-  /**
-   * Sends a command to the shard of `firstKey`.
-   * @param firstKey The key that picks the shard.
-   * @param isReadonly Whether a replica may answer (the broker always sends `false`).
-   * @param args The command and its arguments.
-   * @param options With `typeMapping: { 36: Buffer }`, bulk strings arrive as bytes.
-   */
-  sendCommand(
-    firstKey: string | Buffer | undefined,
-    isReadonly: boolean | undefined,
-    args: ReadonlyArray<string | Buffer>,
-    options?: { typeMapping?: Record<number, unknown> },
-  ): Promise<unknown>;
-  /**
-   * The primary serving a hash slot now, by its address (`host:port`).
-   * @param slot The slot.
-   */
-  getSlotMaster(slot: number): { readonly address: string };
-  /** Publishes on a shard channel (SPUBLISH). */
-  sPublish(channel: string, message: Buffer): Promise<unknown>;
-  /** Subscribes to a shard channel (SSUBSCRIBE); with `bufferMode` true, messages arrive as bytes. */
-  sSubscribe(channel: string, listener: (message: Buffer, channel: Buffer) => unknown, bufferMode: true): Promise<void>;
-  /** Removes a shard channel subscription. */
-  sUnsubscribe(
-    channel: string | string[],
-    listener: (message: Buffer, channel: Buffer) => unknown,
-    bufferMode: true,
-  ): Promise<void>;
-  /** Listens for errors. */
-  on(event: "error", listener: (err: Error) => void): unknown;
-  /** Listens for a shard's connection becoming ready (after a failover, among others). */
-  on(event: "node-ready", listener: () => void): unknown;
-  /** Stops listening for errors. */
-  off(event: "error", listener: (err: Error) => void): unknown;
-  /** Stops listening for readiness. */
-  off(event: "node-ready", listener: () => void): unknown;
-  /** Closes after pending commands. */
-  close(): Promise<void>;
-  /** Closes at once. */
-  destroy(): void;
-}
+export type { RedisClientLike, RedisClusterLike } from "./_redis_client.ts";
 
 /**
  * Options of {@linkcode redisBroker}: a `url`, a `client` or a `cluster`, and the cluster's
@@ -272,57 +184,6 @@ export interface RedisBrokerOptions {
   routing?: "single" | "rooms";
 }
 
-// Writes this node's counts. KEYS: node hash, node set. ARGV: ttl, node id, "1" to replace
-// the hash, then field/value pairs (field "" is the hub total; a room at 0 is removed).
-const PRESENCE = new Script(`
-if ARGV[3] == '1' then redis.call('DEL', KEYS[1]) end
-for i = 4, #ARGV, 2 do
-  if ARGV[i + 1] == '0' and ARGV[i] ~= '' then redis.call('HDEL', KEYS[1], ARGV[i])
-  else redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
-end
-redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SADD', KEYS[2], ARGV[2])
-return 1`);
-
-// Sums a field over the live nodes but this one, forgetting nodes whose hash expired.
-// KEYS: node set. ARGV: node hash prefix, field, this node's id.
-const COUNT = new Script(`
-local total = 0
-for _, id in ipairs(redis.call('SMEMBERS', KEYS[1])) do
-  if id ~= ARGV[3] then
-    local key = ARGV[1] .. id
-    local n = redis.call('HGET', key, ARGV[2])
-    if n then total = total + tonumber(n)
-    elseif redis.call('EXISTS', key) == 0 then redis.call('SREM', KEYS[1], id) end
-  end
-end
-return total`);
-
-// On a Redis Cluster, a room's counts live on the room's slot: one hash per room, node →
-// "<count>:<deadline ms>", the deadline presenceTtl after the write (every heartbeat rewrites).
-// Writes one node's count. KEYS: the room's count hash. ARGV: node, count, ttl (ms).
-const ROOM_COUNT = new Script(`
-if ARGV[2] == '0' then redis.call('HDEL', KEYS[1], ARGV[1]) return 1 end
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-redis.call('HSET', KEYS[1], ARGV[1], ARGV[2] .. ':' .. string.format('%d', now + tonumber(ARGV[3])))
-redis.call('PEXPIRE', KEYS[1], 2 * tonumber(ARGV[3]))
-return 1`);
-
-// Sums the room's counts of the nodes but this one whose deadline has not passed, forgetting the
-// others. KEYS: the room's count hash. ARGV: this node.
-const ROOM_SUM = new Script(`
-local clock = redis.call('TIME')
-local now = tonumber(clock[1]) * 1000 + math.floor(tonumber(clock[2]) / 1000)
-local total = 0
-local flat = redis.call('HGETALL', KEYS[1])
-for i = 1, #flat, 2 do
-  local n, deadline = string.match(flat[i + 1], '^(%d+):(%d+)$')
-  if not deadline or tonumber(deadline) <= now then redis.call('HDEL', KEYS[1], flat[i])
-  elseif flat[i] ~= ARGV[1] then total = total + tonumber(n) end
-end
-return total`);
-
 /**
  * Creates a Redis broker for one hub: `new Hub({ broker: redisBroker({ url }) })`.
  *
@@ -339,49 +200,26 @@ class RedisBroker implements Broker {
   #pub: RedisClientLike;
   #sub: RedisClientLike | undefined;
   #ownsPub: boolean;
-  #channel: string;
-  #nodesKey: string;
-  #nodePrefix: string;
+  #keys: RedisKeys;
   #max: number;
-  #maxPending: number;
   #timeout: number;
-  #heartbeatInterval: number;
-  #ttl: number;
   #link: BrokerLink | undefined;
   #nodeBytes: Uint8Array | undefined;
-  #heartbeat: ReturnType<typeof setInterval> | undefined;
-  #flush: ReturnType<typeof setTimeout> | undefined;
-  #dirty = new Set<string>();
-  #latency: number | undefined;
   #stopped = false;
-  #publishFailing = false;
-  /** Bytes of broadcasts handed to Redis and not acknowledged yet. */
-  #pending = 0;
-  /** Broadcasts handed to Redis and acknowledged (or failed), to tell a stall from a slow stream. */
-  #published = 0;
-  #settled = 0;
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
-  #presenceFailing = false;
-  #sessionsFailing = false;
-  #prefix: string;
-  #streamTtl: number;
-  #metaTtl: number;
-  #routing: "single" | "rooms";
-  /** On a Redis Cluster: sharded pub/sub, and keys on the slots of their rooms or of `{prefix}`. */
-  #sharded: boolean;
-  /** The scripts of the streams and presence, sent once per server (see `Scripts`). */
+  /** The scripts of the counts, streams and presence, sent once per server (see `Scripts`). */
   #scripts: Scripts;
-  /** On a Redis Cluster: the rooms whose hash holds a count of this node (removed at stop). */
-  #countedRooms = new Set<string>();
-  /**
-   * Rooms whose channel this node subscribed to (`"rooms"` routing): a pending SUBSCRIBE's
-   * promise, or `true` once Redis confirmed it.
-   */
-  #roomChannels = new Map<string, Promise<void> | true>();
+  /** Broadcasts and appends waiting for Redis. */
+  #backlog: Backlog;
+  /** The channels broadcasts go on, and the subscriptions to rooms' channels. */
+  #routing: Routing;
+  /** This node's session counts. */
+  #counts: RedisCounts;
+  /** The periodic work. */
+  #heartbeat: Heartbeat;
   /** Streams and session states in Redis. */
-  readonly streams: BrokerStreams;
+  readonly streams: RedisStreams;
   /** Room members in Redis. */
-  readonly presence: BrokerPresence;
+  readonly presence: RedisPresence;
 
   constructor(options: RedisBrokerOptions) {
     const given = [options.url, options.client, options.cluster].filter((o) => o !== undefined).length;
@@ -390,108 +228,95 @@ class RedisBroker implements Broker {
     const prefix = options.prefix ?? "chorus";
     if (typeof prefix !== "string" || prefix === "") throw new TypeError("prefix must be a non-empty string");
     const cluster = options.cluster;
-    this.#sharded = cluster !== undefined;
+    const sharded = cluster !== undefined;
     if (cluster !== undefined && /[{}]/.test(prefix)) {
       throw new TypeError("On a Redis Cluster, the prefix may not contain { or }");
     }
-    this.#max = positive(options.maxMessageSize, 4 << 20, "maxMessageSize");
-    this.#maxPending = positive(options.maxPendingBytes, 4 << 20, "maxPendingBytes");
-    this.#timeout = positive(options.commandTimeout, 2000, "commandTimeout");
-    this.#heartbeatInterval = positive(options.heartbeatInterval, 5000, "heartbeatInterval");
-    this.#ttl = positive(options.presenceTtl, 15_000, "presenceTtl");
-    if (this.#ttl <= this.#heartbeatInterval) {
-      throw new RangeError(`presenceTtl (${this.#ttl}) must exceed heartbeatInterval (${this.#heartbeatInterval})`);
-    }
-    this.#streamTtl = positive(options.streamTtl, 24 * 3600_000, "streamTtl");
-    this.#metaTtl = positive(options.metaTtl, 30 * 24 * 3600_000, "metaTtl");
-    if (this.#metaTtl <= this.#streamTtl) {
-      throw new RangeError(`metaTtl (${this.#metaTtl}) must exceed streamTtl (${this.#streamTtl})`);
+    const max = this.#max = positive(options.maxMessageSize, 4 << 20, "maxMessageSize");
+    const maxPending = positive(options.maxPendingBytes, 4 << 20, "maxPendingBytes");
+    const timeout = this.#timeout = positive(options.commandTimeout, 2000, "commandTimeout");
+    const interval = positive(options.heartbeatInterval, 5000, "heartbeatInterval");
+    const ttl = positive(options.presenceTtl, 15_000, "presenceTtl");
+    if (ttl <= interval) throw new RangeError(`presenceTtl (${ttl}) must exceed heartbeatInterval (${interval})`);
+    const streamTtl = positive(options.streamTtl, 24 * 3600_000, "streamTtl");
+    const metaTtl = positive(options.metaTtl, 30 * 24 * 3600_000, "metaTtl");
+    if (metaTtl <= streamTtl) {
+      throw new RangeError(`metaTtl (${metaTtl}) must exceed streamTtl (${streamTtl})`);
     }
     if (options.routing !== undefined && options.routing !== "single" && options.routing !== "rooms") {
       throw new TypeError(`routing must be "single" or "rooms", not ${JSON.stringify(options.routing)}`);
     }
-    this.#routing = options.routing ?? (cluster ? "rooms" : "single");
-    this.#prefix = prefix;
-    // on a cluster, everything but the rooms' channels and streams shares the slot of {prefix}
-    const home = cluster ? `{${prefix}}` : prefix;
-    this.#channel = `${home}:broadcast`;
-    this.#nodesKey = `${home}:nodes`;
-    this.#nodePrefix = `${home}:node:`;
-    if (cluster !== undefined) {
-      if (Array.isArray(cluster)) {
-        if (cluster.length === 0 || cluster.some((url) => typeof url !== "string")) {
-          throw new TypeError("cluster must be a non-empty array of URLs, or a node-redis cluster client");
-        }
-        this.#pub = new ClusterClient(createCluster({
-          rootNodes: cluster.map((url) => ({ url })),
-          defaults: {
-            disableOfflineQueue: true,
-            socket: { connectTimeout: 1000, reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 500) },
-          },
-          // after a primary died, ask the cluster who serves its slots half a second after the
-          // first failed reconnect (node-redis waits 5 s by default): a failover is followed
-          // within about a second of the replica taking over
-          topologyRefreshOnReconnectionAttemptStrategy: 500,
-        }) as unknown as RedisClusterLike);
-        this.#ownsPub = true;
-      } else {
-        const given = cluster as RedisClusterLike;
-        if (typeof given.sSubscribe !== "function") {
-          throw new TypeError("cluster must be an array of URLs, or a node-redis cluster client");
-        }
-        this.#pub = new ClusterClient(given);
-        this.#ownsPub = false;
-      }
-    } else if (options.client) {
-      if (typeof options.client.duplicate !== "function") throw new TypeError("client must be a node-redis client");
-      this.#pub = options.client;
-      this.#ownsPub = false;
-    } else {
-      this.#pub = createClient({
-        url: options.url ?? "redis://127.0.0.1:6379",
-        // Broadcasts while Redis is away are dropped (and reported), not piled up in memory.
-        disableOfflineQueue: true,
-        socket: { reconnectStrategy: (retries: number) => Math.min(50 * 2 ** retries, 2000) },
-      });
-      this.#ownsPub = true;
-    }
-    this.#scripts = new Scripts(() => this.#pub, this.#sharded);
-    this.streams = new RedisStreams({
-      prefix: home,
-      scripts: this.#scripts,
-      base: (key) => cluster && key.startsWith("r:") ? this.#roomSlot(key.slice(2)) : home,
-      channel: this.#channel,
-      channelOf: (room) => this.#channelOf(room),
-      subscribed: (room) => {
-        const pending = this.#roomChannels.get(room);
-        return pending === true ? undefined : pending;
-      },
-      max: this.#max,
-      streamTtl: this.#streamTtl,
-      metaTtl: this.#metaTtl,
-      node: () => {
-        if (!this.#link || this.#stopped) throw new Error("The Redis broker is not running");
-        return this.#link.node;
-      },
-      within: (promise, what) => within(promise, this.#timeout, what),
-      measured: (ms) => this.#measured(ms),
-      reserve: (bytes) => this.#reserve(bytes),
-      release: (bytes) => this.#settle(bytes),
+    // on a cluster, everything but the rooms' channels and keys shares the slot of {prefix}
+    const keys = this.#keys = new RedisKeys(prefix, sharded);
+    const connection = connect(options);
+    this.#pub = connection.client;
+    this.#ownsPub = connection.owned;
+    const scripts = this.#scripts = new Scripts(() => this.#pub, sharded);
+    /** The hub's link while the broker runs. */
+    const running = () => this.#stopped ? undefined : this.#link;
+    const notRunning = () => new Error("The Redis broker is not running");
+    const backlog = this.#backlog = new Backlog({
+      maxPending,
+      timeout,
+      stopped: () => this.#stopped,
+      report: (err) => this.#link?.report(err),
     });
-    this.presence = new RedisPresence({
-      prefix: home,
-      // on a cluster, a room's members live on the room's slot
-      ...(cluster ? { roomKey: (room: string) => `${this.#roomSlot(room)}:pr` } : {}),
-      scripts: this.#scripts,
-      channel: this.#channel,
-      max: this.#max,
-      ttl: this.#ttl,
+    const routing = this.#routing = new Routing({
+      mode: options.routing ?? (cluster ? "rooms" : "single"),
+      keys,
+      sub: () => this.#sub,
+      link: running,
+      listener: this.#onMessage,
+      failed: (err) => this.#reportConnection("subscribe", err),
+    });
+    const counts = this.#counts = new RedisCounts({
+      keys,
+      scripts,
+      ttl,
+      timeout,
+      client: () => this.#pub,
+      link: running,
+      running: () => !this.#stopped && this.#heartbeat.running,
+    });
+    const streams = this.streams = new RedisStreams({
+      keys,
+      scripts,
+      channelOf: (room) => routing.channelOf(room),
+      subscribed: (room) => routing.subscribed(room),
+      max,
+      streamTtl,
+      metaTtl,
+      node: () => {
+        const link = running();
+        if (!link) throw notRunning();
+        return link.node;
+      },
+      within: (promise, what) => within(promise, timeout, what),
+      measured: (ms) => backlog.measured(ms),
+      reserve: (bytes) => backlog.reserve(bytes),
+      release: (bytes) => backlog.settle(bytes),
+    });
+    const presence = this.presence = new RedisPresence({
+      keys,
+      scripts,
+      max,
+      ttl,
       link: () => {
-        if (!this.#link || this.#stopped) throw new Error("The Redis broker is not running");
-        return this.#link;
+        const link = running();
+        if (!link) throw notRunning();
+        return link;
       },
       client: () => this.#pub,
-      within: (promise, what) => within(promise, this.#timeout, what),
+      within: (promise, what) => within(promise, timeout, what),
+    });
+    this.#heartbeat = new Heartbeat({
+      interval,
+      link: running,
+      routing,
+      counts,
+      streams,
+      presence,
+      within: (promise, what) => within(promise, timeout, what),
     });
   }
 
@@ -507,173 +332,57 @@ class RedisBroker implements Broker {
     try {
       if (!pub.isOpen) await pub.connect();
       await sub.connect();
-      await sub.subscribe(this.#channel, this.#onMessage, true);
-      await Promise.all([...link.rooms()].map((room) => this.#route(room)));
+      await sub.subscribe(this.#keys.channel, this.#onMessage, true);
+      await Promise.all([...link.rooms()].map((room) => this.#routing.route(room)));
     } catch (err) {
       if (this.#stopped) return; // closed while connecting: not a failure
       throw err;
     }
     if (this.#stopped) return;
-    this.#heartbeat = setInterval(() => this.#beat(), this.#heartbeatInterval);
-    await Promise.all([this.#writePresence(true), this.#refreshSessions(), this.#beatPresence()]);
+    await this.#heartbeat.start();
   }
 
   publish(msg: BrokerMessage): void {
     const bytes = encodeMessage(msg, this.#max);
     if (this.#stopped) return;
     const size = bytes.byteLength;
-    if (this.#pending > 0 && this.#pending + size > this.#maxPending) {
-      this.#publishFailed(
-        `Broadcasts to other nodes are dropped: ${this.#pending} bytes already wait for Redis ` +
-          `(maxPendingBytes ${this.#maxPending})`,
-      );
-      return;
-    }
-    this.#pending += size;
-    this.#published++;
-    this.#watch();
+    const backlog = this.#backlog;
+    if (!backlog.admit(size)) return;
     const sent = performance.now();
-    this.#pub.publish(this.#channelOf(msg.room), Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
+    const channel = this.#routing.channelOf(msg.room);
+    this.#pub.publish(channel, Buffer.from(bytes.buffer, bytes.byteOffset, bytes.byteLength)).then(
       () => {
-        this.#measured(performance.now() - sent);
-        this.#settle(size);
-        // an outage ends once the backlog is mostly gone, so its tail is not a second outage
-        if (this.#pending <= this.#maxPending / 2) this.#publishFailing = false;
+        backlog.measured(performance.now() - sent);
+        backlog.settle(size);
+        backlog.acknowledged();
       },
       (err) => {
-        this.#settle(size);
-        this.#publishFailed(`Broadcasts to other nodes are dropped: ${errorMessage(err)}`, err);
+        backlog.settle(size);
+        backlog.failed(`Broadcasts to other nodes are dropped: ${errorMessage(err)}`, err);
       },
     );
-  }
-
-  /** Counts an append's bytes as pending, or throws past `maxPendingBytes` (the hub delivers locally). */
-  #reserve(size: number): void {
-    if (this.#pending > 0 && this.#pending + size > this.#maxPending) {
-      throw new Error(
-        `Not appended: ${this.#pending} bytes already wait for Redis (maxPendingBytes ${this.#maxPending})`,
-      );
-    }
-    this.#pending += size;
-    this.#published++;
-    this.#watch();
   }
 
   latency(): number | undefined {
-    return this.#latency;
-  }
-
-  /** A publish's or an append's round trip: a moving average over the last few dozen. */
-  #measured(took: number): void {
-    this.#latency = this.#latency === undefined ? took : this.#latency + (took - this.#latency) / 32;
-  }
-
-  #settle(size: number): void {
-    this.#pending -= size;
-    this.#settled++;
-  }
-
-  /** Reports a failed or dropped broadcast: once per outage, not once per broadcast. */
-  #publishFailed(message: string, cause?: unknown): void {
-    if (this.#publishFailing || this.#stopped) return;
-    this.#publishFailing = true;
-    this.#link?.report(new Error(message, cause === undefined ? undefined : { cause }));
-  }
-
-  /**
-   * While broadcasts wait for Redis, checks every `commandTimeout` that some were acknowledged;
-   * if none were, Redis stalls: report it (broadcasts are held, then dropped past the bound).
-   */
-  #watch(): void {
-    if (this.#watchdog || this.#stopped) return;
-    const settled = this.#settled;
-    this.#watchdog = setTimeout(() => {
-      this.#watchdog = undefined;
-      if (this.#stopped || this.#settled === this.#published) return;
-      if (this.#settled === settled) {
-        this.#publishFailed(
-          `Redis has not acknowledged a broadcast for ${this.#timeout} ms: ${this.#pending} bytes wait, ` +
-            `and broadcasts to other nodes past maxPendingBytes (${this.#maxPending}) are dropped`,
-        );
-      }
-      this.#watch();
-    }, this.#timeout);
-  }
-
-  /** The channel a broadcast goes on: its room's (with `"rooms"` routing), or the hub's. */
-  #channelOf(room: string | undefined): string {
-    if (room === undefined || this.#routing === "single") return this.#channel;
-    // on a cluster, on the slot of the room's stream
-    return this.#sharded ? `${this.#roomSlot(room)}:ch` : `${this.#prefix}:room:${room}`;
-  }
-
-  /**
-   * With `"rooms"` routing, subscribes to a room's channel when this node has members in it and
-   * is not subscribed, or unsubscribes when it has none. Never blocks a join: the SUBSCRIBE goes
-   * out in the background; a failed one is reported and tried again at the next heartbeat (or
-   * the next join). Redis's confirmation resolves the returned promise.
-   */
-  #route(room: string): Promise<void> | undefined {
-    const sub = this.#sub;
-    const link = this.#link;
-    if (this.#routing === "single" || !sub || !link || this.#stopped) return;
-    const want = link.localCount(room) > 0;
-    const had = this.#roomChannels.get(room);
-    if (want === (had !== undefined)) return had === true ? undefined : had;
-    const channel = this.#channelOf(room);
-    if (!want) {
-      this.#roomChannels.delete(room);
-      // after a SUBSCRIBE still in flight (node-redis adds the listener when Redis confirms), and
-      // only if no member joined again meanwhile
-      Promise.resolve(had).then(() => {
-        if (this.#roomChannels.has(room) || this.#stopped) return;
-        return sub.unsubscribe(channel, this.#onMessage, true);
-      }).catch(() => {
-        // the connection is gone: node-redis does not resubscribe a channel without listeners
-      });
-      return;
-    }
-    const subscribed: Promise<void> = sub.subscribe(channel, this.#onMessage, true).then(
-      () => {
-        if (this.#roomChannels.get(room) === subscribed) this.#roomChannels.set(room, true);
-      },
-      (err) => {
-        if (this.#roomChannels.get(room) === subscribed) this.#roomChannels.delete(room);
-        this.#reportConnection("subscribe", err);
-      },
-    );
-    this.#roomChannels.set(room, subscribed);
-    return subscribed;
+    return this.#backlog.latency();
   }
 
   changed(room: string | undefined): void {
-    if (room !== undefined) this.#route(room);
-    if (this.#stopped || !this.#heartbeat) return;
-    this.#dirty.add(room ?? "");
-    this.#flush ??= setTimeout(() => {
-      this.#flush = undefined;
-      this.#writePresence(false);
-    }, 0);
+    if (room !== undefined) this.#routing.route(room);
+    this.#counts.changed(room);
   }
 
-  async count(room?: string): Promise<number> {
-    const link = this.#link;
-    if (!link || this.#stopped) throw new Error("The Redis broker is not running");
-    const count = room !== undefined && this.#sharded
-      ? this.#scripts.run(ROOM_SUM, [this.#roomCounts(room)], [link.node])
-      : this.#scripts.run(COUNT, [this.#nodesKey], [this.#nodePrefix, room ?? "", link.node]);
-    const others = await within(count, this.#timeout, "the count");
-    return link.localCount(room) + Number(others);
+  count(room?: string): Promise<number> {
+    return this.#counts.count(room);
   }
 
   /** Stops; this node's session states stay in Redis (another node may claim them) until they expire. */
   async stop(): Promise<void> {
     if (this.#stopped) return;
     this.#stopped = true;
-    clearInterval(this.#heartbeat);
-    clearTimeout(this.#flush);
-    clearTimeout(this.#watchdog);
-    this.#heartbeat = this.#flush = this.#watchdog = undefined;
+    this.#heartbeat.stop();
+    this.#counts.stop();
+    this.#backlog.stop();
     const pub = this.#pub;
     const sub = this.#sub;
     const link = this.#link;
@@ -682,22 +391,10 @@ class RedisBroker implements Broker {
     const left = () => Math.max(0, end - Date.now());
     // Commands on one connection run in order: the DEL comes after any count write in flight,
     // and close() below waits for the broadcasts still queued.
-    if (link && pub.isReady) {
-      try {
-        await within(pub.sendCommand(["DEL", this.#nodePrefix + link.node]), left(), "the DEL at close");
-        await within(pub.sendCommand(["SREM", this.#nodesKey, link.node]), left(), "the SREM at close");
-        const rooms = [...this.#countedRooms].map((room) =>
-          pub.sendCommand(["HDEL", this.#roomCounts(room), link.node])
-        );
-        await within(Promise.all(rooms), left(), "the HDELs at close");
-      } catch {
-        // Redis is away or stalled: the counts expire by themselves within presenceTtl.
-      }
-    }
+    if (link && pub.isReady) await this.#counts.remove(link.node, left);
     if (sub) {
       if (sub.isReady) {
-        const channels = [this.#channel, ...[...this.#roomChannels.keys()].map((room) => this.#channelOf(room))];
-        this.#roomChannels.clear();
+        const channels = this.#routing.takeChannels();
         await within(sub.unsubscribe(channels, this.#onMessage, true), left(), "the UNSUBSCRIBE").catch(() => {});
       }
       await quit(sub, left());
@@ -711,165 +408,20 @@ class RedisBroker implements Broker {
   #onMessage = (message: Buffer): void => {
     const link = this.#link;
     if (!link || this.#stopped) return;
-    try {
-      // an oversized message is refused even if it claims to be this node's echo
-      if (message.length <= this.#max && isFromNode(message, this.#nodeBytes!)) return;
-      const released = decodeReleased(message);
-      if (released) {
-        if (released.from === link.node && released.node !== link.node) link.released(released.session);
-        return;
-      }
-      if ((this.presence as RedisPresence).receive(message, link)) return;
-      link.deliver(decodeMessage(message, this.#max));
-    } catch (err) {
-      link.report(err);
-    }
+    receive(link, message, { max: this.#max, echo: this.#nodeBytes });
   };
 
   #onPubError = (err: Error): void => this.#reportConnection("publish", err);
   #onSubError = (err: Error): void => this.#reportConnection("subscribe", err);
   #onPubReady = (): void => {
-    this.#publishFailing = false;
+    this.#backlog.ready();
     this.#scripts.reset(); // a restarted server, or a promoted replica, has no scripts
     // After a reconnect (Redis may have restarted empty), write the counts again at once.
-    if (this.#heartbeat) this.#beat();
+    if (this.#heartbeat.running) this.#heartbeat.beat();
   };
-
-  #beat(): void {
-    // rooms whose SUBSCRIBE failed (Redis was away) are tried again
-    if (this.#routing === "rooms") { for (const room of this.#link!.rooms()) this.#route(room); }
-    this.#writePresence(true);
-    this.#refreshSessions();
-    this.#beatPresence();
-  }
-
-  /** This node's presence deadline, and the sweep of dead nodes' members. */
-  #beatPresence(): Promise<void> {
-    if (!this.#link || this.#stopped) return Promise.resolve();
-    return (this.presence as RedisPresence).beat();
-  }
-
-  /**
-   * Refreshes the TTLs of this node's session states, in one script: a node that dies leaves
-   * them to expire `ttl` (as saved) after its last heartbeat.
-   */
-  #refreshSessions(): Promise<void> {
-    const link = this.#link;
-    if (!link || this.#stopped) return Promise.resolve();
-    return (this.streams as RedisStreams).refresh().then(
-      () => {
-        this.#sessionsFailing = false;
-      },
-      (err) => {
-        if (this.#sessionsFailing || this.#stopped) return;
-        this.#sessionsFailing = true;
-        link.report(new Error(`Session states not refreshed in Redis: ${errorMessage(err)}`, { cause: err }));
-      },
-    );
-  }
 
   #reportConnection(which: string, err: Error): void {
     if (this.#stopped) return;
     this.#link?.report(new Error(`Redis ${which} connection: ${errorMessage(err)}`, { cause: err }));
   }
-
-  /** Writes this node's counts: all of them (`full`) or those that changed since the last write. */
-  #writePresence(full: boolean): Promise<void> {
-    const link = this.#link;
-    if (!link || this.#stopped) return Promise.resolve();
-    let fields: Iterable<string>;
-    if (full) {
-      this.#dirty.clear();
-      fields = ["", ...link.rooms()];
-    } else {
-      fields = this.#dirty;
-      this.#dirty = new Set();
-    }
-    const args = [String(this.#ttl), link.node, full ? "1" : "0"];
-    const writes: Promise<unknown>[] = [];
-    for (const field of fields) {
-      const count = link.localCount(field === "" ? undefined : field);
-      if (field === "" || !this.#sharded) args.push(field, String(count));
-      else writes.push(this.#writeRoomCount(field, count));
-    }
-    writes.push(this.#scripts.run(PRESENCE, [this.#nodePrefix + link.node, this.#nodesKey], args));
-    // A failure is reported once until a write succeeds again; the next heartbeat (or the
-    // reconnect) writes everything again.
-    return within(Promise.all(writes), this.#timeout, "a count write").then(
-      () => {
-        this.#presenceFailing = false;
-      },
-      (err) => {
-        if (this.#presenceFailing || this.#stopped) return;
-        this.#presenceFailing = true;
-        link.report(new Error(`Session counts not written to Redis: ${errorMessage(err)}`, { cause: err }));
-      },
-    );
-  }
-
-  /** On a Redis Cluster: this node's count of a room, in the room's hash on the room's slot. */
-  #writeRoomCount(room: string, count: number): Promise<unknown> {
-    if (count > 0) this.#countedRooms.add(room);
-    else this.#countedRooms.delete(room);
-    return this.#scripts.run(ROOM_COUNT, [this.#roomCounts(room)], [
-      this.#link!.node,
-      String(count),
-      String(this.#ttl),
-    ]);
-  }
-
-  /** A room's count hash on a Redis Cluster (the room's slot). */
-  #roomCounts(room: string): string {
-    return `${this.#roomSlot(room)}:cn`;
-  }
-
-  /**
-   * On a Redis Cluster, the hash-tagged prefix of a room's keys and channel (its stream, members,
-   * counts): `{<prefix>:r:<safe room>}`, one slot per room.
-   */
-  #roomSlot(room: string): string {
-    return `{${this.#prefix}:${safeKey("r:" + room)}}`;
-  }
-}
-
-/** Closes a connection after its pending commands, or drops it if that takes longer than `ms`. */
-async function quit(client: RedisClientLike, ms: number): Promise<void> {
-  if (!client.isOpen) return;
-  if (client.isReady) {
-    try {
-      await within(client.close(), ms, "the close");
-      return;
-    } catch {
-      // stalled, or failed: drop the connection
-    }
-  }
-  try {
-    client.destroy();
-  } catch {
-    // already closed
-  }
-}
-
-/**
- * `promise`, or a rejection once `ms` pass without its answer. node-redis's own command timeout
- * covers only commands not yet written to the socket: one written to a stalled Redis waits forever.
- */
-function within<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: ReturnType<typeof setTimeout> | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`Redis did not answer ${what} within ${ms} ms`)), ms);
-  });
-  promise.catch(() => {}); // a late failure, after the timeout, is not an unhandled rejection
-  return Promise.race([promise, timeout]).finally(() => clearTimeout(timer));
-}
-
-function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
-
-function positive(value: number | undefined, fallback: number, name: string): number {
-  if (value === undefined) return fallback;
-  if (typeof value !== "number" || Number.isNaN(value)) throw new TypeError(`${name} must be a number`);
-  if (!(value > 0) || !Number.isFinite(value)) throw new RangeError(`${name} must be a positive number, not ${value}`);
-  return value;
 }

@@ -26,26 +26,46 @@
  * `{"j":[[id,keys],…],"l":[[id,keys],…]}` (see {@linkcode encodePresence}). Nodes that read only
  * releases refuse it as a notice (a `BrokerMessageError`), and deliver nothing.
  *
+ * {@linkcode classify} tells what a message is for the node that receives it, and
+ * {@linkcode receive} hands it to the hub: the one way both brokers (Redis and memory) read
+ * the channel.
+ *
+ * May import: `_wire_bytes.ts`, `_wire_notices.ts`, `../broker.ts` (types), `../errors.ts`.
+ *
  * @module
  */
 
-import type { BroadcastKind, BrokerMessage, PresenceChange, PresenceEntry, StreamPosition } from "../broker.ts";
+import type { BroadcastKind, BrokerLink, BrokerMessage, StreamPosition } from "../broker.ts";
 import { BrokerMessageError } from "../errors.ts";
+import {
+  BINARY,
+  encoder,
+  EXCEPT,
+  lengthed,
+  MAGIC,
+  MAX_ROOM,
+  NOTICE,
+  POSITION,
+  readVarint,
+  text,
+  textOrUndefined,
+  writeVarint,
+} from "./_wire_bytes.ts";
+import { decodePresence, decodeReleased, type PresenceNotice, type ReleasedNotice } from "./_wire_notices.ts";
+
+export {
+  decodePresence,
+  decodeReleased,
+  encodePresence,
+  encodeReleased,
+  encodeReleasedHead,
+  type PresenceNotice,
+  type ReleasedNotice,
+} from "./_wire_notices.ts";
 
 /** The newest wire format version this module writes; it reads versions 1 and 2. */
-export const WIRE_VERSION = 2;
-
-const MAGIC = 0xc7;
+const WIRE_VERSION = 2;
 const KINDS: readonly BroadcastKind[] = ["all", "others", "room", "room-others"];
-const BINARY = 0x80;
-const EXCEPT = 0x04;
-const POSITION = 0x08;
-const NOTICE = 0x10;
-/** With NOTICE: a presence notice (kind bits 1), not a release (kind bits 0). */
-const PRESENCE = 0x01;
-const MAX_ROOM = (1 << 28) - 1;
-const encoder = new TextEncoder();
-const decoder = new TextDecoder("utf-8", { fatal: true, ignoreBOM: true });
 
 /**
  * Encodes a broadcast.
@@ -114,150 +134,6 @@ export function encodeHead(msg: BrokerMessage, key: string | undefined): Uint8Ar
 }
 
 /**
- * Encodes a notice that `node` claimed session `session` from node `from` (a version 2 message).
- *
- * @param node The node that claimed the session.
- * @param from The node that had it.
- * @param session The session's id.
- * @returns Its bytes.
- * @throws {RangeError} If a node id is empty or longer than 255 bytes.
- */
-export function encodeReleased(node: string, from: string, session: string): Uint8Array {
-  const head = encodeReleasedHead(node);
-  const old = encoder.encode(from);
-  if (old.length === 0 || old.length > 255) throw new RangeError("A node id must be 1 to 255 bytes of UTF-8");
-  const id = encoder.encode(session);
-  const out = new Uint8Array(head.length + lengthed(old) + id.length);
-  out.set(head);
-  let at = writeVarint(out, head.length, old.length);
-  out.set(old, at);
-  at += old.length;
-  out.set(id, at);
-  return out;
-}
-
-/**
- * The header of a notice of {@linkcode encodeReleased} up to the old node's id (for a Redis
- * script that appends the old node's id, as a varint length and the bytes, and the session id).
- *
- * @param node The node that claims.
- * @returns The header's bytes.
- * @throws {RangeError} If the node id is empty or longer than 255 bytes.
- */
-export function encodeReleasedHead(node: string): Uint8Array {
-  const id = encoder.encode(node);
-  if (id.length === 0 || id.length > 255) throw new RangeError("A node id must be 1 to 255 bytes of UTF-8");
-  const out = new Uint8Array(4 + id.length);
-  out.set([MAGIC, 2, NOTICE, id.length]);
-  out.set(id, 4);
-  return out;
-}
-
-/**
- * Encodes a presence notice: one room's joins and leaves on one node (a version 2 message).
- *
- * @param node The node whose sessions joined and left (every entry's node).
- * @param room The room.
- * @param change The joins and leaves; each entry's `node` is taken to be `node`.
- * @param max The broker's limit on an encoded message, in bytes.
- * @returns Its bytes.
- * @throws {RangeError} If the node id is empty or longer than 255 bytes, the room is empty, or
- *   the notice is larger than `max`.
- */
-export function encodePresence(node: string, room: string, change: PresenceChange, max: number = Infinity): Uint8Array {
-  const id = encoder.encode(node);
-  if (id.length === 0 || id.length > 255) throw new RangeError("A node id must be 1 to 255 bytes of UTF-8");
-  const name = encoder.encode(room);
-  if (name.length === 0 || name.length > MAX_ROOM) throw new RangeError("A presence notice needs a room name");
-  const list = (entries: readonly PresenceEntry[]) =>
-    entries.map((e) => `[${JSON.stringify(e.id)},${JSON.stringify(e.keys) ?? "{}"}]`).join(",");
-  const body = encoder.encode(`{"j":[${list(change.joins)}],"l":[${list(change.leaves)}]}`);
-  const size = 4 + id.length + lengthed(name) + body.length;
-  if (size > max) throw new RangeError(`A presence notice of ${size} bytes exceeds the broker's limit of ${max} bytes`);
-  const out = new Uint8Array(size);
-  out.set([MAGIC, 2, NOTICE | PRESENCE, id.length]);
-  out.set(id, 4);
-  let at = writeVarint(out, 4 + id.length, name.length);
-  out.set(name, at);
-  at += name.length;
-  out.set(body, at);
-  return out;
-}
-
-/** A presence notice (see {@linkcode encodePresence}). */
-export interface PresenceNotice extends PresenceChange {
-  /** The node whose sessions joined and left. */
-  readonly node: string;
-  /** The room. */
-  readonly room: string;
-}
-
-/**
- * Decodes a presence notice of {@linkcode encodePresence}.
- *
- * @param bytes The encoded message.
- * @returns The notice, or `undefined` when the bytes are no presence notice.
- * @throws {BrokerMessageError} If the bytes are a malformed presence notice.
- */
-export function decodePresence(bytes: Uint8Array): PresenceNotice | undefined {
-  if (bytes.length < 5 || bytes[0] !== MAGIC || bytes[1] !== 2 || bytes[2] !== (NOTICE | PRESENCE)) return undefined;
-  const nodeEnd = 4 + bytes[3];
-  if (bytes[3] === 0 || nodeEnd > bytes.length) throw new BrokerMessageError("Refused a presence notice: bad node id");
-  const node = text(bytes.subarray(4, nodeEnd), "node id");
-  const [length, at] = readVarint(bytes, nodeEnd, 4, "room length");
-  if (length === 0 || at + length > bytes.length) throw new BrokerMessageError("Refused a presence notice: bad room");
-  const room = text(bytes.subarray(at, at + length), "room name");
-  let body: { j?: unknown; l?: unknown };
-  try {
-    body = JSON.parse(text(bytes.subarray(at + length), "body"));
-  } catch (err) {
-    if (err instanceof BrokerMessageError) throw err;
-    throw new BrokerMessageError("Refused a presence notice: its body is not JSON");
-  }
-  const entries = (list: unknown): PresenceEntry[] => {
-    if (!Array.isArray(list)) throw new BrokerMessageError("Refused a presence notice: bad body");
-    return list.map((e) => {
-      if (!Array.isArray(e) || typeof e[0] !== "string" || e[1] === null || typeof e[1] !== "object") {
-        throw new BrokerMessageError("Refused a presence notice: bad entry");
-      }
-      return { id: e[0], node, keys: e[1] as Record<string, unknown> };
-    });
-  };
-  return { node, room, joins: entries(body?.j), leaves: entries(body?.l) };
-}
-
-/** A notice that a node claimed another node's session (see {@linkcode encodeReleased}). */
-export interface ReleasedNotice {
-  /** The node that claimed the session. */
-  readonly node: string;
-  /** The node that had it. */
-  readonly from: string;
-  /** The session's id. */
-  readonly session: string;
-}
-
-/**
- * Decodes a notice of {@linkcode encodeReleased}.
- *
- * @param bytes The encoded message.
- * @returns The notice, or `undefined` when the bytes are no notice (a broadcast, or something else).
- * @throws {BrokerMessageError} If the bytes are a malformed notice.
- */
-export function decodeReleased(bytes: Uint8Array): ReleasedNotice | undefined {
-  if (bytes.length < 5 || bytes[0] !== MAGIC || bytes[1] !== 2 || bytes[2] !== NOTICE) return undefined;
-  const nodeEnd = 4 + bytes[3];
-  if (bytes[3] === 0 || nodeEnd > bytes.length) throw new BrokerMessageError("Refused a broker notice: bad node id");
-  const node = text(bytes.subarray(4, nodeEnd), "node id");
-  const [length, at] = readVarint(bytes, nodeEnd, 4, "old node id");
-  if (length === 0 || length > 255 || at + length > bytes.length) {
-    throw new BrokerMessageError("Refused a broker notice: bad old node id");
-  }
-  const from = text(bytes.subarray(at, at + length), "old node id");
-  const session = text(bytes.subarray(at + length), "session id");
-  return { node, from, session };
-}
-
-/**
  * Reads the node id of an encoded broadcast without decoding the rest (to drop a node's own
  * echo cheaply).
  *
@@ -268,11 +144,7 @@ export function peekNode(bytes: Uint8Array): string | undefined {
   if (bytes.length < 5 || bytes[0] !== MAGIC || (bytes[1] !== 1 && bytes[1] !== 2)) return undefined;
   const end = 4 + bytes[3];
   if (bytes[3] === 0 || end > bytes.length) return undefined;
-  try {
-    return decoder.decode(bytes.subarray(4, end));
-  } catch {
-    return undefined;
-  }
+  return textOrUndefined(bytes.subarray(4, end));
 }
 
 /**
@@ -374,6 +246,80 @@ export function decodeMessage(bytes: Uint8Array, max: number = Infinity): Broker
   return msg;
 }
 
+/** What a message from the broker is, for the node that receives it (see {@linkcode classify}). */
+export type Received =
+  | { readonly type: "echo" }
+  | { readonly type: "released"; readonly notice: ReleasedNotice }
+  | { readonly type: "presence"; readonly notice: PresenceNotice }
+  | { readonly type: "broadcast"; readonly message: BrokerMessage };
+
+const ECHO: Received = { type: "echo" };
+
+/**
+ * Tells what a message from the broker is: this node's own echo (a broadcast it published
+ * without a position, recognized from its header alone), a notice that a node claimed a session
+ * from another (released), a presence notice, or a broadcast to deliver.
+ *
+ * @param bytes The message, as the channel carried it.
+ * @param max The broker's limit on an encoded message, in bytes.
+ * @param echo The receiving node's id, UTF-8 encoded, to recognize its own echo; without it an
+ *   echo is decoded as a broadcast (the hub drops it).
+ * @returns What it is, decoded.
+ * @throws {BrokerMessageError} If the bytes are malformed, or a broadcast larger than `max`.
+ */
+export function classify(bytes: Uint8Array, max: number, echo?: Uint8Array): Received {
+  // an oversized message is refused even if it claims to be this node's echo
+  if (echo && bytes.length <= max && isFromNode(bytes, echo)) return ECHO;
+  const released = decodeReleased(bytes);
+  if (released) return { type: "released", notice: released };
+  const presence = decodePresence(bytes);
+  if (presence) return { type: "presence", notice: presence };
+  return { type: "broadcast", message: decodeMessage(bytes, max) };
+}
+
+/** How a broker reads its channel (see {@linkcode receive}). */
+export interface ReceiveOptions {
+  /** The broker's limit on an encoded message, in bytes. */
+  readonly max: number;
+  /** This node's id, UTF-8 encoded: its own echoes are dropped here (see {@linkcode classify}). */
+  readonly echo?: Uint8Array;
+  /** A presence notice of this node itself goes to the hub too (moves that turned out joins). */
+  readonly self?: boolean;
+}
+
+/**
+ * Hands a message from the broker to the hub: a broadcast to `link.deliver`, a presence notice
+ * of another node (of this one too with `self`) to `link.presence`, a notice that another node
+ * claimed a session of this one to `link.released`. This node's own echo (with `echo`) and
+ * notices about other nodes are dropped. A malformed message, or a failure of the hub's side,
+ * goes to `link.report`.
+ *
+ * @param link The hub's side.
+ * @param bytes The message.
+ * @param options The size limit, and how to treat this node's own messages.
+ */
+export function receive(link: BrokerLink, bytes: Uint8Array, options: ReceiveOptions): void {
+  try {
+    const got = classify(bytes, options.max, options.echo);
+    switch (got.type) {
+      case "echo":
+        return;
+      case "released": {
+        const { node, from, session } = got.notice;
+        if (from === link.node && node !== link.node) link.released(session);
+        return;
+      }
+      case "presence":
+        if (options.self || got.notice.node !== link.node) link.presence(got.notice.room, got.notice);
+        return;
+      case "broadcast":
+        link.deliver(got.message); // the hub drops its own echo, unless it has a position
+    }
+  } catch (err) {
+    link.report(err);
+  }
+}
+
 /** The position's bytes after its key: epoch length, epoch, offset, seq, time. */
 function encodePosition(position: StreamPosition): Uint8Array {
   const epoch = encoder.encode(position.epoch);
@@ -389,47 +335,4 @@ function encodePosition(position: StreamPosition): Uint8Array {
     at = writeVarint(out, at, n);
   }
   return out.subarray(0, at);
-}
-
-/** Bytes of a varint length and the part, or 0 without a part. */
-function lengthed(part: Uint8Array | undefined): number {
-  return part ? varintLength(part.length) + part.length : 0;
-}
-
-/** Writes `n` (an integer in [0, 2^53)) as an unsigned LEB128 varint; returns where it ends. */
-function writeVarint(out: Uint8Array, at: number, n: number): number {
-  while (n >= 0x80) {
-    out[at++] = (n % 0x80) | 0x80;
-    n = Math.floor(n / 0x80);
-  }
-  out[at++] = n;
-  return at;
-}
-
-/** Reads an unsigned LEB128 varint of at most `most` bytes; returns it and where it ends. */
-function readVarint(bytes: Uint8Array, at: number, most: number, what: string): [number, number] {
-  let n = 0;
-  for (let i = 0, scale = 1;; i++, scale *= 0x80) {
-    if (at >= bytes.length || i >= most) throw new BrokerMessageError(`Refused a broker message: bad ${what}`);
-    const b = bytes[at++];
-    n += (b & 0x7f) * scale;
-    if (b < 0x80) return [n, at];
-  }
-}
-
-function text(bytes: Uint8Array, what: string): string {
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    throw new BrokerMessageError(`Refused a broker message: its ${what} is not valid UTF-8`);
-  }
-}
-
-function varintLength(n: number): number {
-  let length = 1;
-  while (n >= 0x80) {
-    n = Math.floor(n / 0x80);
-    length++;
-  }
-  return length;
 }
