@@ -18,12 +18,14 @@ function sources(dir: string): string[] {
     .map((f) => join(dir, f));
 }
 
-const IMPORT = /^\s*(?:import|export)\b[^'"]*?\bfrom\s*["'](\.{1,2}\/[^"']+)["']/gm;
+const IMPORT = /^(?:import|export)\b[^'";]*?\bfrom\s*["'](\.{1,2}\/[^"']+)["']/gm;
 
 /** The files a source imports from (relative imports only), as absolute paths. */
 function importsOf(file: string, text: string): string[] {
   const out: string[] = [];
-  for (const m of text.matchAll(IMPORT)) out.push(resolve(dirname(file), m[1]));
+  // comments (JSDoc examples among them) hold no imports
+  const code = text.replace(/\/\*[\s\S]*?\*\//g, "").replace(/^\s*\/\/.*$/gm, "");
+  for (const m of code.matchAll(IMPORT)) out.push(resolve(dirname(file), m[1]));
   return out;
 }
 
