@@ -323,6 +323,7 @@ if (cfg.docs) {
   if (a < 0 || b < a) throw new Error(`${doc} has no ${begin} … ${end} block`);
   fs.writeFileSync(doc, `${text.slice(0, a + begin.length)}\n\n${about}\n\n${table}\n\n${text.slice(b)}`);
   fs.writeFileSync(`${root}docs/performance-peers.svg`, svg);
+  execFileSync(bin("deno"), ["fmt", "--quiet", doc], { cwd: root, stdio: "inherit" }); // the table as deno fmt lays it out
   console.log(`updated ${doc} and docs/performance-peers.svg`);
 }
 process.exit(lost > 0 || errors.length > 0 ? 1 : 0);
