@@ -1,5 +1,4 @@
-// The README's example: a chat hub in a dozen lines, unchanged on Deno and Bun.
-// Environment (see docs/examples.md): PORT (default 8080); it listens on every interface, serve()'s default.
+// The README's example, a chat hub in a dozen lines, unchanged on Deno and Bun; PORT: docs/examples.md.
 import process from "node:process";
 import { Hub } from "chorus-ws";
 import { serve } from "chorus-ws/serve";
