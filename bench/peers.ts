@@ -280,7 +280,11 @@ const where = `${machine.cpu}, ${machine.cores} cores, ${machine.memGiB} GiB, ${
 const minutes = ((Date.now() - started) / 60_000).toFixed(1);
 const about =
   `Measured on ${date} (\`npm run bench:peers\`, ${minutes} min): ${where}; ${machine.deno}, ${machine.bun}, ` +
-  `${machine.node}; load average ${machine.loadavg.map((x) => x.toFixed(2)).join(" ")} at the start. ` +
+  `${machine.node}; load average (1 min) ${machine.loadavg[0].toFixed(2)} at the start, ${
+    os.loadavg()[0].toFixed(2)
+  } at the end${
+    Math.max(machine.loadavg[0], os.loadavg()[0]) > machine.cores ? " (above the cores: other work shared them)" : ""
+  }. ` +
   `Fan-out, ${load}; medians of ${cfg.runs} run${cfg.runs === 1 ? "" : "s"}; ${cfg.workers} load-generator process${
     cfg.workers === 1 ? "" : "es"
   } (Bun) on the same machine.`;
