@@ -1,10 +1,10 @@
 /**
  * A load-generator process of the benchmark (run by Bun; Deno works too). The orchestrator
- * (bench/main.ts) starts several and steers them through stdin; each answers with JSON lines.
+ * (bench/main.ts, bench/peers.ts) starts several and steers them through stdin; each answers with JSON lines.
  *
  * Config (argv, JSON): `url`, `scenario`, `conns` (topic per connection), `senders` (indexes
  * of the connections that send), `kind` (b, r or e), `window`, `pad`, `concurrency`, and for
- * resumable sessions `v1`, `rate`, `reconnect` (see {@linkcode WorkerConfig}).
+ * resumable sessions `v1`, `rate`, `reconnect`, and `engineIo` against Socket.IO (see {@linkcode WorkerConfig}).
  *
  * Commands: `go <durationMs> <maxPerSender>` → `{"t":"sent"}` (early on `stop`); `expect <json>`
  * → `{"t":"done"}`; `back <timeoutMs>` → `{"t":"back"}` once every connection that was lost is
@@ -23,6 +23,7 @@
 import process from "node:process";
 import { createInterface } from "node:readline";
 import { bucketOf, BUCKETS, now, toSparse } from "./stats.ts";
+import { EngineIoSocket } from "./_engine_io.ts";
 
 /** What the orchestrator tells a worker. */
 export interface WorkerConfig {
@@ -54,6 +55,8 @@ export interface WorkerConfig {
   rate?: number;
   /** Reconnect a lost connection with full-jitter backoff and resume (chorus/client's rule). */
   reconnect?: { minDelay: number; maxDelay: number };
+  /** Connections speak Socket.IO (engine.io v4 over a WebSocket; bench/_engine_io.ts). */
+  engineIo?: boolean;
 }
 
 /** ack every this many data frames (and on each heartbeat) */
@@ -238,7 +241,12 @@ function receiveV1(c: Conn, ws: WebSocket, frame: string): void {
 function open(c: Conn): Promise<void> {
   return new Promise((resolve, reject) => {
     const url = config.rooms ? `${config.url}?room=${encodeURIComponent(c.topic)}` : config.url;
-    const ws = config.v1 ? new WebSocket(url, ["chorus.v1"]) : new WebSocket(url);
+    // a Socket.IO connection offers the part of WebSocket used here
+    const ws = config.engineIo
+      ? new EngineIoSocket(url) as unknown as WebSocket
+      : config.v1
+      ? new WebSocket(url, ["chorus.v1"])
+      : new WebSocket(url);
     c.ws = ws;
     let ready = false;
     const opened = () => {

@@ -1,18 +1,23 @@
 /**
  * The files every example page loads, from `examples/_static/`: chorus-ws/client as one browser
- * module (`/chorus-client.js`, built by `scripts/build_client.ts`), and the chat pages' shared
- * view (`/chat-view.js`) and style (`/chat.css`). Read once. Runs unchanged on Deno and on Bun.
+ * module (`/chorus-client.js`, built by `scripts/build_client.ts`), the chat pages' shared
+ * view (`/chat-view.js`) and style (`/chat.css`), and the pages' icon (`/favicon.svg`). Read once.
+ * Runs unchanged on Deno and on Bun.
  *
  * @module
  */
 
 import { readFileSync } from "node:fs";
 
-const types = { js: "text/javascript; charset=utf-8", css: "text/css; charset=utf-8" } as const;
+const types: Record<string, string> = {
+  js: "text/javascript; charset=utf-8",
+  css: "text/css; charset=utf-8",
+  svg: "image/svg+xml",
+};
 const files = new Map<string, { body: string; type: string }>(
-  ["chorus-client.js", "chat-view.js", "chat.css"].map((name) => {
+  ["chorus-client.js", "chat-view.js", "chat.css", "favicon.svg"].map((name) => {
     const body = readFileSync(new URL(`_static/${name}`, import.meta.url), "utf8");
-    return [`/${name}`, { body, type: types[name.endsWith(".css") ? "css" : "js"] }] as const;
+    return [`/${name}`, { body, type: types[name.slice(name.lastIndexOf(".") + 1)] }] as const;
   }),
 );
 

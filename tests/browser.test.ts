@@ -1,31 +1,41 @@
 // Real browser tests: headless Chromium pages on the chat, multichat and jwt-chat examples, each
 // example served by a Deno child and by a Bun child, under whichever runner runs the suite. The
 // pages run on chorus/client; the cut test puts a TCP proxy (tests/_proxy.ts) in front of each
-// page's whole origin and cuts it mid-conversation.
+// page's whole origin and cuts it mid-conversation. The notify and cursors pages load with their
+// icon. Every test fails on a console error, uncaught exception or failed load of its pages (a
+// missing favicon too) other than the ones it provokes (a cut or refused WebSocket).
 import assert from "node:assert/strict";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { RawPeer, runtime, test } from "./_helpers.ts";
 import { type Example, runtimePath, startExample, stopCleanly } from "./_examples.ts";
-import { browserSkip, launchBrowser } from "./_browser.ts";
+import { browserSkip, ConsoleErrors, launchBrowser, type Pages } from "./_browser.ts";
 import { Proxy } from "./_proxy.ts";
 
 const wait = { timeout: 10_000 };
 /** Long enough for a reconnect after a few refused attempts (backoff up to ~5 s). */
 const reconnect = { timeout: 25_000 };
 
-/** Runs `fn` with a fresh browser and the example served by `server`; closes both after. */
+/**
+ * Runs `fn` with a fresh browser and the example served by `server`; closes both after. Fails on any
+ * console error, uncaught exception or failed load of its pages that `allowed` does not match.
+ */
 async function withBrowser(
   name: string,
   server: "deno" | "bun",
-  fn: (browser: Browser, ex: Example) => Promise<void>,
+  fn: (browser: Pages, ex: Example) => Promise<void>,
+  allowed: RegExp[] = [],
 ): Promise<void> {
   const ex = await startExample(name, { runtime: server });
-  let browser: Browser | undefined;
+  const browser = await launchBrowser().catch(async (err) => {
+    await stopCleanly(ex);
+    throw err;
+  });
   try {
-    browser = await launchBrowser();
-    await fn(browser, ex);
+    const errors = new ConsoleErrors(browser);
+    await fn(errors, ex);
+    errors.assertNone(allowed);
   } finally {
-    await browser?.close();
+    await browser.close();
     await stopCleanly(ex);
   }
 }
@@ -67,10 +77,37 @@ async function say(page: Page, text: string, how: "button" | "enter" = "button")
 }
 
 const status = (page: Page, text: string | RegExp) => page.locator("#status", { hasText: text });
+/** Chromium's console line for a WebSocket that could not connect (a test that cuts or refuses on purpose). */
+const refusedSocket = /^console error on \S+: WebSocket connection to '[^']+' failed/;
+
+/** The page's icon (its `<link rel="icon">`), fetched by the page: status and type. */
+async function icon(page: Page): Promise<[number, string | null]> {
+  const href = await page.locator("link[rel=icon]").getAttribute("href");
+  assert.ok(href, "the page names its icon");
+  return await page.evaluate(async (url) => {
+    const res = await fetch(url);
+    return [res.status, res.headers.get("content-type")] as [number, string | null];
+  }, href);
+}
 
 for (const server of ["deno", "bun"] as const) {
   const skip = browserSkip || (runtimePath(server) ? false : `no ${server} executable to serve the examples`);
   const tag = `${server} server, ${runtime} runner`;
+
+  test(`browser notify and cursors (${tag}): each page has its icon and runs without a console error`, async () => {
+    await withBrowser("notify", server, async (browser, ex) => {
+      const page = await browser.newPage();
+      await page.goto(ex.url.href);
+      await page.locator("#topic-door:checked").waitFor(wait); // the server's topics came
+      assert.deepEqual(await icon(page), [200, "image/svg+xml"]);
+    });
+    await withBrowser("cursors", server, async (browser, ex) => {
+      const page = await browser.newPage();
+      await page.goto(ex.url.href);
+      await status(page, "move the mouse: others see your cursor").waitFor(wait);
+      assert.deepEqual(await icon(page), [200, "image/svg+xml"]);
+    });
+  }, { skip });
 
   test(`browser chat (${tag}): names, times, Send button and Enter; a guest name without ?name=`, async () => {
     await withBrowser("chat", server, async (browser, ex) => {
@@ -158,7 +195,7 @@ for (const server of ["deno", "bun"] as const) {
         } finally {
           for (const p of proxies) await p.close();
         }
-      });
+      }, [refusedSocket]);
     },
     { skip },
   );
@@ -256,7 +293,7 @@ for (const server of ["deno", "bun"] as const) {
       ]);
       assert.deepEqual(await lines(bob), ["bob joined", "ann → bob (private): just for you", "ann: hello everyone"]);
       await assertTimes(bob);
-    });
+    }, [refusedSocket, /HTTP Authentication failed/, /^401 for .*\/ws\?token=$/, /status of 401 \(Unauthorized\)/]);
   }, { skip });
 
   test(

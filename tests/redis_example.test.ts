@@ -3,10 +3,10 @@
 // a chorus-ws/client client (and a Chromium page) comes back on the other with nothing lost.
 import assert from "node:assert/strict";
 import type { Browser } from "playwright-core";
-import { Child, cleanup, REDIS_URL, uniquePrefix } from "./_cluster.ts";
+import { Child, cleanup, freePort, REDIS_URL, uniquePrefix } from "./_cluster.ts";
 import { runtimeCommand, runtimePath } from "./_examples.ts";
 import { Client, closeAll, deadline, runtime, Signal, test, Watched } from "./_helpers.ts";
-import { browserSkip, launchBrowser } from "./_browser.ts";
+import { browserSkip, ConsoleErrors, launchBrowser } from "./_browser.ts";
 import { Proxy } from "./_proxy.ts";
 import { RedisCluster } from "./_redis_cluster.ts";
 
@@ -37,13 +37,38 @@ async function startCluster(prefix: string, redisCluster?: RedisCluster): Promis
   });
   const ports: number[] = [];
   try {
-    for (const node of nodes) ports.push(Number((await node.line(/localhost:(\d+)\//, "the chat to listen"))[1]));
+    for (const node of nodes) {
+      ports.push(Number((await node.line(/listening on http:\/\/[^/]+:(\d+)\//, "the chat to listen"))[1]));
+    }
   } catch (err) {
     await Promise.all(nodes.map((n) => n.kill()));
     throw err;
   }
   return { nodes, ports };
 }
+
+test(`examples/cluster honours PORT and HOST, on Deno and on Bun (${runtime} runner)`, async () => {
+  const prefix = uniquePrefix("example-host");
+  try {
+    for (const r of ["deno", "bun"] as const) {
+      // 127.0.0.2 is loopback too, but not 127.0.0.1: a node bound there answers on one and not the other
+      const port = await freePort();
+      const [cmd, args] = runtimeCommand(r, script);
+      const node = new Child(cmd, args, { REDIS_URL, PREFIX: prefix, PORT: String(port), HOST: "127.0.0.2" });
+      try {
+        const m = await node.line(/listening on (http:\/\/\S+) .*prefix (\S+)\)$/, `${r} node to listen`);
+        assert.deepEqual([m[1], m[2]], [`http://127.0.0.2:${port}/`, prefix]);
+        const page = await fetch(`http://127.0.0.2:${port}/`);
+        assert.match(await page.text(), /chorus cluster chat/);
+        await assert.rejects(fetch(`http://127.0.0.1:${port}/`), `${r}: nothing on 127.0.0.1`);
+      } finally {
+        await node.kill();
+      }
+    }
+  } finally {
+    await cleanup(prefix);
+  }
+}, { skip: runtimePath("deno") && runtimePath("bun") ? false : "needs both runtimes" });
 
 /** The next JSON message of a plain client that satisfies `match` (others are skipped). */
 async function until(c: Client, match: (m: Msg) => boolean, what: string): Promise<Msg> {
@@ -205,7 +230,8 @@ test(
       await signal.until(() => b!.texts(bName).length === 1, "b's first message back");
 
       browser = await launchBrowser();
-      const page = await browser.newPage();
+      const errors = new ConsoleErrors(browser);
+      const page = await errors.newPage();
       await page.goto(`http://127.0.0.1:${lb.port}/`);
       const wait = { timeout: 10_000 };
       await page.locator("#status", { hasText: /^connected$/ }).waitFor(wait);
@@ -236,6 +262,7 @@ test(
       await page.locator("#input").fill("back");
       await page.locator("#input").press("Enter");
       await signal.until(() => b!.of("message").some((m) => m.text === "back"), "the page's message at b");
+      errors.assertNone();
     } finally {
       await browser?.close();
       await b?.end();

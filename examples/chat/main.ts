@@ -4,6 +4,8 @@
 // Names: `/?name=ann`, else the server picks a guest name. Server → page, JSON:
 // {type: "hello", name} (once per session: who you are) and {type: "message", name, text, time}.
 // Run: `deno run -A examples/chat/main.ts` or `bun run examples/chat/main.ts`.
+// Environment (see docs/examples.md): the port is the first argument, else PORT (default 8080; 0
+// picks a free one); HOST is the address (default 127.0.0.1; HOST=0.0.0.0 for every interface).
 import { Hono } from "hono";
 import { Hub } from "chorus-ws";
 import { upgrade } from "chorus-ws/hono";

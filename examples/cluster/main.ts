@@ -5,9 +5,12 @@
 //
 //   deno run -A examples/cluster/main.ts 8001      bun run examples/cluster/main.ts 8002
 //
-// Port: first argument or PORT (0 picks a free one; default 8001). Redis: REDIS_URL
-// (default redis://127.0.0.1:6379), or REDIS_CLUSTER (comma-separated URLs of some nodes of a
-// Redis Cluster), PREFIX names the cluster. Open http://localhost:8001/ and http://localhost:8002/.
+// Environment (see docs/examples.md): the port is the first argument, else PORT (default 8001; 0
+// picks a free one); HOST is the address (default 127.0.0.1, this machine only; HOST=0.0.0.0 for
+// every interface); REDIS_URL is the Redis (default redis://127.0.0.1:6379), or REDIS_CLUSTER the
+// comma-separated URLs of some nodes of a Redis Cluster; PREFIX (default chorus-cluster-example)
+// names the cluster: the processes that share it are one. Open http://localhost:8001/ and :8002/,
+// or put both behind nginx with examples/cluster/nginx.conf (see docs/scaling.md).
 // Each process serves its metrics at /metrics, in the Prometheus text format, and chorus-ws/client
 // and the chat view for its page (/chorus-client.js, /chat-view.js, /chat.css). SIGINT or SIGTERM hands its sessions over to the other nodes.
 //
@@ -24,7 +27,10 @@ import { redisBroker } from "chorus-ws/redis";
 import { serve } from "chorus-ws/serve";
 import { asset } from "../_assets.ts";
 
-const port = Number(process.argv[2] ?? process.env.PORT ?? 8001);
+const rawPort = process.argv[2] ?? process.env.PORT ?? "8001";
+const port = Number(rawPort);
+if (!Number.isInteger(port) || port < 0 || port > 65535) throw new RangeError(`Not a port: ${rawPort}`);
+const hostname = process.env.HOST ?? "127.0.0.1";
 const redisUrl = process.env.REDIS_URL ?? "redis://127.0.0.1:6379";
 const redisCluster = process.env.REDIS_CLUSTER?.split(","); // a Redis Cluster instead, by some of its nodes
 const prefix = process.env.PREFIX ?? "chorus-cluster-example"; // the processes that share it are one cluster
@@ -77,6 +83,7 @@ hub.handleDisconnect((s) => {
 
 const server = await serve(hub, {
   port,
+  hostname,
   fetch(req) {
     const path = new URL(req.url).pathname;
     if (path === "/") return new Response(page, { headers: { "content-type": "text/html; charset=utf-8" } });
@@ -91,7 +98,9 @@ const server = await serve(hub, {
   },
 });
 await hub.ready();
-console.log(`chat node listening on http://localhost:${server.port}/ (node ${hub.node}, redis ${redisUrl})`);
+const everywhere = hostname === "0.0.0.0" || hostname === "::" ? " (all interfaces)" : "";
+const redis = redisCluster ? `redis cluster ${redisCluster.join(",")}` : `redis ${redisUrl}`;
+console.log(`chat node listening on ${server.url}${everywhere} (node ${hub.node}, ${redis}, prefix ${prefix})`);
 
 for (const signal of ["SIGINT", "SIGTERM"] as const) {
   process.on(signal, async () => {

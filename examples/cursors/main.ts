@@ -3,6 +3,8 @@
 // cursor disappears. Client → server: {x, y} (fractions of the page). Server → page, JSON:
 // {type: "hello", id, color}, {type: "move", id, color, x, y}, {type: "leave", id}.
 // Run: `deno run -A examples/cursors/main.ts` or `bun run examples/cursors/main.ts`.
+// Environment (see docs/examples.md): the port is the first argument, else PORT (default 8080; 0
+// picks a free one); HOST is the address (default 127.0.0.1; HOST=0.0.0.0 for every interface).
 import { Hono } from "hono";
 import { Hub } from "chorus-ws";
 import { upgrade } from "chorus-ws/hono";

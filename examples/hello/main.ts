@@ -1,4 +1,4 @@
-// The README's example: a chat hub in a dozen lines, unchanged on Deno and Bun.
+// The README's example, a chat hub in a dozen lines, unchanged on Deno and Bun; PORT: docs/examples.md.
 import process from "node:process";
 import { Hub } from "chorus-ws";
 import { serve } from "chorus-ws/serve";

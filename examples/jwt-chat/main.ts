@@ -9,6 +9,8 @@
 // and {type: "error", text}.
 // Run: `deno run -A examples/jwt-chat/main.ts` or `bun run examples/jwt-chat/main.ts`
 // (JWT_SECRET sets the signing secret; without it a random one is made per run).
+// Environment (see docs/examples.md): the port is the first argument, else PORT (default 8080; 0
+// picks a free one); HOST is the address (default 127.0.0.1; HOST=0.0.0.0 for every interface).
 import process from "node:process";
 import { Hono } from "hono";
 import { sign, verify } from "hono/jwt";

@@ -9,6 +9,8 @@
 // The room keeps every room broadcast, notices included; only chat messages are sent as history
 // (old join/leave notices and their counts say nothing to a newcomer), so the hub keeps 50 for 20.
 // Run: `deno run -A examples/multichat/main.ts` or `bun run examples/multichat/main.ts`.
+// Environment (see docs/examples.md): the port is the first argument, else PORT (default 8080; 0
+// picks a free one); HOST is the address (default 127.0.0.1; HOST=0.0.0.0 for every interface).
 import { Hono } from "hono";
 import { Hub } from "chorus-ws";
 import { upgrade } from "chorus-ws/hono";

@@ -4,6 +4,9 @@
 // rooms: `/ws?topics=door,pump` at connect, then {"subscribe": t} / {"unsubscribe": t}.
 // Server → page, JSON: {type: "event", topic, status, at} and {type: "topics", topics}.
 // Run: `deno run -A examples/notify/main.ts` or `bun run examples/notify/main.ts`.
+// Environment (see docs/examples.md): the port is the first argument, else PORT (default 8080; 0
+// picks a free one); HOST is the address (default 127.0.0.1; HOST=0.0.0.0 for every interface);
+// NOTIFY_INTERVAL is the timer's period in ms (default 2000).
 import process from "node:process";
 import { Hono } from "hono";
 import { Hub, type Session } from "chorus-ws";

@@ -1,4 +1,4 @@
-// Compiled by `tsc -p tsconfig.json` with bun-types (never run): proves the Bun adapter's
+// Compiled by `tsc -p tsconfig.bun.json` with bun-types (never run): proves the Bun adapter's
 // local interfaces accept Bun's real `Bun.serve`, `Server` and `ServerWebSocket` types.
 import { Hub } from "../../mod.ts";
 import { bunAdapter } from "../../src/adapters/bun.ts";

@@ -1,4 +1,4 @@
-// Compiled by `tsc -p tsconfig.json` with bun-types (never run): proves a Hono app and
+// Compiled by `tsc -p tsconfig.bun.json` with bun-types (never run): proves a Hono app and
 // `websocket(hub)` from the Hono integration fit Bun's real `Bun.serve` types.
 import { Hono } from "hono";
 import { Hub } from "../../mod.ts";
