@@ -8,6 +8,7 @@ import {
   decodeFrame,
   encodeControl,
   encodeData,
+  encodeReceived,
   type Frame,
   type RequestMessage,
   type WelcomeMessage,
@@ -28,8 +29,8 @@ interface Scripted {
   requests: RequestMessage[];
   /** Data frames from the client, in order, with the connection they came on. */
   data: { s: number; n: number; payload: string | Uint8Array }[];
-  /** Acks from the client, in order. */
-  acks: number[];
+  /** Position acknowledgements (`r` frames) from the client, in order, as sent. */
+  acks: string[];
   /** Close codes of connections, in order. */
   closes: number[];
   /** Answers a request; `undefined`: no answer (the test sends one itself, or never). */
@@ -57,7 +58,7 @@ function scripted(): Scripted {
       // the server's own stream (id 1), declared on every connection
       if (w?.token) s.write(encodeControl({ t: "stream", id: 1, key: "s", epoch: "E" }));
     } else if (f?.kind === "data") sc.data.push({ s: index, n: f.n, payload: f.payload });
-    else if (f?.kind === "ack") sc.acks.push(f.n);
+    else if (f?.kind === "received") sc.acks.push(encodeReceived(f.at));
     else throw new Error(`unexpected frame from the client on connection ${index}`);
     signal.ping();
   };
@@ -184,27 +185,33 @@ test("client: handshake, open with resumed false, messages both ways framed with
   });
 });
 
-test("client: duplicates (n <= the position) are dropped; acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
+test("client: duplicates (n <= the position) are dropped; position acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
   await withScripted(async (sc, clients) => {
     const w = watch(sc.srv.wsUrl(), {}, sc.signal);
     clients.push(w);
-    await until(sc, w, () => w.opens.length === 1, "open");
+    await until(sc, w, () => w.opens.length === 1 && sc.acks.length === 1, "open, and the welcome confirmed");
+    assert.deepEqual(sc.acks, ["r"], "an empty r confirms the welcome at once");
     const s = sc.sessions[0];
     for (const n of [1, 2, 2, 1, 5, 3, 6]) s.write(`m1.${n};x${n}`);
     await until(sc, w, () => w.messages.length >= 4, "4 messages");
-    await until(sc, w, () => sc.acks.length >= 1, "an ack within 100 ms");
+    await until(sc, w, () => sc.acks.length >= 2, "an ack within 100 ms");
     assert.deepEqual(w.messages, ["x1", "x2", "x5", "x6"]);
-    assert.equal(sc.acks.at(-1), 7, "an ack counts the data frames of the connection, duplicates too");
-    const before = sc.acks.length;
+    assert.equal(sc.acks.at(-1), "r1.6", "stream 1 up to offset 6");
     s.write("p");
-    await until(sc, w, () => sc.acks.length === before + 1, "the ack answering a heartbeat");
-    assert.equal(sc.acks.at(-1), 7);
+    await until(sc, w, () => sc.acks.length === 3, "the ack answering a heartbeat");
+    assert.equal(sc.acks.at(-1), "r", "nothing moved since: an empty r");
     // 32 frames: acknowledged at once, without waiting for the timer.
     const t0 = Date.now();
     for (let n = 7; n < 7 + 32; n++) s.write(`m1.${n.toString(36)};y`);
-    await until(sc, w, () => sc.acks.includes(39), "the ack after 32 frames");
+    await until(sc, w, () => sc.acks.includes(`r1.${(38).toString(36)}`), "the ack after 32 frames");
     assert.ok(Date.now() - t0 < 1000);
     assert.equal(w.messages.length, 4 + 32);
+    // Two streams move: one ack names both, each at its highest offset.
+    s.write(encodeControl({ t: "stream", id: 2, key: "r:x", epoch: "F" }));
+    for (const f of ["m2.3;a", "m1.13;b", "m2.4;c"]) s.write(f);
+    await until(sc, w, () => w.messages.length === 39 && sc.acks.length >= 5, "the two-stream ack");
+    assert.equal(sc.acks.at(-1), `r2.4,1.${(39).toString(36)}`);
+    assert.ok(sc.acks.every((a) => /^r/.test(a)), "no count ack (a<n>) any more");
   });
 });
 
@@ -379,7 +386,7 @@ test("client: a connect timeout (no welcome) and a dead heartbeat are lost conne
       if (n === 1) return undefined; // the first attempt times out
       return { t: "welcome", resumed: n > 2, token: `T${n}`, recv: 0, hb: 100 };
     };
-    const w = watch(sc.srv.wsUrl(), { connectTimeout: 300 }, sc.signal);
+    const w = watch(sc.srv.wsUrl(), { connectTimeout: 300, minUptime: 1000 }, sc.signal);
     clients.push(w);
     await until(sc, w, () => w.opens.length === 1, "open after a timed out attempt");
     assert.equal(w.reconnecting.length, 1);
@@ -390,7 +397,7 @@ test("client: a connect timeout (no welcome) and a dead heartbeat are lost conne
     const took = Date.now() - t0;
     assert.ok(took >= 1100, `gave up after ${took} ms`);
     assert.deepEqual(w.opens, [false, true]);
-    assert.equal(w.reconnecting.at(-1)!.attempt, 1, "the attempt count restarts after an open");
+    assert.equal(w.reconnecting.at(-1)!.attempt, 1, "the attempt count restarts after a healthy connection (1 s open)");
     await until(sc, w, () => sc.closes.length >= 2, "the server's close hooks");
     assert.ok(sc.closes.includes(1005), `a socket given up on closes without a status (${sc.closes})`);
   });
@@ -409,7 +416,7 @@ test("client: heartbeats keep a connection alive", async () => {
       clearInterval(timer);
     }
     assert.equal(w.reconnecting.length, 0);
-    assert.ok(sc.acks.every((a) => a === 0));
+    assert.ok(sc.acks.every((a) => a === "r"));
   });
 });
 
@@ -451,6 +458,7 @@ test("client: a hub answering another subprotocol is plain: raw frames, resumed 
 async function noProtocolServer() {
   const offers: string[] = [];
   const texts: string[] = [];
+  let probes = 0;
   const sockets = new Set<net.Socket>();
   const signal = new Signal();
   const server = net.createServer((sock) => {
@@ -468,7 +476,13 @@ async function noProtocolServer() {
         const head = new TextDecoder().decode(buf);
         const end = head.indexOf("\r\n\r\n");
         if (end < 0) return;
-        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)![1];
+        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)?.[1];
+        if (!key) {
+          // not an upgrade (the client's refusal probe): what a WebSocket-only server answers
+          probes++;
+          sock.end("HTTP/1.1 426 Upgrade Required\r\nContent-Length: 0\r\nConnection: close\r\n\r\n");
+          return;
+        }
         offers.push(/sec-websocket-protocol:\s*([^\r]*)/i.exec(head)?.[1] ?? "");
         const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
         sock.write(
@@ -501,6 +515,9 @@ async function noProtocolServer() {
   return {
     url: `ws://127.0.0.1:${port}/`,
     offers,
+    get probes() {
+      return probes;
+    },
     texts,
     signal,
     drop: () => {
@@ -524,6 +541,7 @@ test("client: a server that answers no subprotocol is plain (browsers and Bun re
     // Deno's client accepts an answer that names none of the offered subprotocols; Bun's fails
     // the handshake (as browsers do), and the client tries again at once without chorus.v1.
     assert.deepEqual(srv.offers, runtime === "bun" ? ["chorus.v1", ""] : ["chorus.v1"]);
+    assert.equal(srv.probes, runtime === "bun" ? 1 : 0, "a failed handshake is probed once; a 426 is no refusal");
     w.c.send("up");
     await srv.signal.until(() => srv.texts.length === 1, "a raw message");
     assert.deepEqual(srv.texts, ["up"]);
