@@ -30,6 +30,11 @@ export class Inbox {
     return this.#pos.size;
   }
 
+  /** Whether a position moved since the last acknowledgement. */
+  get moved(): boolean {
+    return this.#moved.size > 0;
+  }
+
   /** Data frames received since the last acknowledgement. */
   get unacked(): number {
     return this.#unacked;
@@ -80,7 +85,8 @@ export class Inbox {
 
   /**
    * The session stopped following a stream (it left the room): its position and every id of it
-   * on this connection are forgotten. What moved in it is still acknowledged with the next `r`.
+   * on this connection are forgotten. What moved in it is still acknowledged with the next `r`
+   * (which the client sends at once).
    *
    * @param key The stream's key.
    */
@@ -95,12 +101,18 @@ export class Inbox {
    *
    * @param id Its stream id.
    * @param n Its offset.
-   * @returns `"new"`, `"seen"`, or `"undeclared"` for an id this connection never declared.
+   * @returns `"new"`, `"seen"`, or `"undeclared"` for an id not declared on this connection or
+   * ended (not delivered; acknowledged).
    */
   data(id: number, n: number): "new" | "seen" | "undeclared" {
-    const stream = this.#streams.get(id);
-    if (!stream) return "undeclared";
     this.#unacked++;
+    const stream = this.#streams.get(id);
+    if (!stream) {
+      // A stream the session stopped following (a frame kept for it and sent again after a
+      // resume): it cannot be put in order any more. Acknowledged, so the hub stops keeping it.
+      if (!((this.#moved.get(id) ?? 0) >= n)) this.#moved.set(id, n);
+      return "undeclared";
+    }
     const [key, epoch] = stream;
     const had = this.#pos.get(key);
     if (had !== undefined && had[0] === epoch && n <= had[1]) return "seen";

@@ -463,6 +463,10 @@ class Inbox {
     get size() {
         return this.#pos.size;
     }
+    /** Whether a position moved since the last acknowledgement. */
+    get moved() {
+        return this.#moved.size > 0;
+    }
     /** Data frames received since the last acknowledgement. */
     get unacked() {
         return this.#unacked;
@@ -512,7 +516,8 @@ class Inbox {
     }
     /**
      * The session stopped following a stream (it left the room): its position and every id of it
-     * on this connection are forgotten. What moved in it is still acknowledged with the next `r`.
+     * on this connection are forgotten. What moved in it is still acknowledged with the next `r`
+     * (which the client sends at once).
      *
      * @param key The stream's key.
      */
@@ -528,13 +533,19 @@ class Inbox {
      *
      * @param id Its stream id.
      * @param n Its offset.
-     * @returns `"new"`, `"seen"`, or `"undeclared"` for an id this connection never declared.
+     * @returns `"new"`, `"seen"`, or `"undeclared"` for an id not declared on this connection or
+     * ended (not delivered; acknowledged).
      */
     data(id, n) {
-        const stream = this.#streams.get(id);
-        if (!stream)
-            return "undeclared";
         this.#unacked++;
+        const stream = this.#streams.get(id);
+        if (!stream) {
+            // A stream the session stopped following (a frame kept for it and sent again after a
+            // resume): it cannot be put in order any more. Acknowledged, so the hub stops keeping it.
+            if (!((this.#moved.get(id) ?? 0) >= n))
+                this.#moved.set(id, n);
+            return "undeclared";
+        }
         const [key, epoch] = stream;
         const had = this.#pos.get(key);
         if (had !== undefined && had[0] === epoch && n <= had[1])
@@ -973,13 +984,11 @@ class Connection {
                     return;
                 if (frame.kind === "data") {
                     const seen = shared.inbox.data(frame.id, frame.n);
-                    if (seen === "undeclared")
-                        return this.#giveUp(`a message of undeclared stream ${frame.id}`);
                     if (shared.inbox.unacked >= ACK_EVERY)
                         this.#ack();
                     else
                         this.#ackTimer ??= setTimeout(() => this.#ack(), ACK_DELAY);
-                    if (seen === "seen")
+                    if (seen !== "new")
                         return;
                     const p = frame.payload;
                     this.#on.message(typeof p === "string" ? p : p.slice().buffer);
@@ -990,6 +999,9 @@ class Connection {
                 }
                 else if (frame.kind === "control" && frame.message.t === "end") {
                     shared.inbox.end(frame.message.key);
+                    // At once: frames of a stream the session left cannot be told apart once sent again.
+                    if (shared.inbox.moved)
+                        this.#ack();
                 }
                 else if (frame.kind === "ack") {
                     shared.outbox.acked(frame.n);
