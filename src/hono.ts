@@ -8,20 +8,22 @@
  *
  * @example
  * ```ts ignore
- * import { Hono } from "hono";
+ * import { type Context, Hono } from "hono";
  * import { Hub } from "chorus-ws";
  * import { serveApp, upgrade } from "chorus-ws/hono";
  *
+ * type AppEnv = { Variables: { uid: string } };
  * const hub = new Hub<{ uid: string }>();
  * hub.handleMessage((s, msg) => hub.broadcast(`${s.get("uid")}: ${msg}`));
- * const app = new Hono();
+ * const app = new Hono<AppEnv>();
  * app.use("/ws", async (c, next) => {
  *   const uid = c.req.query("uid");
  *   if (!uid) return c.text("Unauthorized", 401);
  *   c.set("uid", uid);
  *   await next();
  * });
- * app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: c.get("uid") }) }));
+ * // `c: Context<AppEnv>`: a typo such as c.get("usr") does not compile
+ * app.get("/ws", upgrade(hub, { keys: (c: Context<AppEnv>) => ({ uid: c.get("uid") }) }));
  * // Deno or Bun, unchanged:
  * const server = await serveApp(hub, app, { port: 8080 });
  * // or by hand: Deno.serve(app.fetch), or Bun.serve({ fetch: app.fetch, websocket: websocket(hub) })
@@ -30,96 +32,77 @@
  * @module
  */
 
+import type { Context, Env } from "hono";
+import type { BlankEnv } from "hono/types";
 import type { Hub } from "./hub.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
 import type { Upgrade } from "./_upgrade.ts";
+import { checkOptions } from "./_options_check.ts";
 
 export type { Server } from "./listen.ts";
 export type { Upgrade } from "./_upgrade.ts";
 
 /**
- * What {@linkcode upgrade} and its `keys` read of a Hono context: Hono's `Context` is one (a
- * small local interface, so chorus-ws/hono's types do not depend on Hono's version).
+ * Options of {@linkcode upgrade}. `E` is the Hono app's `Env` (its `Variables` and `Bindings`):
+ * `keys` gets a `Context<E>`, so reading a variable the app never declared (`c.get("usr")`) is a
+ * compile error, as in Hono's own handlers.
  */
-export interface UpgradeContext {
-  /** Hono's request. */
-  readonly req: UpgradeRequest;
-  /** What the runtime passed beside the request: Bun's server, or Deno's connection info. */
-  readonly env: unknown;
-  /**
-   * A variable a middleware set on the context (`c.set`), e.g. `jwtPayload` after `hono/jwt`.
-   *
-   * @param key The variable's name.
-   * @returns Its value.
-   */
-  // deno-lint-ignore no-explicit-any
-  get(key: string): any;
-}
-
-/** What {@linkcode UpgradeContext} reads of Hono's request. */
-export interface UpgradeRequest {
-  /** The raw request: the one upgraded. */
-  readonly raw: Request;
-  /**
-   * A path parameter (`/room/:name`).
-   *
-   * @param name Its name.
-   * @returns Its value.
-   */
-  param(name: string): string | undefined;
-  /**
-   * A query parameter.
-   *
-   * @param name Its name.
-   * @returns Its first value.
-   */
-  query(name: string): string | undefined;
-  /**
-   * A request header.
-   *
-   * @param name Its name.
-   * @returns Its value.
-   */
-  header(name: string): string | undefined;
-}
-
-/** Options of {@linkcode upgrade}. */
-export interface UpgradeOptions<K extends object> {
+export interface UpgradeOptions<K extends object, E extends Env = BlankEnv> {
   /**
    * Initial session keys, read from the context once the request passed every middleware
-   * (e.g. `(c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub })` after `hono/jwt`).
+   * (e.g. `(c) => ({ uid: c.get("jwtPayload").sub })` after `hono/jwt`), or a Response to refuse
+   * the upgrade (no session is made; a `chorus.v1` client gets close code 4000 + its status).
+   *
+   * Its `c` is typed with the app's `Env` when TypeScript can tell it: from an annotation
+   * (`keys: (c: Context<AppEnv>) => …`), from the type arguments (`upgrade<Keys, AppEnv>(hub, …)`),
+   * or from where the handler goes (`const ws: Handler<AppEnv> = upgrade(hub, …)`).
+   * Written inline in `app.get(path, upgrade(hub, { keys }))`, TypeScript cannot take the app's
+   * `Env` (the handler is made before `app.get` knows it): then `c` has no variables (`{}`, as in
+   * `new Hono()`) other than those declared for every context (`ContextVariableMap`, e.g.
+   * `jwtPayload` after importing `hono/jwt`), and reading an undeclared one is an error.
    *
    * The second argument answers the upgrade, as in `serve()`'s `onUpgrade`: `upgrade.protocols`
    * are the subprotocols the client offered; set `upgrade.protocol` to one of them (another
-   * fails the request with a `TypeError`, to `app.onError`, and makes no session) and add 101
-   * headers to `upgrade.headers`. Left alone, the answer is the first subprotocol offered, on
-   * Deno and on Bun (see {@linkcode Upgrade}).
+   * fails the request with a `TypeError`, to `app.onError`, and makes no session), or to `null`
+   * to answer none, and add 101 headers to `upgrade.headers`. Left alone, the answer is the first
+   * subprotocol offered, on Deno and on Bun (see {@linkcode Upgrade}).
    */
-  keys?: (c: UpgradeContext, upgrade: Upgrade) => Partial<K> | undefined | Promise<Partial<K> | undefined>;
+  keys?: (
+    c: Context<E>,
+    upgrade: Upgrade,
+  ) => Partial<K> | Response | undefined | Promise<Partial<K> | Response | undefined>;
 }
 
 /**
  * A Hono handler that upgrades the request to a session of `hub`, on Deno or on Bun. It runs
  * the hub's checks first, and answers as `serve()` does: a request that is not a WebSocket
  * upgrade gets 426, a refused origin 403, a closed hub 503, a malformed upgrade 400 (also from
- * `app.request()`, where no server is at hand). On Bun the app must be served with {@linkcode websocket}`(hub)` as
- * `Bun.serve`'s `websocket` and `app.fetch` as its `fetch` (Hono then finds the server in `c.env`).
+ * `app.request()`, where no server is at hand). A refusal (a 4xx other than 408, 426, 429, from
+ * the hub's checks or `keys`) reaches a client that offered `chorus.v1` as an upgrade closed at
+ * once with 4000 + the status, which a browser can read. On Bun the app must be served with
+ * {@linkcode websocket}`(hub)` as `Bun.serve`'s `websocket` and `app.fetch` as its `fetch` (Hono
+ * then finds the server in `c.env`).
  *
  * @param hub The hub the sessions join.
  * @param options Where the initial keys (and the subprotocol, and extra 101 headers) come from.
  * @returns The handler, for `app.get(path, ...)`.
+ * @throws {TypeError} For an unknown option name, or a `keys` that is not a function.
  *
  * @example
  * ```ts ignore
+ * import type { Context } from "hono";
+ * type AppEnv = { Variables: { uid: string } };
  * app.use("/ws", jwt({ secret, alg: "HS256" })); // from "hono/jwt": 401 before any session
- * app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: (c.get("jwtPayload") as { sub: string }).sub }) }));
+ * app.use("/ws", async (c, next) => { c.set("uid", c.get("jwtPayload").sub); await next(); });
+ * app.get("/ws", upgrade(hub, { keys: (c: Context<AppEnv>) => ({ uid: c.get("uid") }) }));
  * ```
  */
-export function upgrade<K extends object>(
+export function upgrade<K extends object, E extends Env = BlankEnv>(
   hub: Hub<K>,
-  options: UpgradeOptions<K> = {},
-): (c: UpgradeContext) => Promise<Response> {
+  options: UpgradeOptions<K, E> = {},
+): (c: Context<E>) => Promise<Response> {
+  checkOptions("upgrade()", options, ["keys"], ["keys"]);
   return async (c) => {
     const env = c.env as unknown;
     // On Bun the server is looked for only after the hub's checks (see `Incoming.bun`).
@@ -175,7 +158,7 @@ export interface ServeAppOptions {
  * @param app The Hono app (or anything with its `fetch`).
  * @param options Port and hostname.
  * @returns The running server; `shutdown()` closes the hub (every session, awaiting the
- * disconnect hooks), then stops listening.
+ * disconnect hooks), then stops listening. It rejects with a `TypeError` for an unknown option.
  *
  * @example
  * ```ts ignore
@@ -192,6 +175,8 @@ export function serveApp<K extends object>(hub: Hub<K>, app: FetchApp, options: 
 }
 
 function start<K extends object>(hub: Hub<K>, app: FetchApp, options: ServeAppOptions): Server {
+  checkOptions("serveApp()", options, ["port", "hostname"]);
+  if (typeof app?.fetch !== "function") throw new TypeError("serveApp() needs a Hono app (an object with fetch)");
   return listen(
     hub,
     options.port ?? 8080,

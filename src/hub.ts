@@ -8,6 +8,7 @@ import type { BroadcastKind, Broker, BrokerLink, BrokerMessage } from "./broker.
 import { copyRequest } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { checkUpgrade } from "./_upgrade.ts";
+import { refuse } from "./_refuse.ts";
 import { HubClosedError } from "./errors.ts";
 import { BOTH, FRAMED, PLAIN, Registry } from "./_registry.ts";
 import type { SessionCore } from "./_session_core.ts";
@@ -675,7 +676,7 @@ export class Hub<K extends object = Keys> {
   handleRequest(req: Request, opts: HandleRequestOptions<K> = {}): Promise<Response> {
     try {
       const refused = checkUpgrade(this, req);
-      if (refused) return Promise.resolve(refused);
+      if (refused) return Promise.resolve(refuse(req, refused) ?? refused);
       return Promise.resolve(upgradeDeno(this, req, copyRequest(req, opts.keys, opts.remoteAddr ?? "")));
     } catch (err) {
       return Promise.reject(err);

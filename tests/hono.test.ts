@@ -1,7 +1,7 @@
 // The Hono integration in-process, on whichever runtime runs the suite: middleware order,
 // refusals that never become sessions, keys from the context, hono/jwt before the upgrade.
 import assert from "node:assert/strict";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { jwt, sign } from "hono/jwt";
 import { Hub } from "../mod.ts";
 import { serveApp, upgrade, websocket } from "../src/hono.ts";
@@ -46,7 +46,10 @@ test("hono: middleware runs before the upgrade and keys from the context reach t
     c.set("uid", c.req.query("uid") ?? "nobody");
     await next();
   });
-  app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: c.get("uid"), via: "hono" }) }));
+  app.get(
+    "/ws",
+    upgrade(hub, { keys: (c: Context<{ Variables: { uid: string } }>) => ({ uid: c.get("uid"), via: "hono" }) }),
+  );
   app.get("/", (c) => c.text("page"));
   hub.handleConnect((s) => {
     connects.push(s.id);

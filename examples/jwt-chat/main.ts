@@ -10,7 +10,7 @@
 // Run: `deno run -A examples/jwt-chat/main.ts` or `bun run examples/jwt-chat/main.ts`
 // (JWT_SECRET sets the signing secret; without it a random one is made per run).
 import process from "node:process";
-import { Hono } from "hono";
+import { type Context, Hono } from "hono";
 import { sign, verify } from "hono/jwt";
 import { Hub } from "chorus-ws";
 import { upgrade } from "chorus-ws/hono";
@@ -82,6 +82,6 @@ app.use("/ws", async (c, next) => {
   c.set("jti", user.jti);
   await next();
 });
-app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: c.get("uid"), jti: c.get("jti") }) }));
+app.get("/ws", upgrade(hub, { keys: (c: Context<Env>) => ({ uid: c.get("uid"), jti: c.get("jti") }) }));
 
 await runExample("jwt-chat", hub, app);
