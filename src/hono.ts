@@ -8,9 +8,9 @@
  *
  * @example
  * ```ts ignore
- * import { type Context, Hono } from "hono";
+ * import { Hono } from "hono";
  * import { Hub } from "chorus-ws";
- * import { serveApp, upgrade } from "chorus-ws/hono";
+ * import { serveApp, upgrade, type UpgradeContext } from "chorus-ws/hono";
  *
  * type AppEnv = { Variables: { uid: string } };
  * const hub = new Hub<{ uid: string }>();
@@ -22,8 +22,8 @@
  *   c.set("uid", uid);
  *   await next();
  * });
- * // `c: Context<AppEnv>`: a typo such as c.get("usr") does not compile
- * app.get("/ws", upgrade(hub, { keys: (c: Context<AppEnv>) => ({ uid: c.get("uid") }) }));
+ * // `c: UpgradeContext<AppEnv>`: a typo such as c.get("usr") does not compile
+ * app.get("/ws", upgrade(hub, { keys: (c: UpgradeContext<AppEnv>) => ({ uid: c.get("uid") }) }));
  * // Deno or Bun, unchanged:
  * const server = await serveApp(hub, app, { port: 8080 });
  * // or by hand: Deno.serve(app.fetch), or Bun.serve({ fetch: app.fetch, websocket: websocket(hub) })
@@ -32,8 +32,7 @@
  * @module
  */
 
-import type { Context, Env } from "hono";
-import type { BlankEnv } from "hono/types";
+import type { ContextVariableMap } from "hono";
 import type { Hub } from "./hub.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler } from "./adapters/bun.ts";
@@ -42,25 +41,97 @@ import { checkOptions } from "./_options_check.ts";
 
 export type { Server } from "./listen.ts";
 export type { Upgrade } from "./_upgrade.ts";
+/** Hono's interface of the variables every context has (`hono/jwt` adds `jwtPayload` to it). */
+export type { ContextVariableMap } from "hono";
 
 /**
- * Options of {@linkcode upgrade}. `E` is the Hono app's `Env` (its `Variables` and `Bindings`):
- * `keys` gets a `Context<E>`, so reading a variable the app never declared (`c.get("usr")`) is a
- * compile error, as in Hono's own handlers.
+ * What {@linkcode upgrade} reads of a Hono app's `Env` (the type given to `new Hono<Env>()`):
+ * the variables its middleware sets (`c.set`) and reads (`c.get`).
  */
-export interface UpgradeOptions<K extends object, E extends Env = BlankEnv> {
+export interface HonoEnv {
+  /** The variables, by name. */
+  Variables?: object;
+  /** The runtime's bindings. */
+  Bindings?: object;
+}
+
+/** The app declares no variables (`new Hono()`). */
+export type NoVariables = Record<never, never>;
+
+/** The variables an `Env` declares: `{ Variables: { uid: string } }` → `{ uid: string }`. */
+export type VariablesOf<E extends HonoEnv> = E extends { Variables: infer V extends object } ? V : NoVariables;
+
+/**
+ * What {@linkcode upgrade} and its `keys` read of a Hono context (Hono's `Context<E>` is one),
+ * typed with the app's `Env` as Hono types it: `c.get` takes the variables `E` declares and those
+ * every context has ({@linkcode ContextVariableMap}), and reading any other (`c.get("usr")`) is a
+ * compile error. A small local interface, so chorus-ws/hono's types hold across Hono 4 versions.
+ */
+export interface UpgradeContext<E extends HonoEnv = NoVariables> {
+  /** Hono's request. */
+  readonly req: UpgradeRequest;
+  /** What the runtime passed beside the request: Bun's server, or Deno's connection info. */
+  readonly env: unknown;
+  /**
+   * A variable of the app's `Env` a middleware set on the context (`c.set`).
+   *
+   * @param key The variable's name.
+   * @returns Its value.
+   */
+  get<Key extends keyof VariablesOf<E>>(key: Key): VariablesOf<E>[Key];
+  /**
+   * A variable every context has (`jwtPayload` after `hono/jwt`).
+   *
+   * @param key The variable's name.
+   * @returns Its value.
+   */
+  get<Key extends keyof ContextVariableMap>(key: Key): ContextVariableMap[Key];
+}
+
+/** What {@linkcode UpgradeContext} reads of Hono's request. */
+export interface UpgradeRequest {
+  /** The raw request: the one upgraded. */
+  readonly raw: Request;
+  /**
+   * A path parameter (`/room/:name`).
+   *
+   * @param name Its name.
+   * @returns Its value.
+   */
+  param(name: string): string | undefined;
+  /**
+   * A query parameter.
+   *
+   * @param name Its name.
+   * @returns Its first value.
+   */
+  query(name: string): string | undefined;
+  /**
+   * A request header.
+   *
+   * @param name Its name.
+   * @returns Its value.
+   */
+  header(name: string): string | undefined;
+}
+
+/**
+ * Options of {@linkcode upgrade}. `E` is the Hono app's `Env`: `keys` reads the context with its
+ * variables, so one the app never declared (`c.get("usr")`) is a compile error, as in Hono's own
+ * handlers.
+ */
+export interface UpgradeOptions<K extends object, E extends HonoEnv = NoVariables> {
   /**
    * Initial session keys, read from the context once the request passed every middleware
    * (e.g. `(c) => ({ uid: c.get("jwtPayload").sub })` after `hono/jwt`), or a Response to refuse
    * the upgrade (no session is made; a `chorus.v1` client gets close code 4000 + its status).
    *
-   * Its `c` is typed with the app's `Env` when TypeScript can tell it: from an annotation
-   * (`keys: (c: Context<AppEnv>) => …`), from the type arguments (`upgrade<Keys, AppEnv>(hub, …)`),
-   * or from where the handler goes (`const ws: Handler<AppEnv> = upgrade(hub, …)`).
-   * Written inline in `app.get(path, upgrade(hub, { keys }))`, TypeScript cannot take the app's
-   * `Env` (the handler is made before `app.get` knows it): then `c` has no variables (`{}`, as in
-   * `new Hono()`) other than those declared for every context (`ContextVariableMap`, e.g.
-   * `jwtPayload` after importing `hono/jwt`), and reading an undeclared one is an error.
+   * Its `c` is typed with the app's `Env` given by an annotation
+   * (`keys: (c: UpgradeContext<AppEnv>) => …`) or by the type arguments
+   * (`upgrade<Keys, AppEnv>(hub, …)`). Written inline in `app.get(path, upgrade(hub, { keys }))`
+   * without either, TypeScript cannot take the app's `Env` (the handler is made before `app.get`
+   * knows it): then `c` has no variables (as in `new Hono()`) but those every context has
+   * ({@linkcode ContextVariableMap}), and reading any other is a compile error, never an `any`.
    *
    * The second argument answers the upgrade, as in `serve()`'s `onUpgrade`: `upgrade.protocols`
    * are the subprotocols the client offered; set `upgrade.protocol` to one of them (another
@@ -69,7 +140,7 @@ export interface UpgradeOptions<K extends object, E extends Env = BlankEnv> {
    * subprotocol offered, on Deno and on Bun (see {@linkcode Upgrade}).
    */
   keys?: (
-    c: Context<E>,
+    c: UpgradeContext<E>,
     upgrade: Upgrade,
   ) => Partial<K> | Response | undefined | Promise<Partial<K> | Response | undefined>;
 }
@@ -91,17 +162,16 @@ export interface UpgradeOptions<K extends object, E extends Env = BlankEnv> {
  *
  * @example
  * ```ts ignore
- * import type { Context } from "hono";
- * type AppEnv = { Variables: { uid: string } };
+ * type AppEnv = { Variables: { uid: string } }; // new Hono<AppEnv>()
  * app.use("/ws", jwt({ secret, alg: "HS256" })); // from "hono/jwt": 401 before any session
  * app.use("/ws", async (c, next) => { c.set("uid", c.get("jwtPayload").sub); await next(); });
- * app.get("/ws", upgrade(hub, { keys: (c: Context<AppEnv>) => ({ uid: c.get("uid") }) }));
+ * app.get("/ws", upgrade(hub, { keys: (c: UpgradeContext<AppEnv>) => ({ uid: c.get("uid") }) }));
  * ```
  */
-export function upgrade<K extends object, E extends Env = BlankEnv>(
+export function upgrade<K extends object, E extends HonoEnv = NoVariables>(
   hub: Hub<K>,
   options: UpgradeOptions<K, E> = {},
-): (c: Context<E>) => Promise<Response> {
+): (c: UpgradeContext<E>) => Promise<Response> {
   checkOptions("upgrade()", options, ["keys"], ["keys"]);
   return async (c) => {
     const env = c.env as unknown;

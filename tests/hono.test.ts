@@ -1,10 +1,10 @@
 // The Hono integration in-process, on whichever runtime runs the suite: middleware order,
 // refusals that never become sessions, keys from the context, hono/jwt before the upgrade.
 import assert from "node:assert/strict";
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { jwt, sign } from "hono/jwt";
 import { Hub } from "../mod.ts";
-import { serveApp, upgrade, websocket } from "../src/hono.ts";
+import { serveApp, upgrade, type UpgradeContext, websocket } from "../src/hono.ts";
 import { Client, RawPeer, runtime, Signal, test } from "./_helpers.ts";
 import { nativePublishes } from "./_fanout.ts";
 
@@ -48,7 +48,7 @@ test("hono: middleware runs before the upgrade and keys from the context reach t
   });
   app.get(
     "/ws",
-    upgrade(hub, { keys: (c: Context<{ Variables: { uid: string } }>) => ({ uid: c.get("uid"), via: "hono" }) }),
+    upgrade(hub, { keys: (c: UpgradeContext<{ Variables: { uid: string } }>) => ({ uid: c.get("uid"), via: "hono" }) }),
   );
   app.get("/", (c) => c.text("page"));
   hub.handleConnect((s) => {

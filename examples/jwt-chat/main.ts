@@ -10,10 +10,10 @@
 // Run: `deno run -A examples/jwt-chat/main.ts` or `bun run examples/jwt-chat/main.ts`
 // (JWT_SECRET sets the signing secret; without it a random one is made per run).
 import process from "node:process";
-import { type Context, Hono } from "hono";
+import { Hono } from "hono";
 import { sign, verify } from "hono/jwt";
 import { Hub } from "chorus-ws";
-import { upgrade } from "chorus-ws/hono";
+import { upgrade, type UpgradeContext } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 type Keys = { uid: string; jti: string };
@@ -82,6 +82,6 @@ app.use("/ws", async (c, next) => {
   c.set("jti", user.jti);
   await next();
 });
-app.get("/ws", upgrade(hub, { keys: (c: Context<Env>) => ({ uid: c.get("uid"), jti: c.get("jti") }) }));
+app.get("/ws", upgrade(hub, { keys: (c: UpgradeContext<Env>) => ({ uid: c.get("uid"), jti: c.get("jti") }) }));
 
 await runExample("jwt-chat", hub, app);
