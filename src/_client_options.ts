@@ -5,7 +5,10 @@
  * @module
  */
 
-/** Options of `connect()`. Times are in milliseconds, each at most 2147483647 (see below). */
+/**
+ * Options of `connect()`. Times are in milliseconds, at most 2147483647 each (`setTimeout`'s limit:
+ * a longer delay would fire at once; past it, a `RangeError`).
+ */
 export interface ClientOptions {
   /**
    * Subprotocols to offer besides `chorus.v1` (which is offered first while the server may speak
