@@ -36,8 +36,12 @@ export interface ConnectionEvents {
   open(resumed: boolean, dropped: { data: Payload; size: number }[]): void;
   /** A message. */
   message(data: string | ArrayBuffer): void;
-  /** It ended; `failedHandshake`: the socket never opened (and was not given up on). */
-  lost(e: CloseEvent, failedHandshake: boolean): void;
+  /**
+   * It ended. `how`: `"handshake"`, the socket never opened (and was not given up on); `"late"`,
+   * a connection taken for a plain server's said hello after all (a slow chorus hub): connect
+   * again at once, offering `chorus.v1`; `"lost"`, anything else.
+   */
+  lost(e: CloseEvent, how: "handshake" | "late" | "lost"): void;
 }
 
 /** One socket and its handshake. */
@@ -56,6 +60,12 @@ export class Connection {
   #seenAt = 0;
   #done = false;
   readonly #connectTimeout: number;
+  readonly #maxQueued: number;
+  /**
+   * Taken for a plain server because no hello came in time: what was sent on it since, kept until
+   * its first frame tells (a late hello: they go back to the queue for the next connection).
+   */
+  #guessed: Payload[] | undefined;
 
   /**
    * Opens a socket.
@@ -79,6 +89,7 @@ export class Connection {
     ws.onclose = (e) => this.#lost(e, false);
     ws.onerror = () => {}; // a close event follows
     this.#connectTimeout = o.connectTimeout;
+    this.#maxQueued = o.maxQueued;
     this.#connectTimer = setTimeout(() => this.#handshakeTimedOut(), o.connectTimeout);
   }
 
@@ -125,10 +136,36 @@ export class Connection {
     else this.#openPlain();
   }
 
+  /**
+   * Sends a message as it is (a plain server, or a hub that keeps nothing).
+   *
+   * @param data The message.
+   */
+  sendPlain(data: Payload): void {
+    if (this.#guessed) {
+      if (this.#guessed.length < this.#maxQueued) this.#guessed.push(data);
+      else this.#guessed = undefined; // too long a guess: plain for good
+    }
+    this.ws.send(data as string | Uint8Array<ArrayBuffer>);
+  }
+
   #received(data: unknown): void {
     this.#seenAt = Date.now();
     if (typeof data !== "string" && !(data instanceof ArrayBuffer)) return; // a Blob: binaryType was changed
     const shared = this.#shared;
+    if (this.#guessed) {
+      const sent = this.#guessed;
+      this.#guessed = undefined;
+      const frame = typeof data === "string" ? decodeFrame(data) : undefined;
+      if (frame?.kind === "control" && frame.message.t === "hello") {
+        // A chorus hub after all, only slow: what went out as plain frames goes again, numbered.
+        shared.kind = "unknown";
+        shared.outbox.requeue(sent);
+        this.drop(true);
+        this.#on.lost(new CloseEvent("close", { code: 1006, reason: "a late hello", wasClean: false }), "late");
+        return;
+      }
+    }
     if ((shared.kind === "plain" || !shared.framed) && this.#phase === "open") {
       this.#on.message(typeof data === "string" ? data : data.slice(0));
       return;
@@ -199,11 +236,12 @@ export class Connection {
     this.#on.open(w.resumed, dropped);
   }
 
-  #openPlain(): void {
+  #openPlain(guess = false): void {
     clearTimeout(this.#connectTimer);
     this.#shared.kind = "plain";
     this.#phase = "open";
-    for (const data of this.#shared.outbox.drain()) this.ws.send(data as string | Uint8Array<ArrayBuffer>);
+    if (guess) this.#guessed = [];
+    for (const data of this.#shared.outbox.drain()) this.sendPlain(data);
     this.#on.open(false, []);
   }
 
@@ -224,7 +262,7 @@ export class Connection {
 
   #handshakeTimedOut(): void {
     // Opened, answered chorus.v1, said nothing: a plain server that echoes subprotocols.
-    if (this.#phase === "hello" && this.#shared.kind === "unknown") this.#openPlain();
+    if (this.#phase === "hello" && this.#shared.kind === "unknown") this.#openPlain(true);
     else this.#giveUp("connect timeout");
   }
 
@@ -241,6 +279,6 @@ export class Connection {
     }
     const failedHandshake = !givenUp && this.#phase === "opening";
     this.drop(givenUp);
-    this.#on.lost(e, failedHandshake);
+    this.#on.lost(e, failedHandshake ? "handshake" : "lost");
   }
 }

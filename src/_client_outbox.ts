@@ -77,6 +77,16 @@ export class Outbox {
   }
 
   /**
+   * Puts messages back at the head of the queue, in their order (they went to a connection that
+   * turned out not to take them).
+   *
+   * @param data The messages.
+   */
+  requeue(data: Payload[]): void {
+    this.#queue = [...data, ...this.#queue];
+  }
+
+  /**
    * Takes every queued message, oldest first (for a connection without numbered frames).
    *
    * @returns The messages.

@@ -188,7 +188,7 @@ export class ChorusClient extends EventTarget {
     if (size) throw tooLarge(size, outbox.max!);
     const open = this.#conn?.open ? this.#conn.ws : undefined;
     if ((kind === "plain" || !framed) && open?.readyState === 1) {
-      open.send(payload as string | Uint8Array<ArrayBuffer>);
+      this.#conn!.sendPlain(payload);
       return true;
     }
     if (outbox.full) return false;
@@ -299,7 +299,7 @@ export class ChorusClient extends EventTarget {
         }
       },
       message: (data) => this.dispatchEvent(new MessageEvent("message", { data })),
-      lost: (e, failedHandshake) => this.#lost(conn, e, failedHandshake),
+      lost: (e, how) => this.#lost(conn, e, how),
     });
   }
 
@@ -314,13 +314,17 @@ export class ChorusClient extends EventTarget {
     }, this.#o.minUptime);
   }
 
-  #lost(conn: Connection, e: CloseEvent, failedHandshake: boolean): void {
+  #lost(conn: Connection, e: CloseEvent, how: "handshake" | "late" | "lost"): void {
     if (conn !== this.#conn) return;
     this.#conn = undefined;
     clearTimeout(this.#healthyTimer);
     this.#healthyTimer = undefined;
     if (this.#state === "closed") return;
-    if (!failedHandshake) return this.#next(e, false);
+    if (how === "late") {
+      this.#state = "reconnecting"; // a slow chorus hub: again at once, with chorus.v1
+      return this.#connect();
+    }
+    if (how === "lost") return this.#next(e, false);
     // A browser fails a handshake whose answer names none of the offered subprotocols, so a
     // server that answers none fails every attempt that offers chorus.v1. Until the server's
     // kind is known, a first attempt that fails before opening is tried again at once without.
@@ -398,7 +402,9 @@ export class ChorusClient extends EventTarget {
  * client resumes its session on every reconnect (messages numbered, acknowledged by position, sent
  * again and deduplicated: exactly once, in order, both ways). When the server answers another
  * subprotocol or none, every frame is a message and `open` always has `resumed: false`. Which kind
- * the server is gets fixed by the first connection that opens. Browsers fail a handshake whose
+ * the server is gets fixed by the first connection that opens (one that answered `chorus.v1` and
+ * said nothing for `connectTimeout` is taken for plain, unless its first frame is a late `hello`:
+ * then the client connects again at once and sends again what it sent there). Browsers fail a handshake whose
  * answer names none of the offered subprotocols, so until then an attempt that fails before
  * opening is repeated at once without `chorus.v1`.
  *

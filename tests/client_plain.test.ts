@@ -1,11 +1,14 @@
 // chorus-ws/client against servers that do not speak chorus.v1: a hub answering another
 // subprotocol, a bare server answering none (browsers and Bun fail that handshake, so the client
-// tries again at once without chorus.v1), and the runtimes' own plain servers. Deno and Bun.
+// tries again at once without chorus.v1), the runtimes' own plain servers, and a chorus hub too slow
+// to say hello in time. Deno and Bun.
 import assert from "node:assert/strict";
 import * as net from "node:net";
 import { createHash } from "node:crypto";
+import { decodeFrame, encodeControl } from "../src/protocol.ts";
 import { runtime, Signal, startServer, test } from "./_helpers.ts";
-import { watch } from "./_scripted.ts";
+import { rawServer } from "./_raw_server.ts";
+import { HELLO, watch } from "./_scripted.ts";
 
 test("client: a hub answering another subprotocol is plain: raw frames, resumed false, queue flushed", async () => {
   const srv = await startServer({}, {
@@ -205,5 +208,46 @@ test("client: a plain runtime server (Deno.upgradeWebSocket / Bun.serve)", async
   } finally {
     await w.end();
     await stop();
+  }
+});
+
+test("client: a chorus hub whose hello comes after connectTimeout is not taken for plain for good", async () => {
+  const signal = new Signal();
+  const raw: string[] = [];
+  const requests: string[] = [];
+  const data: string[] = [];
+  let connections = 0;
+  const srv = rawServer({
+    open(s) {
+      // the first connection's hello is late (a loaded hub); the next one's is on time
+      if (connections++ === 0) setTimeout(() => s.write(HELLO), 400);
+      else s.write(HELLO);
+    },
+    message(s, msg) {
+      const f = decodeFrame(msg);
+      if (f?.kind === "control" && (f.message.t === "new" || f.message.t === "resume")) {
+        requests.push(f.message.t);
+        s.write(encodeControl({ t: "welcome", resumed: false, token: "T", recv: 0, hb: 0 }));
+      } else if (f?.kind === "data") data.push(f.payload as string);
+      else if (f?.kind !== "received") raw.push(String(msg));
+      signal.ping();
+    },
+  }, "chorus.v1");
+  const w = watch(srv.wsUrl(), { connectTimeout: 200 }, signal);
+  try {
+    w.c.send("queued");
+    await signal.until(() => w.opens.length === 1, "taken for plain after 200 ms of silence");
+    await signal.until(() => raw.includes("queued"), "the queue, sent as plain");
+    w.c.send("on the guess");
+    await signal.until(() => w.opens.length === 2 && data.length === 2, "the late hello: again, with chorus.v1");
+    assert.deepEqual(requests, ["new"]);
+    assert.deepEqual(data, ["queued", "on the guess"], "what went out as plain goes again, numbered");
+    assert.equal(w.sockets.length, 2);
+    assert.deepEqual(w.messages, [], "the hello is no message");
+    w.c.send("now");
+    await signal.until(() => data.length === 3, "chorus from now on");
+  } finally {
+    await w.end();
+    await srv.close();
   }
 });

@@ -647,6 +647,15 @@ class Outbox {
         return encodeData(0, n, data);
     }
     /**
+     * Puts messages back at the head of the queue, in their order (they went to a connection that
+     * turned out not to take them).
+     *
+     * @param data The messages.
+     */
+    requeue(data) {
+        this.#queue = [...data, ...this.#queue];
+    }
+    /**
      * Takes every queued message, oldest first (for a connection without numbered frames).
      *
      * @returns The messages.
@@ -874,6 +883,12 @@ class Connection {
     #seenAt = 0;
     #done = false;
     #connectTimeout;
+    #maxQueued;
+    /**
+     * Taken for a plain server because no hello came in time: what was sent on it since, kept until
+     * its first frame tells (a late hello: they go back to the queue for the next connection).
+     */
+    #guessed;
     /**
      * Opens a socket.
      *
@@ -896,6 +911,7 @@ class Connection {
         ws.onclose = (e) => this.#lost(e, false);
         ws.onerror = () => { }; // a close event follows
         this.#connectTimeout = o.connectTimeout;
+        this.#maxQueued = o.maxQueued;
         this.#connectTimer = setTimeout(() => this.#handshakeTimedOut(), o.connectTimeout);
     }
     /** Whether it may carry messages. */
@@ -945,11 +961,38 @@ class Connection {
         else
             this.#openPlain();
     }
+    /**
+     * Sends a message as it is (a plain server, or a hub that keeps nothing).
+     *
+     * @param data The message.
+     */
+    sendPlain(data) {
+        if (this.#guessed) {
+            if (this.#guessed.length < this.#maxQueued)
+                this.#guessed.push(data);
+            else
+                this.#guessed = undefined; // too long a guess: plain for good
+        }
+        this.ws.send(data);
+    }
     #received(data) {
         this.#seenAt = Date.now();
         if (typeof data !== "string" && !(data instanceof ArrayBuffer))
             return; // a Blob: binaryType was changed
         const shared = this.#shared;
+        if (this.#guessed) {
+            const sent = this.#guessed;
+            this.#guessed = undefined;
+            const frame = typeof data === "string" ? decodeFrame(data) : undefined;
+            if (frame?.kind === "control" && frame.message.t === "hello") {
+                // A chorus hub after all, only slow: what went out as plain frames goes again, numbered.
+                shared.kind = "unknown";
+                shared.outbox.requeue(sent);
+                this.drop(true);
+                this.#on.lost(new CloseEvent("close", { code: 1006, reason: "a late hello", wasClean: false }), "late");
+                return;
+            }
+        }
         if ((shared.kind === "plain" || !shared.framed) && this.#phase === "open") {
             this.#on.message(typeof data === "string" ? data : data.slice(0));
             return;
@@ -1036,12 +1079,14 @@ class Connection {
             this.ws.send(f);
         this.#on.open(w.resumed, dropped);
     }
-    #openPlain() {
+    #openPlain(guess = false) {
         clearTimeout(this.#connectTimer);
         this.#shared.kind = "plain";
         this.#phase = "open";
+        if (guess)
+            this.#guessed = [];
         for (const data of this.#shared.outbox.drain())
-            this.ws.send(data);
+            this.sendPlain(data);
         this.#on.open(false, []);
     }
     /** Acknowledges the positions that moved (`r` alone when none did, e.g. to a heartbeat). */
@@ -1063,7 +1108,7 @@ class Connection {
     #handshakeTimedOut() {
         // Opened, answered chorus.v1, said nothing: a plain server that echoes subprotocols.
         if (this.#phase === "hello" && this.#shared.kind === "unknown")
-            this.#openPlain();
+            this.#openPlain(true);
         else
             this.#giveUp("connect timeout");
     }
@@ -1080,7 +1125,7 @@ class Connection {
         }
         const failedHandshake = !givenUp && this.#phase === "opening";
         this.drop(givenUp);
-        this.#on.lost(e, failedHandshake);
+        this.#on.lost(e, failedHandshake ? "handshake" : "lost");
     }
 }
 
@@ -1256,7 +1301,7 @@ export class ChorusClient extends EventTarget {
             throw tooLarge(size, outbox.max);
         const open = this.#conn?.open ? this.#conn.ws : undefined;
         if ((kind === "plain" || !framed) && open?.readyState === 1) {
-            open.send(payload);
+            this.#conn.sendPlain(payload);
             return true;
         }
         if (outbox.full)
@@ -1310,7 +1355,7 @@ export class ChorusClient extends EventTarget {
                 }
             },
             message: (data) => this.dispatchEvent(new MessageEvent("message", { data })),
-            lost: (e, failedHandshake) => this.#lost(conn, e, failedHandshake),
+            lost: (e, how) => this.#lost(conn, e, how),
         });
     }
     /** A connection is open: it becomes healthy (the backoff starts over) after `minUptime`. */
@@ -1323,7 +1368,7 @@ export class ChorusClient extends EventTarget {
             this.#attempt = 0;
         }, this.#o.minUptime);
     }
-    #lost(conn, e, failedHandshake) {
+    #lost(conn, e, how) {
         if (conn !== this.#conn)
             return;
         this.#conn = undefined;
@@ -1331,7 +1376,11 @@ export class ChorusClient extends EventTarget {
         this.#healthyTimer = undefined;
         if (this.#state === "closed")
             return;
-        if (!failedHandshake)
+        if (how === "late") {
+            this.#state = "reconnecting"; // a slow chorus hub: again at once, with chorus.v1
+            return this.#connect();
+        }
+        if (how === "lost")
             return this.#next(e, false);
         // A browser fails a handshake whose answer names none of the offered subprotocols, so a
         // server that answers none fails every attempt that offers chorus.v1. Until the server's
@@ -1413,7 +1462,9 @@ export class ChorusClient extends EventTarget {
  * client resumes its session on every reconnect (messages numbered, acknowledged by position, sent
  * again and deduplicated: exactly once, in order, both ways). When the server answers another
  * subprotocol or none, every frame is a message and `open` always has `resumed: false`. Which kind
- * the server is gets fixed by the first connection that opens. Browsers fail a handshake whose
+ * the server is gets fixed by the first connection that opens (one that answered `chorus.v1` and
+ * said nothing for `connectTimeout` is taken for plain, unless its first frame is a late `hello`:
+ * then the client connects again at once and sends again what it sent there). Browsers fail a handshake whose
  * answer names none of the offered subprotocols, so until then an attempt that fails before
  * opening is repeated at once without `chorus.v1`.
  *
