@@ -194,6 +194,7 @@ export class Connection {
         if (!frame) return;
         if (frame.kind === "data") {
           const seen = shared.inbox.data(frame.id, frame.n);
+          if (seen === "undeclared") return this.#giveUp(`a message of undeclared stream ${frame.id}`);
           if (shared.inbox.unacked >= ACK_EVERY) this.#ack();
           else this.#ackTimer ??= setTimeout(() => this.#ack(), ACK_DELAY);
           if (seen !== "new") return;

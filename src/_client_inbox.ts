@@ -24,6 +24,12 @@ export class Inbox {
   #moved = new Map<number, number>();
   /** Data frames received since the last acknowledgement. */
   #unacked = 0;
+  /**
+   * Ids of the streams the session stopped following (`end`), kept across connections of the
+   * session (a hub may send a frame it kept for one again after a resume), the newest at most
+   * `MAX_STREAMS`.
+   */
+  #ended = new Set<number>();
 
   /** How many stream keys the position holds. */
   get size(): number {
@@ -63,6 +69,7 @@ export class Inbox {
   /** A new session: offsets start over. */
   forget(): void {
     this.#pos.clear();
+    this.#ended.clear();
     this.#overflow = false;
   }
 
@@ -76,6 +83,7 @@ export class Inbox {
   declare(m: StreamMessage): boolean {
     if (!this.#streams.has(m.id) && this.#streams.size >= MAX_STREAMS) return false;
     this.#streams.set(m.id, [m.key, m.epoch]);
+    this.#ended.delete(m.id);
     if (m.from !== undefined) {
       const had = this.#pos.get(m.key);
       if (!(had !== undefined && had[0] === m.epoch && had[1] >= m.from)) this.#set(m.key, m.epoch, m.from);
@@ -92,7 +100,13 @@ export class Inbox {
    */
   end(key: string): void {
     this.#pos.delete(key);
-    for (const [id, stream] of this.#streams) if (stream[0] === key) this.#streams.delete(id);
+    for (const [id, stream] of this.#streams) {
+      if (stream[0] !== key) continue;
+      this.#streams.delete(id);
+      this.#ended.delete(id);
+      this.#ended.add(id);
+      if (this.#ended.size > MAX_STREAMS) this.#ended.delete(this.#ended.values().next().value!);
+    }
   }
 
   /**
@@ -101,18 +115,20 @@ export class Inbox {
    *
    * @param id Its stream id.
    * @param n Its offset.
-   * @returns `"new"`, `"seen"`, or `"undeclared"` for an id not declared on this connection or
-   * ended (not delivered; acknowledged).
+   * @returns `"new"`, `"seen"`, `"ended"` for a stream the session stopped following (not
+   * delivered; acknowledged), or `"undeclared"` for an id never declared (a broken hub).
    */
-  data(id: number, n: number): "new" | "seen" | "undeclared" {
-    this.#unacked++;
+  data(id: number, n: number): "new" | "seen" | "ended" | "undeclared" {
     const stream = this.#streams.get(id);
     if (!stream) {
-      // A stream the session stopped following (a frame kept for it and sent again after a
-      // resume): it cannot be put in order any more. Acknowledged, so the hub stops keeping it.
+      if (!this.#ended.has(id)) return "undeclared";
+      // A frame kept for a stream the session left, sent again after a resume: it cannot be put
+      // in order any more. Acknowledged, so the hub stops keeping it.
+      this.#unacked++;
       if (!((this.#moved.get(id) ?? 0) >= n)) this.#moved.set(id, n);
-      return "undeclared";
+      return "ended";
     }
+    this.#unacked++;
     const [key, epoch] = stream;
     const had = this.#pos.get(key);
     if (had !== undefined && had[0] === epoch && n <= had[1]) return "seen";

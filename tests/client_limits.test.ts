@@ -171,8 +171,10 @@ test("client limits: epochs and ends: a new epoch's offsets start over, a duplic
     assert.equal(sc.acks.at(-1), "r3.9");
     assert.deepEqual(w.messages, ["a7", "b2", "s1", "a8"]);
     assert.equal(w.reconnecting.length, 0, "not taken for a broken hub");
-    s.close(1012);
-    await until(sc, w, () => sc.requests.length === 2, "the resume request");
+    // An id never declared is a broken hub: the connection is given up, the session resumes.
+    s.write("m7.1;from nowhere");
+    await until(sc, w, () => w.reconnecting.length === 1 && sc.requests.length === 2, "the resume request");
+    assert.ok(!w.messages.includes("from nowhere"));
     const pos = (sc.requests[1] as { pos: Record<string, unknown> }).pos;
     assert.deepEqual(Object.keys(pos), ["s"], "the room's position is forgotten");
   });

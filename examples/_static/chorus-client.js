@@ -459,6 +459,12 @@ class Inbox {
     #moved = new Map();
     /** Data frames received since the last acknowledgement. */
     #unacked = 0;
+    /**
+     * Ids of the streams the session stopped following (`end`), kept across connections of the
+     * session (a hub may send a frame it kept for one again after a resume), the newest at most
+     * `MAX_STREAMS`.
+     */
+    #ended = new Set();
     /** How many stream keys the position holds. */
     get size() {
         return this.#pos.size;
@@ -494,6 +500,7 @@ class Inbox {
     /** A new session: offsets start over. */
     forget() {
         this.#pos.clear();
+        this.#ended.clear();
         this.#overflow = false;
     }
     /**
@@ -507,6 +514,7 @@ class Inbox {
         if (!this.#streams.has(m.id) && this.#streams.size >= MAX_STREAMS)
             return false;
         this.#streams.set(m.id, [m.key, m.epoch]);
+        this.#ended.delete(m.id);
         if (m.from !== undefined) {
             const had = this.#pos.get(m.key);
             if (!(had !== undefined && had[0] === m.epoch && had[1] >= m.from))
@@ -523,9 +531,15 @@ class Inbox {
      */
     end(key) {
         this.#pos.delete(key);
-        for (const [id, stream] of this.#streams)
-            if (stream[0] === key)
-                this.#streams.delete(id);
+        for (const [id, stream] of this.#streams) {
+            if (stream[0] !== key)
+                continue;
+            this.#streams.delete(id);
+            this.#ended.delete(id);
+            this.#ended.add(id);
+            if (this.#ended.size > MAX_STREAMS)
+                this.#ended.delete(this.#ended.values().next().value);
+        }
     }
     /**
      * A data frame: whether it is new (deliver it) or was received before (drop it). A frame of
@@ -533,19 +547,22 @@ class Inbox {
      *
      * @param id Its stream id.
      * @param n Its offset.
-     * @returns `"new"`, `"seen"`, or `"undeclared"` for an id not declared on this connection or
-     * ended (not delivered; acknowledged).
+     * @returns `"new"`, `"seen"`, `"ended"` for a stream the session stopped following (not
+     * delivered; acknowledged), or `"undeclared"` for an id never declared (a broken hub).
      */
     data(id, n) {
-        this.#unacked++;
         const stream = this.#streams.get(id);
         if (!stream) {
-            // A stream the session stopped following (a frame kept for it and sent again after a
-            // resume): it cannot be put in order any more. Acknowledged, so the hub stops keeping it.
+            if (!this.#ended.has(id))
+                return "undeclared";
+            // A frame kept for a stream the session left, sent again after a resume: it cannot be put
+            // in order any more. Acknowledged, so the hub stops keeping it.
+            this.#unacked++;
             if (!((this.#moved.get(id) ?? 0) >= n))
                 this.#moved.set(id, n);
-            return "undeclared";
+            return "ended";
         }
+        this.#unacked++;
         const [key, epoch] = stream;
         const had = this.#pos.get(key);
         if (had !== undefined && had[0] === epoch && n <= had[1])
@@ -1027,6 +1044,8 @@ class Connection {
                     return;
                 if (frame.kind === "data") {
                     const seen = shared.inbox.data(frame.id, frame.n);
+                    if (seen === "undeclared")
+                        return this.#giveUp(`a message of undeclared stream ${frame.id}`);
                     if (shared.inbox.unacked >= ACK_EVERY)
                         this.#ack();
                     else
