@@ -1,8 +1,38 @@
 /**
  * `chorus-ws/client`: a WebSocket client that reconnects by itself and, against a hub with `resume`
  * on, resumes its session so that nothing is lost, duplicated or reordered in either direction.
- * It has no dependencies and uses web APIs only (`WebSocket`, `EventTarget`, timers), so it runs
- * in browsers, Deno and Bun.
+ * It has no dependencies and uses web APIs only (`WebSocket`, `EventTarget`, timers, `fetch`), so
+ * it runs in browsers, Deno and Bun.
+ *
+ * **In a page.** With a bundler (Vite, esbuild, webpack, `deno bundle`, `bun build`), import
+ * `chorus-ws/client` as here. Without one, serve the package's single-file build, an ES module with
+ * no imports: `node_modules/chorus-ws/dist/chorus-client.js`, also exported as
+ * `chorus-ws/chorus-client.js` (in this repository, `examples/_static/chorus-client.js`). Copy it
+ * next to the page and import it by URL, or map the name so the same import line works:
+ *
+ * ```html
+ * <script type="importmap">{ "imports": { "chorus-ws/client": "/static/chorus-client.js" } }</script>
+ * <script type="module">
+ *   import { connect } from "chorus-ws/client";
+ *   const c = connect("/ws");
+ * </script>
+ * ```
+ *
+ * **Refused upgrades.** When the server refuses the upgrade (a 4xx other than 408, 426 and 429),
+ * the client stops with one `close` event whose `code` is 4000 + the status (4401, 4403, …) and
+ * whose `reason` is the answer's text (at most 123 bytes). A chorus hub says so at once: to a
+ * client that offers `chorus.v1` it answers its own refusals (`onUpgrade`, Hono `keys`, the Bun
+ * adapter's `decide`, a refused origin) by accepting the upgrade only to close it with that code
+ * (no session is made). A refusal the hub never saw (Hono middleware, a proxy) is found by a probe,
+ * as a browser does not show a failed handshake's status: after a connection fails before opening,
+ * the client fetches the same URL over HTTP(S) once (`credentials: "include"`, at most
+ * `connectTimeout`); when two such failures in a row are refusals, it stops (at most two more
+ * connections). Cost: one HTTP request per failed connection. Limits: a cross-origin URL needs CORS
+ * headers on the refusal (`Access-Control-Allow-Origin` with the page's origin,
+ * `Access-Control-Allow-Credentials: true`), else the answer is unreadable and the client keeps
+ * retrying; the probe is a plain GET, so a server that answers it unlike the upgrade (a `fetch`
+ * handler's 404 for the WebSocket path) is taken at its word. No answer, a 5xx, 408, 426, 429 or a
+ * timeout is no refusal: a server that is down or restarting is retried.
  *
  * @example
  * ```ts ignore
@@ -11,138 +41,36 @@
  * const c = connect("wss://example.com/ws");
  * c.addEventListener("open", (e) => console.log(e.resumed ? "resumed" : "new session: reload state"));
  * c.addEventListener("message", (e) => console.log("got", e.data));
- * c.addEventListener("close", (e) => console.log("stopped for good", e.code));
+ * c.addEventListener("close", (e) => console.log("stopped for good", e.code, e.reason));
  * c.send("hello"); // queued until the first connection is open
  * ```
  *
  * @module
  */
 
+import { PROTOCOL } from "./protocol.ts";
+import { type ClientOptions, type ClientSettings, clientSettings } from "./_client_options.ts";
+import { Inbox } from "./_client_inbox.ts";
+import { Outbox, tooLarge, toPayload } from "./_client_outbox.ts";
+import { probe } from "./_client_probe.ts";
+import { Connection, type Shared } from "./_client_connection.ts";
 import {
-  decodeFrame,
-  encodeAck,
-  encodeControl,
-  encodeData,
-  type Position,
-  PROTOCOL,
-  type WelcomeMessage,
-} from "./protocol.ts";
+  type ChorusClientEventMap,
+  ChorusDroppedEvent,
+  ChorusOpenEvent,
+  ChorusReconnectingEvent,
+  type ClientMessage,
+  type ClientState,
+} from "./_client_events.ts";
 
-/** What a {@linkcode ChorusClient} is doing. */
-export type ClientState = "connecting" | "open" | "reconnecting" | "closed";
-
-/** A message for {@linkcode ChorusClient.send}: a string goes as a text frame, bytes as binary. */
-export type ClientMessage = string | ArrayBuffer | ArrayBufferView;
-
-/** Options of {@linkcode connect}. Times are in milliseconds. */
-export interface ClientOptions {
-  /**
-   * Subprotocols to offer besides `chorus.v1` (which is offered first while the server may speak
-   * it). A server that answers one of these, or none, is a plain server: every frame is a message.
-   * @default {[]}
-   */
-  protocols?: string[];
-  /**
-   * The shortest wait before a reconnect.
-   * @default {500}
-   */
-  minDelay?: number;
-  /**
-   * The longest wait before a reconnect.
-   * @default {20000}
-   */
-  maxDelay?: number;
-  /**
-   * How long a connection may take to open and finish the `chorus.v1` handshake (and how long
-   * to wait for a `hello` before taking the server for a plain one) before it counts as lost.
-   * @default {5000}
-   */
-  connectTimeout?: number;
-  /**
-   * The most messages kept for sending: those queued while not connected plus those sent and not
-   * yet acknowledged by the server. Past it {@linkcode ChorusClient.send} returns `false`.
-   * @default {1000}
-   */
-  maxQueued?: number;
-  /**
-   * Decides whether to reconnect after the server closed the connection or it was lost (the
-   * event's code is 1006 for a lost connection, a connect timeout or a dead heartbeat). Without
-   * it the client reconnects after 1001, 1006, 1011, 1012, 1013 and 1014, and stops for good on
-   * any other code.
-   * @default {undefined}
-   */
-  shouldReconnect?: (e: CloseEvent) => boolean;
-  /**
-   * The `WebSocket` constructor to use (a polyfill, or a wrapper that observes the sockets).
-   * @default {globalThis.WebSocket}
-   */
-  WebSocket?: new (url: string | URL, protocols?: string | string[]) => WebSocket;
-}
-
-/** The `open` event: fired on every connection, once it may carry messages. */
-export class ChorusOpenEvent extends Event {
-  /**
-   * Whether the session continued (nothing was lost either way). `false` on the first connection,
-   * when the server started a new session (the app should reload its state), and always against
-   * a plain server.
-   */
-  readonly resumed: boolean;
-
-  /**
-   * Makes an `open` event.
-   *
-   * @param resumed Whether the session continued.
-   */
-  constructor(resumed: boolean) {
-    super("open");
-    this.resumed = resumed;
-  }
-}
-
-/** The `reconnecting` event: fired before each wait for a new connection. */
-export class ChorusReconnectingEvent extends Event {
-  /** How many attempts in a row this is (1 for the first since the last `open`). */
-  readonly attempt: number;
-  /** How long the client waits before the attempt, in milliseconds. */
-  readonly delay: number;
-
-  /**
-   * Makes a `reconnecting` event.
-   *
-   * @param attempt The attempt's number.
-   * @param delay The wait before it.
-   */
-  constructor(attempt: number, delay: number) {
-    super("reconnecting");
-    this.attempt = attempt;
-    this.delay = delay;
-  }
-}
-
-/** The events of a {@linkcode ChorusClient}, by name. */
-export interface ChorusClientEventMap {
-  /** A connection is ready (after the handshake, when the server speaks `chorus.v1`). */
-  open: ChorusOpenEvent;
-  /** A message: a string, or an `ArrayBuffer` for a binary one. */
-  message: MessageEvent<string | ArrayBuffer>;
-  /** The connection is gone and the client waits `delay` ms before its next attempt. */
-  reconnecting: ChorusReconnectingEvent;
-  /** The client stopped for good (fired once). */
-  close: CloseEvent;
-}
+export type { ClientOptions } from "./_client_options.ts";
+export type { ChorusClientEventMap, ClientMessage, ClientState } from "./_client_events.ts";
+export { ChorusDroppedEvent, ChorusOpenEvent, ChorusReconnectingEvent } from "./_client_events.ts";
 
 /** Close codes after which the client reconnects (without `shouldReconnect`). */
 const RECONNECT_CODES: ReadonlySet<number> = new Set([1001, 1006, 1011, 1012, 1013, 1014]);
-/** Data frames received before the client acknowledges at once. */
-const ACK_EVERY = 32;
-/** How long the client may hold back an acknowledgement, in milliseconds. */
-const ACK_DELAY = 100;
-type Payload = string | Uint8Array;
-
-interface Outgoing {
-  n: number;
-  data: Payload;
-}
+/** Failed connections in a row, each probed as a refusal, after which the client stops. */
+const REFUSALS = 2;
 
 /**
  * A WebSocket client that reconnects with full-jitter exponential backoff and, against a hub
@@ -172,88 +100,43 @@ interface Outgoing {
  */
 export class ChorusClient extends EventTarget {
   readonly #url: string | URL;
-  readonly #protocols: string[];
-  readonly #minDelay: number;
-  readonly #maxDelay: number;
-  readonly #connectTimeout: number;
-  readonly #maxQueued: number;
-  readonly #shouldReconnect: ((e: CloseEvent) => boolean) | undefined;
-  readonly #WebSocket: new (url: string | URL, protocols?: string | string[]) => WebSocket;
+  readonly #o: ClientSettings;
 
   #state: ClientState = "connecting";
-  /** What the server turned out to be; fixed by the first connection that opens. */
-  #kind: "unknown" | "chorus" | "plain" = "unknown";
+  readonly #shared: Shared;
   /** The immediate second half of a first attempt: the same, without `chorus.v1`. */
   #withoutChorus = false;
-
-  #ws: WebSocket | undefined;
-  /** Where the current connection is: socket opening, waiting for hello, for welcome, or ready. */
-  #phase: "opening" | "hello" | "welcome" | "open" = "opening";
-  #offeredChorus = false;
-  #connectTimer: ReturnType<typeof setTimeout> | undefined;
-  #ackTimer: ReturnType<typeof setTimeout> | undefined;
-  #watchdog: ReturnType<typeof setTimeout> | undefined;
+  /** The current connection, if any. */
+  #conn: Connection | undefined;
   #retryTimer: ReturnType<typeof setTimeout> | undefined;
-  #deadAfter = 0;
-  #seenAt = 0;
-
+  #healthyTimer: ReturnType<typeof setTimeout> | undefined;
+  #probing: AbortController | undefined;
+  /** Attempts since the last healthy connection. */
   #attempt = 0;
-  #token: string | undefined;
-  /** What this session received: per stream key, the epoch and the highest offset. */
-  #pos: Position = {};
-  /** The streams the server declared on this connection: id → key and epoch. */
-  #streams = new Map<number, [key: string, epoch: string]>();
-  /** Data frames received on this connection (what an acknowledgement counts). */
-  #frames = 0;
-  /** Whether this connection's frames are numbered (false: a hub that keeps nothing). */
-  #framed = true;
-  /** Data frames received since the last acknowledgement. */
-  #unacked = 0;
-  /** The next sequence number of an outgoing message. */
-  #nextSeq = 1;
-  /** Sent, not yet acknowledged (chorus mode), oldest first. */
-  #sent: Outgoing[] = [];
-  /** Not yet sent (no connection was ready). */
-  #queue: Payload[] = [];
+  /** Failed connections in a row whose probe answered a refusal. */
+  #refusals = 0;
   #onOnline: (() => void) | undefined;
 
   /**
    * Starts a client; prefer {@linkcode connect}.
    *
-   * @param url The server's `ws:`/`wss:` URL.
+   * @param url The server's `ws:`/`wss:` URL (in a browser, also one relative to the page).
    * @param options Options.
-   * @throws {TypeError} If an option has the wrong type.
+   * @throws {TypeError} If an option is unknown or has the wrong type.
    * @throws {RangeError} If a number is out of range.
    */
   constructor(url: string | URL, options: ClientOptions = {}) {
     super();
     if (typeof url !== "string" && !(url instanceof URL)) throw new TypeError("url must be a string or a URL");
-    const {
-      protocols = [],
-      minDelay = 500,
-      maxDelay = 20000,
-      connectTimeout = 5000,
-      maxQueued = 1000,
-      shouldReconnect,
-      WebSocket: ctor = globalThis.WebSocket,
-    } = options;
-    if (!Array.isArray(protocols) || protocols.some((p) => typeof p !== "string")) {
-      throw new TypeError("protocols must be an array of strings");
-    }
-    this.#minDelay = number("minDelay", minDelay, 0);
-    this.#maxDelay = number("maxDelay", maxDelay, 0);
-    if (this.#maxDelay < this.#minDelay) throw new RangeError("maxDelay must not be less than minDelay");
-    this.#connectTimeout = number("connectTimeout", connectTimeout, 1);
-    this.#maxQueued = number("maxQueued", maxQueued, 1);
-    if (!Number.isInteger(this.#maxQueued)) throw new RangeError("maxQueued must be an integer");
-    if (shouldReconnect !== undefined && typeof shouldReconnect !== "function") {
-      throw new TypeError("shouldReconnect must be a function");
-    }
-    if (typeof ctor !== "function") throw new TypeError("no WebSocket constructor: pass options.WebSocket");
+    this.#o = clientSettings(options, PROTOCOL);
     this.#url = url;
-    this.#protocols = protocols.filter((p) => p !== PROTOCOL);
-    this.#shouldReconnect = shouldReconnect;
-    this.#WebSocket = ctor;
+    this.#shared = {
+      kind: "unknown",
+      token: undefined,
+      framed: true,
+      inbox: new Inbox(),
+      outbox: new Outbox(this.#o.maxQueued),
+    };
     const g = globalThis as unknown as Partial<EventTarget> & { navigator?: { onLine?: boolean } };
     if (typeof g.addEventListener === "function" && typeof g.navigator?.onLine === "boolean") {
       this.#onOnline = () => {
@@ -284,23 +167,33 @@ export class ChorusClient extends EventTarget {
    * Sends a message, or queues it until the next connection is ready. In `chorus.v1` mode a sent
    * message is kept until the server acknowledges it, and sent again after a reconnect if needed.
    *
+   * A chorus hub's welcome tells the largest frame it takes (its `maxMessageSize`); from then on a
+   * message whose frame would be larger is refused here with a `RangeError` (the hub would close
+   * the connection with 1009): nothing is sent or queued, the connection goes on. One queued before
+   * the first welcome and larger than it allows is left out when the queue is sent, with a
+   * `dropped` event (see {@linkcode ChorusDroppedEvent}).
+   *
    * @param data A string (a text frame) or bytes (a binary frame; copied).
    * @returns `true` if the message was sent or queued; `false` if the queue is full
    * (`maxQueued` messages queued or unacknowledged) or the client is closed; then nothing was
    * queued.
    * @throws {TypeError} If `data` is neither a string nor bytes.
+   * @throws {RangeError} If the hub takes no message this large.
    */
   send(data: ClientMessage): boolean {
     const payload = toPayload(data);
     if (this.#state === "closed") return false;
-    const ws = this.#ws;
-    if ((this.#kind === "plain" || !this.#framed) && this.#phase === "open" && ws?.readyState === 1) {
-      ws.send(payload as string | Uint8Array<ArrayBuffer>);
+    const { kind, framed, outbox } = this.#shared;
+    const size = kind === "chorus" ? outbox.tooLarge(payload, framed) : 0;
+    if (size) throw tooLarge(size, outbox.max!);
+    const open = this.#conn?.open ? this.#conn.ws : undefined;
+    if ((kind === "plain" || !framed) && open?.readyState === 1) {
+      this.#conn!.sendPlain(payload);
       return true;
     }
-    if (this.#queue.length + this.#sent.length >= this.#maxQueued) return false;
-    if (this.#kind === "chorus" && this.#phase === "open" && ws) this.#transmit(ws, payload);
-    else this.#queue.push(payload);
+    if (outbox.full) return false;
+    if (kind === "chorus" && open) open.send(outbox.number(payload) as string | Uint8Array<ArrayBuffer>);
+    else outbox.queue(payload);
     return true;
   }
 
@@ -321,14 +214,15 @@ export class ChorusClient extends EventTarget {
       throw new RangeError("close reason must be a string of at most 123 bytes");
     }
     if (this.#state === "closed") return;
-    const ws = this.#ws;
+    const conn = this.#conn;
     this.#stop();
-    if (ws && ws.readyState <= 1) ws.close(code, reason);
+    conn?.drop(true, code, reason);
     this.dispatchEvent(new CloseEvent("close", { code, reason, wasClean: true }));
   }
 
   /**
-   * Listens to `open`, `message`, `reconnecting` or `close` (see {@linkcode ChorusClientEventMap}).
+   * Listens to `open`, `message`, `reconnecting`, `dropped` or `close` (see
+   * {@linkcode ChorusClientEventMap}).
    *
    * @param type The event's name.
    * @param listener The listener.
@@ -391,209 +285,73 @@ export class ChorusClient extends EventTarget {
     super.removeEventListener(type, listener, options);
   }
 
-  // --- one connection ---------------------------------------------------------------------
-
   #connect(): void {
-    const chorus = this.#kind === "chorus" || (this.#kind === "unknown" && !this.#withoutChorus);
+    const { kind } = this.#shared;
+    const chorus = kind === "chorus" || (kind === "unknown" && !this.#withoutChorus);
     this.#withoutChorus = false;
-    const protocols = chorus ? [PROTOCOL, ...this.#protocols] : this.#protocols;
-    const ws = new this.#WebSocket(this.#url, protocols);
-    ws.binaryType = "arraybuffer";
-    this.#ws = ws;
-    this.#phase = "opening";
-    this.#offeredChorus = chorus;
-    this.#streams = new Map();
-    this.#frames = 0;
-    this.#framed = true;
-    ws.onopen = () => this.#opened(ws);
-    ws.onmessage = (e) => this.#received(ws, e.data);
-    ws.onclose = (e) => this.#lost(ws, e, false);
-    ws.onerror = () => {}; // a close event follows
-    this.#connectTimer = setTimeout(() => this.#handshakeTimedOut(ws), this.#connectTimeout);
-  }
-
-  #opened(ws: WebSocket): void {
-    if (ws !== this.#ws) return;
-    this.#seenAt = Date.now();
-    if (this.#offeredChorus && ws.protocol === PROTOCOL) this.#phase = "hello";
-    else if (this.#kind === "chorus") this.#giveUp(ws, "the server no longer speaks chorus.v1");
-    else this.#openPlain();
-  }
-
-  #received(ws: WebSocket, data: unknown): void {
-    if (ws !== this.#ws) return;
-    this.#seenAt = Date.now();
-    if (typeof data !== "string" && !(data instanceof ArrayBuffer)) return; // a Blob: binaryType was changed
-    if ((this.#kind === "plain" || !this.#framed) && this.#phase === "open") {
-      this.#deliver(typeof data === "string" ? data : data.slice(0));
-      return;
-    }
-    const frame = decodeFrame(data);
-    switch (this.#phase) {
-      case "hello":
-        if (frame?.kind === "control" && frame.message.t === "hello") {
-          this.#phase = "welcome";
-          const request = this.#token === undefined
-            ? { t: "new" as const }
-            : { t: "resume" as const, token: this.#token, pos: this.#pos };
-          ws.send(encodeControl(request));
-        } else if (this.#kind === "chorus") {
-          this.#giveUp(ws, "no hello from the server");
-        } else {
-          // The server answered chorus.v1 without speaking it (Bun echoes the first offered).
-          this.#openPlain();
-          if (this.#ws === ws) this.#deliver(typeof data === "string" ? data : data.slice(0));
+    const conn: Connection = this.#conn = new Connection(this.#url, chorus, this.#o, this.#shared, {
+      open: (resumed, dropped) => {
+        this.#connected();
+        this.dispatchEvent(new ChorusOpenEvent(resumed));
+        for (const { data, size } of dropped) {
+          const message = typeof data === "string" ? data : data.slice().buffer as ArrayBuffer;
+          this.dispatchEvent(new ChorusDroppedEvent(message, tooLarge(size, this.#shared.outbox.max!)));
         }
-        return;
-      case "welcome":
-        if (frame?.kind === "control" && frame.message.t === "welcome") this.#welcomed(ws, frame.message);
-        else if (frame?.kind === "ping") ws.send(encodeAck(this.#frames));
-        return; // nothing else may come before welcome
-      case "open":
-        if (!frame) return;
-        if (frame.kind === "data") {
-          const stream = this.#streams.get(frame.id);
-          if (!stream) return this.#giveUp(ws, `a message of undeclared stream ${frame.id}`);
-          this.#frames++;
-          this.#countForAck(ws);
-          const [key, epoch] = stream;
-          const had = Object.hasOwn(this.#pos, key) ? this.#pos[key] : undefined;
-          if (had !== undefined && had[0] === epoch && frame.n <= had[1]) return; // received before
-          this.#pos[key] = [epoch, frame.n];
-          const p = frame.payload;
-          this.#deliver(typeof p === "string" ? p : p.slice().buffer as ArrayBuffer);
-        } else if (frame.kind === "control" && frame.message.t === "stream") {
-          const { id, key, epoch, from } = frame.message;
-          this.#streams.set(id, [key, epoch]);
-          // Where the session starts following a stream: nothing before it is missing.
-          const had = Object.hasOwn(this.#pos, key) ? this.#pos[key] : undefined;
-          if (from !== undefined && !(had !== undefined && had[0] === epoch && had[1] >= from)) {
-            this.#pos[key] = [epoch, from];
-          }
-        } else if (frame.kind === "ack") {
-          let k = 0;
-          while (k < this.#sent.length && this.#sent[k].n <= frame.n) k++;
-          if (k > 0) this.#sent.splice(0, k);
-        } else if (frame.kind === "ping") {
-          this.#ack(ws);
-        }
-        return;
-    }
+      },
+      message: (data) => this.dispatchEvent(new MessageEvent("message", { data })),
+      lost: (e, how) => this.#lost(conn, e, how),
+    });
   }
 
-  #welcomed(ws: WebSocket, w: WelcomeMessage): void {
-    clearTimeout(this.#connectTimer);
-    this.#connectTimer = undefined;
-    this.#kind = "chorus";
-    this.#phase = "open";
-    // An empty credential: the hub keeps nothing (no resume), and its frames are plain.
-    this.#framed = w.token !== "";
-    this.#token = this.#framed ? w.token : undefined;
-    if (w.resumed) {
-      let k = 0;
-      while (k < this.#sent.length && this.#sent[k].n <= w.recv) k++;
-      this.#sent.splice(0, k);
-    } else {
-      // A new session: offsets and sequence numbers start over; what the old one had not
-      // acknowledged goes to the new one first (at least once).
-      this.#pos = {};
-      this.#nextSeq = 1;
-      this.#queue = [...this.#sent.map((o) => o.data), ...this.#queue];
-      this.#sent = [];
-    }
-    if (w.hb > 0) {
-      this.#deadAfter = 2 * w.hb + 1000;
-      this.#watch(ws);
-    }
+  /** A connection is open: it becomes healthy (the backoff starts over) after `minUptime`. */
+  #connected(): void {
     this.#state = "open";
-    this.#attempt = 0;
-    for (const o of this.#sent) ws.send(encodeData(0, o.n, o.data) as string | Uint8Array<ArrayBuffer>);
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const data of queue) this.#transmit(ws, data);
-    this.dispatchEvent(new ChorusOpenEvent(w.resumed));
+    this.#refusals = 0;
+    clearTimeout(this.#healthyTimer);
+    this.#healthyTimer = setTimeout(() => {
+      this.#healthyTimer = undefined;
+      this.#attempt = 0;
+    }, this.#o.minUptime);
   }
 
-  #openPlain(): void {
-    const ws = this.#ws!;
-    clearTimeout(this.#connectTimer);
-    this.#connectTimer = undefined;
-    this.#kind = "plain";
-    this.#phase = "open";
-    this.#state = "open";
-    this.#attempt = 0;
-    const queue = this.#queue;
-    this.#queue = [];
-    for (const data of queue) ws.send(data as string | Uint8Array<ArrayBuffer>);
-    this.dispatchEvent(new ChorusOpenEvent(false));
-  }
-
-  #transmit(ws: WebSocket, data: Payload): void {
-    if (!this.#framed) {
-      ws.send(data as string | Uint8Array<ArrayBuffer>);
-      return;
-    }
-    const n = this.#nextSeq++;
-    this.#sent.push({ n, data });
-    ws.send(encodeData(0, n, data) as string | Uint8Array<ArrayBuffer>);
-  }
-
-  #deliver(data: string | ArrayBuffer): void {
-    this.dispatchEvent(new MessageEvent("message", { data }));
-  }
-
-  #countForAck(ws: WebSocket): void {
-    if (++this.#unacked >= ACK_EVERY) this.#ack(ws);
-    else if (this.#ackTimer === undefined) this.#ackTimer = setTimeout(() => this.#ack(ws), ACK_DELAY);
-  }
-
-  #ack(ws: WebSocket): void {
-    clearTimeout(this.#ackTimer);
-    this.#ackTimer = undefined;
-    this.#unacked = 0;
-    if (ws === this.#ws && ws.readyState === 1) ws.send(encodeAck(this.#frames));
-  }
-
-  /** Gives up on the connection when no frame arrived for `2 * hb + 1000` ms. */
-  #watch(ws: WebSocket): void {
-    const left = this.#seenAt + this.#deadAfter - Date.now();
-    if (left > 0) this.#watchdog = setTimeout(() => this.#watch(ws), left);
-    else this.#giveUp(ws, "heartbeat timeout");
-  }
-
-  #handshakeTimedOut(ws: WebSocket): void {
-    this.#connectTimer = undefined;
-    if (ws !== this.#ws) return;
-    // Opened, answered chorus.v1, said nothing: a plain server that echoes subprotocols.
-    if (this.#phase === "hello" && this.#kind === "unknown") this.#openPlain();
-    else this.#giveUp(ws, "connect timeout");
-  }
-
-  /** Drops a socket that failed the client, as if the connection had been lost. */
-  #giveUp(ws: WebSocket, reason: string): void {
-    this.#lost(ws, new CloseEvent("close", { code: 1006, reason, wasClean: false }), true);
-  }
-
-  #lost(ws: WebSocket, e: CloseEvent, givenUp: boolean): void {
-    if (ws !== this.#ws) return;
-    // Deno reports a connection that ended without a close frame with code 0: that is a 1006.
-    if (!(e.code >= 1000 && e.code <= 4999)) {
-      e = new CloseEvent("close", { code: 1006, reason: e.reason, wasClean: false });
-    }
-    const beforeOpen = this.#phase === "opening";
-    this.#dropSocket(givenUp);
+  #lost(conn: Connection, e: CloseEvent, how: "handshake" | "late" | "lost"): void {
+    if (conn !== this.#conn) return;
+    this.#conn = undefined;
+    clearTimeout(this.#healthyTimer);
+    this.#healthyTimer = undefined;
     if (this.#state === "closed") return;
+    if (how === "late") {
+      this.#state = "reconnecting"; // a slow chorus hub: again at once, with chorus.v1
+      return this.#connect();
+    }
+    if (how === "lost") return this.#next(e, false);
     // A browser fails a handshake whose answer names none of the offered subprotocols, so a
     // server that answers none fails every attempt that offers chorus.v1. Until the server's
     // kind is known, a first attempt that fails before opening is tried again at once without.
-    if (!givenUp && beforeOpen && this.#offeredChorus && this.#kind === "unknown") {
+    const plainNext = conn.offeredChorus && this.#shared.kind === "unknown";
+    // The handshake failed: ask over HTTP whether the server refuses the upgrade.
+    const probing = this.#probing = new AbortController();
+    probe(this.#url, this.#o.connectTimeout, probing.signal).then((refusal) => {
+      if (this.#probing !== probing) return; // closed meanwhile
+      this.#probing = undefined;
+      this.#refusals = refusal ? this.#refusals + 1 : 0;
+      if (refusal && this.#refusals >= REFUSALS) {
+        const code = 4000 + refusal.status;
+        this.#next(new CloseEvent("close", { code, reason: refusal.reason, wasClean: false }), false);
+      } else this.#next(e, plainNext);
+    });
+  }
+
+  /** After a connection ended: at once without `chorus.v1`, after a backoff, or never again. */
+  #next(e: CloseEvent, plainNext: boolean): void {
+    if (plainNext) {
       this.#withoutChorus = true;
       this.#connect();
       return;
     }
     let again: boolean;
     try {
-      again = this.#shouldReconnect ? this.#shouldReconnect(e) : RECONNECT_CODES.has(e.code);
+      again = this.#o.shouldReconnect ? this.#o.shouldReconnect(e) : RECONNECT_CODES.has(e.code);
     } catch (err) {
       this.#finish(e);
       throw err;
@@ -601,10 +359,9 @@ export class ChorusClient extends EventTarget {
     if ((this.#state as ClientState) === "closed") return; // shouldReconnect closed the client
     if (!again) return this.#finish(e);
     const attempt = ++this.#attempt;
-    const delay = Math.min(
-      this.#maxDelay,
-      this.#minDelay + Math.random() * Math.min(this.#maxDelay, this.#minDelay * 2 ** (attempt - 1)),
-    );
+    const { minDelay, maxDelay } = this.#o;
+    const span = Math.min(maxDelay, minDelay * 2 ** Math.min(attempt - 1, 30));
+    const delay = Math.min(maxDelay, minDelay + Math.random() * span);
     this.#state = "reconnecting";
     this.dispatchEvent(new ChorusReconnectingEvent(attempt, delay));
     if ((this.#state as ClientState) !== "reconnecting") return; // a listener closed the client
@@ -619,42 +376,21 @@ export class ChorusClient extends EventTarget {
     this.dispatchEvent(new CloseEvent("close", { code: e.code, reason: e.reason, wasClean: e.wasClean }));
   }
 
-  /** Forgets the current socket and its timers; closes it if it is still up. */
-  #dropSocket(close: boolean): void {
-    const ws = this.#ws;
-    this.#ws = undefined;
-    this.#phase = "opening";
-    clearTimeout(this.#connectTimer);
-    clearTimeout(this.#ackTimer);
-    clearTimeout(this.#watchdog);
-    this.#connectTimer = this.#ackTimer = this.#watchdog = undefined;
-    this.#unacked = 0;
-    if (!ws) return;
-    ws.onopen = ws.onmessage = ws.onclose = null;
-    ws.onerror = () => {};
-    if (close && ws.readyState <= 1) {
-      try {
-        // No status code (the server sees 1005): not a clean end, unlike close(), which always
-        // sends one, so a hub keeps the session for the client's next connection.
-        ws.close();
-      } catch {
-        // already failing
-      }
-    }
-  }
-
-  /** Ends everything: no socket, no timer, no listener; `state` is `"closed"`. */
+  /** Ends everything: no socket, no timer, no listener, no probe; `state` is `"closed"`. */
   #stop(): void {
     this.#state = "closed";
-    this.#dropSocket(false);
+    this.#conn?.drop(false);
+    this.#conn = undefined;
     clearTimeout(this.#retryTimer);
-    this.#retryTimer = undefined;
+    clearTimeout(this.#healthyTimer);
+    this.#retryTimer = this.#healthyTimer = undefined;
+    this.#probing?.abort();
+    this.#probing = undefined;
     if (this.#onOnline) {
       (globalThis as unknown as EventTarget).removeEventListener("online", this.#onOnline);
       this.#onOnline = undefined;
     }
-    this.#queue = [];
-    this.#sent = [];
+    this.#shared.outbox.clear();
   }
 }
 
@@ -663,19 +399,24 @@ export class ChorusClient extends EventTarget {
  * {@linkcode ChorusClient}.
  *
  * Offers the `chorus.v1` subprotocol first. When the server answers it and says `hello`, the
- * client resumes its session on every reconnect (messages numbered, acknowledged, sent again and
- * deduplicated: exactly once, in order, both ways). When the server answers another subprotocol
- * or none, every frame is a message and `open` always has `resumed: false`. Which kind the server
- * is gets fixed by the first connection that opens. Browsers fail a handshake whose answer names
- * none of the offered subprotocols, so until then an attempt that fails before opening is
- * repeated at once without `chorus.v1`.
+ * client resumes its session on every reconnect (messages numbered, acknowledged by position, sent
+ * again and deduplicated: exactly once, in order, both ways). When the server answers another
+ * subprotocol or none, every frame is a message and `open` always has `resumed: false`. Which kind
+ * the server is gets fixed by the first connection that opens (one that answered `chorus.v1` and
+ * said nothing for `connectTimeout` is taken for plain, unless its first frame is a late `hello`:
+ * then the client connects again at once and sends again what it sent there). Browsers fail a handshake whose
+ * answer names none of the offered subprotocols, so until then an attempt that fails before
+ * opening is repeated at once without `chorus.v1`.
  *
  * Reconnects after a lost connection (no close frame, a connect timeout, no frame at all for
  * twice the server's heartbeat interval plus a second) and after close codes 1001, 1011, 1012,
- * 1013 and 1014, waiting `min(maxDelay, minDelay + random() * min(maxDelay, minDelay * 2 **
- * (attempt - 1)))` ms, drawn anew each time; the attempt count restarts after each `open`. Any
- * other code from the server, or {@linkcode ChorusClient.close}, is final, unless
- * `shouldReconnect` says otherwise. In a browser, going back online retries at once.
+ * 1013 (also during the handshake: the hub cannot decide the resume yet; the credential is kept)
+ * and 1014, waiting `min(maxDelay, minDelay + random() * min(maxDelay, minDelay * 2 ** (attempt -
+ * 1)))` ms, drawn anew each time. The attempt count (and so the backoff) starts over only once a
+ * connection was **healthy**: open for `minUptime` ms (5 s by default); a server that accepts and
+ * drops at once sees the delays grow to `maxDelay`. Any other code from the server, a refused
+ * upgrade (code 4000 + status, see the module's doc) or {@linkcode ChorusClient.close} is final,
+ * unless `shouldReconnect` says otherwise. In a browser, going back online retries at once.
  *
  * @example
  * ```ts
@@ -688,28 +429,18 @@ export class ChorusClient extends EventTarget {
  * c.addEventListener("message", (e) => {
  *   if (typeof e.data === "string") console.log(JSON.parse(e.data));
  * });
+ * c.addEventListener("close", (e) => {
+ *   if (e.code === 4401) console.log("sign in again:", e.reason); // the upgrade was refused with 401
+ * });
  * c.close(1000, "bye");
  * ```
  *
- * @param url The server's `ws:`/`wss:` URL.
+ * @param url The server's `ws:`/`wss:` URL (in a browser, also one relative to the page).
  * @param options Options.
  * @returns The client, already connecting.
- * @throws {TypeError} If an option has the wrong type.
- * @throws {RangeError} If a number is out of range.
+ * @throws {TypeError} If an option is unknown or has the wrong type.
+ * @throws {RangeError} If a number is out of range (a time past 2147483647 ms too).
  */
 export function connect(url: string | URL, options?: ClientOptions): ChorusClient {
   return new ChorusClient(url, options);
-}
-
-function number(name: string, value: unknown, min: number): number {
-  if (typeof value !== "number") throw new TypeError(`${name} must be a number`);
-  if (!(value >= min) || !Number.isFinite(value)) throw new RangeError(`${name} must be a finite number >= ${min}`);
-  return value;
-}
-
-function toPayload(data: ClientMessage): Payload {
-  if (typeof data === "string") return data;
-  if (data instanceof ArrayBuffer) return new Uint8Array(data.slice(0));
-  if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength).slice();
-  throw new TypeError("send() takes a string, an ArrayBuffer or an ArrayBufferView");
 }

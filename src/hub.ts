@@ -11,6 +11,7 @@ import { copyRequest } from "./core/_request.ts";
 import { checkUpgrade } from "./core/_upgrade.ts";
 import { byteLength, checkClose, checkRoom, toPayload } from "./core/_util.ts";
 import type { SessionCore } from "./core/_session.ts";
+import { refuse } from "./core/_refuse.ts";
 import { HubClosedError } from "./errors.ts";
 import type { HubMetrics } from "./metrics.ts";
 import { type HubOptions, resolveOptions } from "./options.ts";
@@ -405,7 +406,7 @@ export class Hub<K extends object = Keys> {
     try {
       const core = this.#core;
       const refused = checkUpgrade(core, req);
-      if (refused) return Promise.resolve(refused);
+      if (refused) return Promise.resolve(refuse(req, refused) ?? refused);
       return Promise.resolve(upgradeDeno(core, req, copyRequest(req, opts.keys, opts.remoteAddr ?? "")));
     } catch (err) {
       return Promise.reject(err);

@@ -10,6 +10,7 @@ import { copyRequest, refusedUpgrade, socketsClosed } from "./adapter.ts";
 import { upgradeDeno } from "./adapters/deno.ts";
 import { bunAdapter, type BunServer, type BunWebSocketHandler, upgradeBun } from "./adapters/bun.ts";
 import { checkUpgrade, resolveUpgrade, shuttingDown, type Upgrade, upgradeFor } from "./core/_upgrade.ts";
+import { refuse } from "./core/_refuse.ts";
 
 /** A running server. */
 export interface Server {
@@ -142,7 +143,8 @@ const CLOSE_WAIT = 1000;
 /**
  * Accepts an upgrade request: the hub's checks (426, 403; 503 once closed), then `decide`
  * (a Response refuses, an object becomes the initial keys; it may pick the subprotocol and
- * add headers on the {@linkcode Upgrade} it gets), then the runtime's upgrade.
+ * add headers on the {@linkcode Upgrade} it gets), then the runtime's upgrade. A refusal goes to
+ * a `chorus.v1` client as a close code (4000 + status) on an upgrade closed at once.
  *
  * @param hub The hub.
  * @param req The request.
@@ -160,12 +162,13 @@ export async function accept<K extends object>(
   ) => Partial<K> | Response | void | undefined | Promise<Partial<K> | Response | void | undefined>,
 ): Promise<Response | undefined> {
   const refused = checkUpgrade(hubCore(hub), req);
-  if (refused) return refused;
+  // A chorus.v1 client is told a refusal by a close code (see core/_refuse.ts).
+  if (refused) return refuse(req, refused, incoming.bun);
   const upgrade = upgradeFor(req);
   const verdict = decide ? await decide(upgrade) : undefined;
   if (verdict instanceof Response) {
     refusedUpgrade(hub, verdict.status, "onUpgrade (or the route's keys) answered with a response");
-    return verdict;
+    return refuse(req, verdict, incoming.bun);
   }
   if (hub.isClosed()) return shuttingDown();
   const answer = resolveUpgrade(req, upgrade);

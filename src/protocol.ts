@@ -44,6 +44,11 @@
  * connection, or its broker cannot be reached) closes with 1013: the client tries again later
  * with the same credential.
  *
+ * A hub that refuses an upgrade (a 4xx other than 408, 426 and 429) of a client that offered
+ * `chorus.v1` may accept it only to close it at once, before `hello`, with close code 4000 + the
+ * HTTP status and the answer's text as the reason (see {@linkcode refusalCode}): a browser cannot
+ * read the status of a failed handshake. The client stops for good.
+ *
  * @module
  */
 
@@ -329,4 +334,32 @@ function isControl(m: unknown): m is ControlMessage {
         (msg.from === undefined || (typeof msg.from === "number" && Number.isSafeInteger(msg.from) && msg.from >= 0));
   }
   return false;
+}
+
+/**
+ * The close code that tells a `chorus.v1` client its upgrade was refused: 4000 + the HTTP status.
+ * Only a 4xx other than 408, 426 and 429 refuses for good; the others (and every other status) may
+ * let the client in later, so they are no refusal.
+ *
+ * @param status The HTTP status of the refusal.
+ * @returns 4000 + `status`, or `undefined` when the status is no refusal.
+ */
+export function refusalCode(status: number): number | undefined {
+  return status >= 400 && status <= 499 && status !== 408 && status !== 426 && status !== 429
+    ? 4000 + status
+    : undefined;
+}
+
+/**
+ * A text cut to what a close frame carries (123 bytes of UTF-8), never inside a character.
+ *
+ * @param text The text.
+ * @returns The reason.
+ */
+export function closeReason(text: string): string {
+  const bytes = new TextEncoder().encode(text);
+  if (bytes.byteLength <= 123) return text;
+  let end = 123;
+  while (end > 0 && (bytes[end] & 0xc0) === 0x80) end--; // back to the start of a character
+  return new TextDecoder().decode(bytes.subarray(0, end));
 }

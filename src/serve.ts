@@ -17,6 +17,7 @@
 import type { Hub } from "./hub.ts";
 import { accept, listen, type Server } from "./listen.ts";
 import type { Upgrade } from "./core/_upgrade.ts";
+import { checkOptions } from "./_options_check.ts";
 
 export type { Server } from "./listen.ts";
 export type { Upgrade } from "./core/_upgrade.ts";
@@ -67,9 +68,15 @@ export interface ServeOptions<K> {
  * Serves a hub on Deno or on Bun: WebSocket upgrades become sessions (after the origin check
  * and `onUpgrade`), every other request goes to `fetch`.
  *
+ * A refusal from `onUpgrade` or the hub's checks (a 4xx other than 408, 426, 429) reaches a client
+ * that offered `chorus.v1` (`chorus-ws/client`) as an upgrade closed at once with close code
+ * 4000 + the status and the answer's text, which a browser can read; any other client gets the
+ * HTTP answer.
+ *
  * @param hub The hub.
  * @param options Port, hostname, upgrade policy and the handler for ordinary requests.
- * @returns The running server.
+ * @returns The running server. It rejects with a `TypeError` for an unknown option name or a
+ * callback that is not a function.
  */
 export function serve<K extends object>(hub: Hub<K>, options: ServeOptions<K> = {}): Promise<Server> {
   try {
@@ -80,6 +87,7 @@ export function serve<K extends object>(hub: Hub<K>, options: ServeOptions<K> = 
 }
 
 function start<K extends object>(hub: Hub<K>, options: ServeOptions<K>): Server {
+  checkOptions("serve()", options, ["port", "hostname", "onUpgrade", "fetch", "nativeFanout"], ["onUpgrade", "fetch"]);
   const onUpgrade = options.onUpgrade;
   const { port = 8080, hostname = "0.0.0.0", nativeFanout = true } = options;
   return listen(hub, port, hostname, nativeFanout, async (req, incoming) => {

@@ -2,10 +2,15 @@
 // example served by a Deno child and by a Bun child, under whichever runner runs the suite. The
 // pages run on chorus/client; the cut test puts a TCP proxy (tests/_proxy.ts) in front of each
 // page's whole origin and cuts it mid-conversation. The notify and cursors pages load with their
-// icon. Every test fails on a console error, uncaught exception or failed load of its pages (a
-// missing favicon too) other than the ones it provokes (a cut or refused WebSocket).
+// icon. Last, a page on the client's browser build meets refused upgrades (served in-process, by
+// the runner's runtime). Every test fails on a console error, uncaught exception or failed load of
+// its pages (a missing favicon too) other than the ones it provokes (a cut or refused WebSocket).
 import assert from "node:assert/strict";
-import type { Page } from "playwright-core";
+import { readFile } from "node:fs/promises";
+import { Hono } from "hono";
+import type { Browser, Page } from "playwright-core";
+import { Hub } from "../mod.ts";
+import { serveApp, upgrade } from "../src/hono.ts";
 import { RawPeer, runtime, test } from "./_helpers.ts";
 import { type Example, runtimePath, startExample, stopCleanly } from "./_examples.ts";
 import { browserSkip, ConsoleErrors, launchBrowser, type Pages } from "./_browser.ts";
@@ -79,6 +84,9 @@ async function say(page: Page, text: string, how: "button" | "enter" = "button")
 const status = (page: Page, text: string | RegExp) => page.locator("#status", { hasText: text });
 /** Chromium's console line for a WebSocket that could not connect (a test that cuts or refuses on purpose). */
 const refusedSocket = /^console error on \S+: WebSocket connection to '[^']+' failed/;
+/** The client's one HTTP probe after a connection failed before opening, met by a cut (not a refusal). */
+const cutProbe =
+  /^console error on \S+: Failed to load resource: net::ERR_(CONNECTION_RESET|SOCKET_NOT_CONNECTED|CONNECTION_REFUSED|EMPTY_RESPONSE)/;
 
 /** The page's icon (its `<link rel="icon">`), fetched by the page: status and type. */
 async function icon(page: Page): Promise<[number, string | null]> {
@@ -195,7 +203,7 @@ for (const server of ["deno", "bun"] as const) {
         } finally {
           for (const p of proxies) await p.close();
         }
-      }, [refusedSocket]);
+      }, [refusedSocket, cutProbe]);
     },
     { skip },
   );
@@ -265,7 +273,7 @@ for (const server of ["deno", "bun"] as const) {
       const bob = await browser.newPage();
       await ann.goto(ex.url.href);
       await ann.locator("#anonymous").click();
-      // the upgrade got 401: the browser sees a failed connection; the page asks and stops
+      // the middleware answered 401: the client's probe reads it and stops with 4401, which the page shows
       await status(ann, "sign-in refused or expired").waitFor(wait);
       assert.deepEqual(await lines(ann), []);
 
@@ -293,7 +301,7 @@ for (const server of ["deno", "bun"] as const) {
       ]);
       assert.deepEqual(await lines(bob), ["bob joined", "ann → bob (private): just for you", "ann: hello everyone"]);
       await assertTimes(bob);
-    }, [refusedSocket, /HTTP Authentication failed/, /^401 for .*\/ws\?token=$/, /status of 401 \(Unauthorized\)/]);
+    }, [refusedSocket, /HTTP Authentication failed/, /^401 for .*\/ws(\?token=)?$/, /status of 401 \(Unauthorized\)/]);
   }, { skip });
 
   test(
@@ -343,3 +351,63 @@ for (const server of ["deno", "bun"] as const) {
     { skip },
   );
 }
+
+/** A page that runs chorus-ws/client's browser build against `path` and reports its events. */
+function clientPage(path: string): string {
+  return `<!doctype html><script type="module">
+    import { connect } from "/chorus-client.js";
+    window.events = [];
+    window.done = new Promise((resolve) => {
+      const c = connect(${JSON.stringify(path)}, { minDelay: 10, maxDelay: 50 });
+      c.addEventListener("open", () => events.push("open"));
+      c.addEventListener("reconnecting", (e) => events.push("reconnecting " + e.attempt));
+      c.addEventListener("close", (e) => { events.push("close " + e.code + " " + e.reason); resolve(events); });
+    });
+  </script>`;
+}
+
+/** The refusals the page meets: where, the close event it ends with, the most connections it may make. */
+const refusals = [
+  ["/keys", "close 4403 Not in this room", 1], // chorus's own (Hono keys): an upgrade closed at once
+  ["/mw", "close 4401 Sign in first", 3], // middleware before chorus: found by the client's probe
+] as const;
+
+test(
+  `browser client (${runtime} server): a refused upgrade ends the client with 4000 + status and the text`,
+  async () => {
+    const js = await readFile(new URL("../examples/_static/chorus-client.js", import.meta.url), "utf8");
+    const hub = new Hub({ resume: {} });
+    const app = new Hono();
+    app.get("/chorus-client.js", (c) => c.body(js, 200, { "content-type": "text/javascript" }));
+    app.get("/page", (c) => c.html(clientPage(c.req.query("ws")!)));
+    app.use("/mw", (c) => Promise.resolve(c.text("Sign in first", 401)));
+    app.get("/keys", upgrade(hub, { keys: () => new Response("Not in this room", { status: 403 }) }));
+    app.use("/busy", (c) => Promise.resolve(c.text("Slow down", 429)));
+    const server = await serveApp(hub, app, { port: 0, hostname: "127.0.0.1" });
+    const browser = await launchBrowser();
+    try {
+      for (const [path, expected, most] of refusals) {
+        const page = await browser.newPage();
+        let sockets = 0;
+        page.on("websocket", () => sockets++);
+        await page.goto(`http://127.0.0.1:${server.port}/page?ws=${path}`);
+        const events = await page.evaluate(() => (globalThis as unknown as { done: Promise<string[]> }).done);
+        assert.equal(events.at(-1), expected, path);
+        assert.ok(!events.includes("open"), `${path}: ${events}`);
+        assert.ok(sockets <= most, `${path}: ${sockets} connections`);
+        await page.close();
+      }
+      // 429 is no refusal: retried
+      const page = await browser.newPage();
+      await page.goto(`http://127.0.0.1:${server.port}/page?ws=/busy`);
+      await page.waitForFunction(() => (globalThis as unknown as { events: string[] }).events.length >= 3, null, wait);
+      const events = await page.evaluate(() => (globalThis as unknown as { events: string[] }).events);
+      assert.deepEqual(events.slice(0, 3), ["reconnecting 1", "reconnecting 2", "reconnecting 3"]);
+      assert.equal(hub.size, 0);
+    } finally {
+      await browser.close();
+      await server.shutdown();
+    }
+  },
+  { skip: browserSkip },
+);

@@ -1,158 +1,11 @@
-// chorus-ws/client against a scripted chorus.v1 server (the hub without `resume`: frames pass through
-// untouched, the test plays the protocol by hand) and against plain servers. Deno and Bun.
+// chorus-ws/client against a scripted chorus.v1 server (tests/_scripted.ts: a bare server, the test
+// plays the protocol by hand): handshake, numbering, acks, resume, close codes, the offline queue,
+// timeouts and heartbeats. Plain servers: tests/client_plain.test.ts. Deno and Bun.
 import assert from "node:assert/strict";
-import * as net from "node:net";
-import { createHash } from "node:crypto";
-import { type ChorusClient, type ClientOptions, connect } from "../src/client.ts";
-import {
-  decodeFrame,
-  encodeControl,
-  encodeData,
-  type Frame,
-  type RequestMessage,
-  type WelcomeMessage,
-} from "../src/protocol.ts";
-import { deadline, deferred, runtime, Signal, startServer, test } from "./_helpers.ts";
-import { type RawServer, rawServer, type RawSession } from "./_raw_server.ts";
-
-const HELLO = '{"t":"hello","v":1}';
-const fast = { minDelay: 10, maxDelay: 50, connectTimeout: 2000 };
-
-/** A bare server that answers chorus.v1 and lets the test play the server's side of the protocol. */
-interface Scripted {
-  srv: RawServer;
-  signal: Signal;
-  /** Connections in order. */
-  sessions: RawSession[];
-  /** Requests (new/resume) in order. */
-  requests: RequestMessage[];
-  /** Data frames from the client, in order, with the connection they came on. */
-  data: { s: number; n: number; payload: string | Uint8Array }[];
-  /** Acks from the client, in order. */
-  acks: number[];
-  /** Close codes of connections, in order. */
-  closes: number[];
-  /** Answers a request; `undefined`: no answer (the test sends one itself, or never). */
-  welcome: (req: RequestMessage, index: number) => WelcomeMessage | undefined;
-}
-
-function scripted(): Scripted {
-  const signal = new Signal();
-  const sc: Scripted = {
-    srv: undefined as unknown as RawServer,
-    signal,
-    sessions: [],
-    requests: [],
-    data: [],
-    acks: [],
-    closes: [],
-    welcome: (req, i) => ({ t: "welcome", resumed: req.t === "resume", token: `T${i + 1}`, recv: 0, hb: 0 }),
-  };
-  const frame = (s: RawSession, f: Frame | undefined) => {
-    const index = sc.sessions.indexOf(s);
-    if (f?.kind === "control" && (f.message.t === "new" || f.message.t === "resume")) {
-      sc.requests.push(f.message);
-      const w = sc.welcome(f.message, sc.requests.length - 1);
-      if (w) s.write(encodeControl(w));
-      // the server's own stream (id 1), declared on every connection
-      if (w?.token) s.write(encodeControl({ t: "stream", id: 1, key: "s", epoch: "E" }));
-    } else if (f?.kind === "data") sc.data.push({ s: index, n: f.n, payload: f.payload });
-    else if (f?.kind === "ack") sc.acks.push(f.n);
-    else throw new Error(`unexpected frame from the client on connection ${index}`);
-    signal.ping();
-  };
-  sc.srv = rawServer({
-    open(s) {
-      sc.sessions.push(s);
-      s.write(HELLO);
-      signal.ping();
-    },
-    message: (s, msg) => frame(s, decodeFrame(msg)),
-    close(_s, code) {
-      sc.closes.push(code);
-      signal.ping();
-    },
-  }, "chorus.v1");
-  return sc;
-}
-
-/** A client with its events recorded, and sockets tracked so the test can wait for them to close. */
-interface Watched {
-  c: ChorusClient;
-  signal: Signal;
-  opens: boolean[];
-  messages: (string | ArrayBuffer)[];
-  reconnecting: { attempt: number; delay: number; state: string }[];
-  closes: CloseEvent[];
-  sockets: WebSocket[];
-  /** Closes the client (if not closed) and waits until every socket it made has closed. */
-  end(): Promise<void>;
-}
-
-function watch(url: string, options: ClientOptions = {}, signal: Signal = new Signal()): Watched {
-  const sockets: WebSocket[] = [];
-  const closed: Promise<void>[] = [];
-  class Tracked extends WebSocket {
-    constructor(url: string | URL, protocols?: string | string[]) {
-      super(url, protocols);
-      sockets.push(this);
-      const d = deferred();
-      this.addEventListener("close", () => d.resolve());
-      closed.push(d.promise);
-      signal.ping();
-    }
-  }
-  const c = connect(url, { ...fast, WebSocket: Tracked, ...options });
-  const w: Watched = {
-    c,
-    signal,
-    opens: [],
-    messages: [],
-    reconnecting: [],
-    closes: [],
-    sockets,
-    async end() {
-      if (c.state !== "closed") c.close();
-      await deadline(Promise.all(closed), "the client's sockets to close");
-    },
-  };
-  c.addEventListener("open", (e) => {
-    w.opens.push(e.resumed);
-    signal.ping();
-  });
-  c.addEventListener("message", (e) => {
-    w.messages.push(e.data);
-    signal.ping();
-  });
-  c.addEventListener("reconnecting", (e) => {
-    w.reconnecting.push({ attempt: e.attempt, delay: e.delay, state: c.state });
-    signal.ping();
-  });
-  c.addEventListener("close", (e) => {
-    w.closes.push(e);
-    signal.ping();
-  });
-  return w;
-}
-
-/** Runs `fn` with a scripted server and cleans both up. */
-async function withScripted(fn: (sc: Scripted, clients: Watched[]) => Promise<void>): Promise<void> {
-  const sc = scripted();
-  const clients: Watched[] = [];
-  try {
-    await fn(sc, clients);
-  } finally {
-    for (const w of clients) await w.end();
-    await sc.srv.close();
-  }
-}
-
-/** Waits until `check` holds; re-checked on the server's and the client's events. */
-function until(sc: Scripted, _w: Watched, check: () => boolean, what: string, ms = 5000): Promise<void> {
-  return sc.signal.until(check, what, ms);
-}
-
-const texts = (w: Watched) => w.messages.map((m) => typeof m === "string" ? m : `<${new Uint8Array(m).join(",")}>`);
+import { connect } from "../src/client.ts";
+import { encodeControl, encodeData } from "../src/protocol.ts";
+import { test } from "./_helpers.ts";
+import { texts, until, watch, withScripted } from "./_scripted.ts";
 
 test("client: handshake, open with resumed false, messages both ways framed with numbers", async () => {
   await withScripted(async (sc, clients) => {
@@ -184,27 +37,33 @@ test("client: handshake, open with resumed false, messages both ways framed with
   });
 });
 
-test("client: duplicates (n <= the position) are dropped; acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
+test("client: duplicates (n <= the position) are dropped; position acks after 100 ms, after 32 frames, at once on a heartbeat", async () => {
   await withScripted(async (sc, clients) => {
     const w = watch(sc.srv.wsUrl(), {}, sc.signal);
     clients.push(w);
-    await until(sc, w, () => w.opens.length === 1, "open");
+    await until(sc, w, () => w.opens.length === 1 && sc.acks.length === 1, "open, and the welcome confirmed");
+    assert.deepEqual(sc.acks, ["r"], "an empty r confirms the welcome at once");
     const s = sc.sessions[0];
     for (const n of [1, 2, 2, 1, 5, 3, 6]) s.write(`m1.${n};x${n}`);
     await until(sc, w, () => w.messages.length >= 4, "4 messages");
-    await until(sc, w, () => sc.acks.length >= 1, "an ack within 100 ms");
+    await until(sc, w, () => sc.acks.length >= 2, "an ack within 100 ms");
     assert.deepEqual(w.messages, ["x1", "x2", "x5", "x6"]);
-    assert.equal(sc.acks.at(-1), 7, "an ack counts the data frames of the connection, duplicates too");
-    const before = sc.acks.length;
+    assert.equal(sc.acks.at(-1), "r1.6", "stream 1 up to offset 6");
     s.write("p");
-    await until(sc, w, () => sc.acks.length === before + 1, "the ack answering a heartbeat");
-    assert.equal(sc.acks.at(-1), 7);
+    await until(sc, w, () => sc.acks.length === 3, "the ack answering a heartbeat");
+    assert.equal(sc.acks.at(-1), "r", "nothing moved since: an empty r");
     // 32 frames: acknowledged at once, without waiting for the timer.
     const t0 = Date.now();
     for (let n = 7; n < 7 + 32; n++) s.write(`m1.${n.toString(36)};y`);
-    await until(sc, w, () => sc.acks.includes(39), "the ack after 32 frames");
+    await until(sc, w, () => sc.acks.includes(`r1.${(38).toString(36)}`), "the ack after 32 frames");
     assert.ok(Date.now() - t0 < 1000);
     assert.equal(w.messages.length, 4 + 32);
+    // Two streams move: one ack names both, each at its highest offset.
+    s.write(encodeControl({ t: "stream", id: 2, key: "r:x", epoch: "F" }));
+    for (const f of ["m2.3;a", "m1.13;b", "m2.4;c"]) s.write(f);
+    await until(sc, w, () => w.messages.length === 39 && sc.acks.length >= 5, "the two-stream ack");
+    assert.equal(sc.acks.at(-1), `r2.4,1.${(39).toString(36)}`);
+    assert.ok(sc.acks.every((a) => /^r/.test(a)), "no count ack (a<n>) any more");
   });
 });
 
@@ -379,7 +238,7 @@ test("client: a connect timeout (no welcome) and a dead heartbeat are lost conne
       if (n === 1) return undefined; // the first attempt times out
       return { t: "welcome", resumed: n > 2, token: `T${n}`, recv: 0, hb: 100 };
     };
-    const w = watch(sc.srv.wsUrl(), { connectTimeout: 300 }, sc.signal);
+    const w = watch(sc.srv.wsUrl(), { connectTimeout: 300, minUptime: 1000 }, sc.signal);
     clients.push(w);
     await until(sc, w, () => w.opens.length === 1, "open after a timed out attempt");
     assert.equal(w.reconnecting.length, 1);
@@ -390,7 +249,7 @@ test("client: a connect timeout (no welcome) and a dead heartbeat are lost conne
     const took = Date.now() - t0;
     assert.ok(took >= 1100, `gave up after ${took} ms`);
     assert.deepEqual(w.opens, [false, true]);
-    assert.equal(w.reconnecting.at(-1)!.attempt, 1, "the attempt count restarts after an open");
+    assert.equal(w.reconnecting.at(-1)!.attempt, 1, "the attempt count restarts after a healthy connection (1 s open)");
     await until(sc, w, () => sc.closes.length >= 2, "the server's close hooks");
     assert.ok(sc.closes.includes(1005), `a socket given up on closes without a status (${sc.closes})`);
   });
@@ -409,198 +268,8 @@ test("client: heartbeats keep a connection alive", async () => {
       clearInterval(timer);
     }
     assert.equal(w.reconnecting.length, 0);
-    assert.ok(sc.acks.every((a) => a === 0));
+    assert.ok(sc.acks.every((a) => a === "r"));
   });
-});
-
-test("client: a hub answering another subprotocol is plain: raw frames, resumed false, queue flushed", async () => {
-  const srv = await startServer({}, {
-    onUpgrade(_req, upgrade) {
-      upgrade.protocol = "app";
-    },
-  });
-  const got: string[] = [];
-  srv.hub.handleConnect((s) => {
-    s.write("raw hello");
-    srv.signal.ping();
-  });
-  srv.hub.handleMessage((_s, m) => {
-    got.push(m);
-    srv.signal.ping();
-  });
-  const w = watch(srv.wsUrl(), { protocols: ["app"] });
-  try {
-    w.c.send("q1");
-    await w.signal.until(() => w.messages.length === 1, "raw hello");
-    assert.deepEqual(w.opens, [false]);
-    assert.deepEqual(w.messages, ["raw hello"]);
-    assert.equal(w.sockets[0].protocol, "app");
-    w.c.send("q2");
-    await srv.signal.until(() => got.length === 2, "two raw messages");
-    assert.deepEqual(got, ["q1", "q2"]);
-    for (const s of srv.hub.sessions()) s.close(1012);
-    await w.signal.until(() => w.opens.length === 2, "reopen");
-    assert.deepEqual(w.opens, [false, false]);
-  } finally {
-    await w.end();
-    await srv.close();
-  }
-});
-
-/** A WebSocket server on node:net that answers no subprotocol (like `Deno.upgradeWebSocket(req)`). */
-async function noProtocolServer() {
-  const offers: string[] = [];
-  const texts: string[] = [];
-  const sockets = new Set<net.Socket>();
-  const signal = new Signal();
-  const server = net.createServer((sock) => {
-    sockets.add(sock);
-    sock.on("close", () => sockets.delete(sock));
-    sock.on("error", () => {});
-    let buf = new Uint8Array(0);
-    let upgraded = false;
-    sock.on("data", (chunk: Uint8Array) => {
-      const next = new Uint8Array(buf.length + chunk.length);
-      next.set(buf);
-      next.set(chunk, buf.length);
-      buf = next;
-      if (!upgraded) {
-        const head = new TextDecoder().decode(buf);
-        const end = head.indexOf("\r\n\r\n");
-        if (end < 0) return;
-        const key = /sec-websocket-key:\s*(\S+)/i.exec(head)![1];
-        offers.push(/sec-websocket-protocol:\s*([^\r]*)/i.exec(head)?.[1] ?? "");
-        const accept = createHash("sha1").update(key + "258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest("base64");
-        sock.write(
-          `HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\nSec-WebSocket-Accept: ${accept}\r\n\r\n`,
-        );
-        const hi = new TextEncoder().encode("plain hi");
-        sock.write(new Uint8Array([0x81, hi.length, ...hi]));
-        upgraded = true;
-        buf = buf.subarray(end + 4);
-        signal.ping();
-      }
-      while (buf.length >= 6) {
-        const op = buf[0] & 0x0f;
-        const len = buf[1] & 0x7f; // tests send short frames only
-        if (len >= 126 || buf.length < 6 + len) return;
-        const mask = buf.subarray(2, 6);
-        const payload = buf.slice(6, 6 + len).map((b, i) => b ^ mask[i % 4]);
-        buf = buf.subarray(6 + len);
-        if (op === 1) texts.push(new TextDecoder().decode(payload));
-        if (op === 8) {
-          sock.end(new Uint8Array([0x88, 2, 0x03, 0xe8]));
-          return;
-        }
-        signal.ping();
-      }
-    });
-  });
-  await new Promise<void>((res) => server.listen(0, "127.0.0.1", () => res()));
-  const port = (server.address() as net.AddressInfo).port;
-  return {
-    url: `ws://127.0.0.1:${port}/`,
-    offers,
-    texts,
-    signal,
-    drop: () => {
-      for (const s of sockets) s.destroy();
-    },
-    async close() {
-      for (const s of sockets) s.destroy();
-      await new Promise<void>((res) => server.close(() => res()));
-    },
-  };
-}
-
-test("client: a server that answers no subprotocol is plain (browsers and Bun refuse the first offer)", async () => {
-  const srv = await noProtocolServer();
-  const w = watch(srv.url);
-  try {
-    await w.signal.until(() => w.messages.length === 1, "the server's first frame");
-    assert.deepEqual(w.opens, [false]);
-    assert.deepEqual(w.messages, ["plain hi"]);
-    assert.equal(w.reconnecting.length, 0, "the retry without chorus.v1 is part of the same attempt");
-    // Deno's client accepts an answer that names none of the offered subprotocols; Bun's fails
-    // the handshake (as browsers do), and the client tries again at once without chorus.v1.
-    assert.deepEqual(srv.offers, runtime === "bun" ? ["chorus.v1", ""] : ["chorus.v1"]);
-    w.c.send("up");
-    await srv.signal.until(() => srv.texts.length === 1, "a raw message");
-    assert.deepEqual(srv.texts, ["up"]);
-    srv.drop();
-    await w.signal.until(() => w.opens.length === 2, "reopen");
-    assert.equal(srv.offers.at(-1), "", "once plain, always plain");
-  } finally {
-    await w.end();
-    await srv.close();
-  }
-});
-
-test("client: a plain runtime server (Deno.upgradeWebSocket / Bun.serve)", async () => {
-  const received: string[] = [];
-  const signal = new Signal();
-  let url: string;
-  let stop: () => Promise<void>;
-  let drop: () => void;
-  if (runtime === "deno") {
-    const live = new Set<WebSocket>();
-    const s = Deno.serve({ port: 0, hostname: "127.0.0.1", onListen() {} }, (req) => {
-      const { socket, response } = Deno.upgradeWebSocket(req);
-      live.add(socket);
-      socket.onclose = () => live.delete(socket);
-      socket.onmessage = (e) => {
-        received.push(e.data);
-        signal.ping();
-      };
-      return response;
-    });
-    url = `ws://127.0.0.1:${s.addr.port}/`;
-    drop = () => live.forEach((ws) => ws.close(1011));
-    stop = () => s.shutdown();
-  } else {
-    // deno-lint-ignore no-explicit-any
-    const Bun = (globalThis as any).Bun;
-    // deno-lint-ignore no-explicit-any
-    const live = new Set<any>();
-    const s = Bun.serve({
-      port: 0,
-      hostname: "127.0.0.1",
-      // deno-lint-ignore no-explicit-any
-      fetch: (req: Request, server: any) => server.upgrade(req) ? undefined : new Response("no", { status: 400 }),
-      websocket: {
-        // deno-lint-ignore no-explicit-any
-        open: (ws: any) => live.add(ws),
-        // deno-lint-ignore no-explicit-any
-        close: (ws: any) => live.delete(ws),
-        // deno-lint-ignore no-explicit-any
-        message: (_ws: any, m: string) => {
-          received.push(m);
-          signal.ping();
-        },
-      },
-    });
-    url = `ws://127.0.0.1:${s.port}/`;
-    drop = () => live.forEach((ws) => ws.close(1011));
-    stop = async () => void await s.stop(true);
-  }
-  // Deno's server answers none (Deno's client accepts it); Bun's answers chorus.v1 and never
-  // says hello, so the client waits connectTimeout before it takes the server for a plain one.
-  const w = watch(url, { connectTimeout: 300 });
-  try {
-    w.c.send("first");
-    await w.signal.until(() => w.opens.length === 1, "open");
-    assert.deepEqual(w.opens, [false]);
-    await signal.until(() => received.length === 1, "the queued message, raw");
-    assert.deepEqual(received, ["first"]);
-    drop();
-    await w.signal.until(() => w.opens.length === 2, "reopen after 1011");
-    w.c.send("second");
-    await signal.until(() => received.length === 2, "a raw message on the second connection");
-    assert.deepEqual(received, ["first", "second"]);
-  } finally {
-    await w.end();
-    await stop();
-  }
 });
 
 test("client: options are validated", () => {

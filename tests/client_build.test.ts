@@ -14,6 +14,22 @@ test("client build: the committed examples/_static/chorus-client.js is what scri
     "examples/_static/chorus-client.js is stale: run `deno run -A scripts/build_client.ts` and commit it",
   );
   assert.doesNotMatch(built, /^import /m, "one module, no imports");
+  assert.doesNotMatch(built, /^[^*/]*(\bimport\(|\bfrom ")/m, "no dynamic import, no re-export, outside comments");
+});
+
+test("client build: the module exports exactly what chorus-ws/client exports, and they work", async () => {
+  const built = await import(outputUrl.href);
+  const source = await import("../src/client.ts");
+  assert.deepEqual(Object.keys(built).sort(), Object.keys(source).sort());
+  assert.deepEqual(Object.keys(built).sort(), [
+    "ChorusClient",
+    "ChorusDroppedEvent",
+    "ChorusOpenEvent",
+    "ChorusReconnectingEvent",
+    "connect",
+  ]);
+  assert.throws(() => built.connect("ws://127.0.0.1:1/", { minDelai: 5 }), TypeError, "the options are checked");
+  assert.equal(new built.ChorusOpenEvent(true).resumed, true);
 });
 
 test("client build: the module runs in Chromium against a resuming hub: handshake, a message each way", async () => {

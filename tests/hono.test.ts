@@ -4,7 +4,7 @@ import assert from "node:assert/strict";
 import { Hono } from "hono";
 import { jwt, sign } from "hono/jwt";
 import { Hub } from "../mod.ts";
-import { serveApp, upgrade, websocket } from "../src/hono.ts";
+import { serveApp, upgrade, type UpgradeContext, websocket } from "../src/hono.ts";
 import { Client, RawPeer, runtime, Signal, test } from "./_helpers.ts";
 import { nativePublishes } from "./_fanout.ts";
 
@@ -46,7 +46,10 @@ test("hono: middleware runs before the upgrade and keys from the context reach t
     c.set("uid", c.req.query("uid") ?? "nobody");
     await next();
   });
-  app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: c.get("uid"), via: "hono" }) }));
+  app.get(
+    "/ws",
+    upgrade(hub, { keys: (c: UpgradeContext<{ Variables: { uid: string } }>) => ({ uid: c.get("uid"), via: "hono" }) }),
+  );
   app.get("/", (c) => c.text("page"));
   hub.handleConnect((s) => {
     connects.push(s.id);

@@ -20,8 +20,9 @@ import {
 import { tmpdir } from "node:os";
 import { join, relative } from "node:path";
 import process from "node:process";
-import { Client, deadline, deferred, runtime, test } from "./_helpers.ts";
+import { Client, deadline, deferred, runtime, startServer, test } from "./_helpers.ts";
 import { root, runtimePath, startListening } from "./_examples.ts";
+import { browserSkip, launchBrowser } from "./_browser.ts";
 
 const npm = spawnSync("npm", ["--version"], { encoding: "utf8" }).status === 0 ? "npm" : undefined;
 const bun = runtimePath("bun");
@@ -38,9 +39,15 @@ const typesNode = (() => {
 
 const pkg = JSON.parse(readFileSync(join(root, "package.json"), "utf8"));
 const denoJson = JSON.parse(readFileSync(join(root, "deno.json"), "utf8"));
-/** package.json's exports, minus ./package.json: subpath → { types, default }. */
+/**
+ * Static files package.json exports beside the modules: the single-file browser build of
+ * chorus-ws/client, for pages without a bundler. deno.json does not export it: JSR serves its
+ * modules (here src/client.ts) and type-checks and documents every export.
+ */
+const staticExports = ["./chorus-client.js"];
+/** package.json's module exports (deno.json's keys), minus ./package.json: subpath → { types, default }. */
 const entries: [string, { types: string; default: string }][] = Object.entries(pkg.exports).filter(([k]) =>
-  k !== "./package.json"
+  k !== "./package.json" && !staticExports.includes(k)
 ) as [string, { types: string; default: string }][];
 /** Entry points whose source is not in this checkout (yet): not expected in the tarball. */
 const absent = entries.filter(([k]) => !existsSync(join(root, denoJson.exports[k]))).map(([k]) => k);
@@ -72,7 +79,13 @@ function run(cmd: string, args: string[], cwd: string, ms = 30_000): Promise<str
 function distFresh(): boolean {
   const built = join(root, "dist/mod.js");
   if (!existsSync(built)) return false;
-  const inputs = ["mod.ts", "tsconfig.build.json", "scripts/build.mjs", "package.json"].map((f) => join(root, f));
+  const inputs = [
+    "mod.ts",
+    "tsconfig.build.json",
+    "scripts/build.mjs",
+    "package.json",
+    "examples/_static/chorus-client.js",
+  ].map((f) => join(root, f));
   for (const f of readdirSync(join(root, "src"), { recursive: true, encoding: "utf8" })) {
     inputs.push(join(root, "src", f));
   }
@@ -135,6 +148,16 @@ test(
       for (const file of [target.types, target.default]) assert.ok(files.includes(file.slice(2)), `${key}: ${file}`);
     }
     assert.ok(files.includes(pkg.main.slice(2)) && files.includes(pkg.types.slice(2)), "main and types");
+    // the same entry points as deno.json, plus the browser build
+    assert.deepEqual(
+      Object.keys(pkg.exports).filter((k) => k !== "./package.json").sort(),
+      [...Object.keys(denoJson.exports), ...staticExports].sort(),
+    );
+    assert.deepEqual(pkg.exports["./chorus-client.js"], {
+      types: "./dist/src/client.d.ts",
+      default: "./dist/chorus-client.js",
+    });
+    assert.ok(files.includes("dist/chorus-client.js"), "the browser build");
   },
   { skip: packSkip },
 );
@@ -156,6 +179,62 @@ test(`package (${runtime}): a fresh Bun project (bun init, bun add <tarball>) ru
   const dir = await freshBunProject();
   await chatWithHello(bun!, ["run"], dir);
 }, { skip: packSkip || (bun ? false : "no bun executable") });
+
+test(
+  `package (${runtime}): chorus-ws/chorus-client.js, the browser build, is chorus-ws/client in one file; a page without a bundler runs it`,
+  async () => {
+    const dir = await freshBunProject();
+    writeFileSync(
+      join(dir, "exports.ts"),
+      [
+        `import * as client from "chorus-ws/client";`,
+        `import * as browser from "chorus-ws/chorus-client.js";`,
+        `console.log(JSON.stringify([Object.keys(client).sort(), Object.keys(browser).sort()]));`,
+        "",
+      ].join("\n"),
+    );
+    const [fromModules, fromBuild] = JSON.parse((await run(bun!, ["run", "exports.ts"], dir)).trim());
+    assert.deepEqual(fromBuild, fromModules);
+    assert.ok(fromBuild.includes("connect"));
+    const js = readFileSync(join(dir, "node_modules/chorus-ws/dist/chorus-client.js"), "utf8");
+    assert.equal(js, readFileSync(join(root, "examples/_static/chorus-client.js"), "utf8"), "the committed build");
+    assert.doesNotMatch(js, /^import /m, "one file: no imports");
+    if (browserSkip) return console.log(`not in a browser: ${browserSkip}`);
+    // The README's recipe: the file served beside the page, its name mapped by an import map.
+    const page = `<!doctype html>
+      <script type="importmap">{ "imports": { "chorus-ws/client": "/static/chorus-client.js" } }</script>
+      <script type="module">
+        import { connect } from "chorus-ws/client";
+        window.result = new Promise((resolve) => {
+          const c = connect("/ws");
+          c.addEventListener("open", () => c.send("from the page"));
+          c.addEventListener("message", (e) => { c.close(); resolve(e.data); });
+        });
+      </script>`;
+    const srv = await startServer({ resume: {} }, {
+      fetch(req) {
+        if (new URL(req.url).pathname === "/static/chorus-client.js") {
+          return new Response(js, { headers: { "content-type": "text/javascript" } });
+        }
+        return new Response(page, { headers: { "content-type": "text/html" } });
+      },
+    });
+    srv.hub.handleMessage((s, msg) => s.write(`echo: ${msg}`));
+    const browser = await launchBrowser();
+    try {
+      const tab = await browser.newPage();
+      await tab.goto(`http://127.0.0.1:${srv.port}/`);
+      assert.equal(
+        await tab.evaluate(() => (globalThis as unknown as { result: Promise<string> }).result),
+        "echo: from the page",
+      );
+    } finally {
+      await browser.close();
+      await srv.close();
+    }
+  },
+  { skip: packSkip || (bun ? false : "no bun executable to init the project") },
+);
 
 test(
   `package (${runtime}): a fresh Deno project with the package as an npm dependency runs and checks the hello example`,
@@ -201,7 +280,10 @@ test(
       `import { redisBroker } from "chorus-ws/redis";`,
     ];
     const client = !absent.includes("./client");
-    if (client) imports.push(`import * as client from "chorus-ws/client";`);
+    if (client) {
+      imports.push(`import * as client from "chorus-ws/client";`);
+      imports.push(`import { connect as browserConnect } from "chorus-ws/chorus-client.js";`);
+    }
     writeFileSync(
       join(dir, "all.ts"),
       [
@@ -214,7 +296,7 @@ test(
         `app.get("/ws", upgrade(hub, { keys: () => ({ uid: "u" }) }));`,
         `const hub2 = new Hub({ broker: redisBroker({ url: "redis://127.0.0.1:6379" }) });`,
         `export const all = [serve, upgradeDeno, bunAdapter, copyRequest, serveApp, app, hub2${
-          client ? ", client" : ""
+          client ? ", client, browserConnect" : ""
         }];`,
         "",
       ].join("\n"),

@@ -343,3 +343,47 @@ for (const path of paths) {
     }
   }, { skip: path.skip || (hookless && "hub.handleRequest has no upgrade hook (keys and remoteAddr only)") });
 }
+
+for (const path of paths) {
+  const hookless = path.name === "Deno.serve + hub.handleRequest";
+  test(`subprotocol: ${path.name} answers none when the hook says null (RFC 6455 allows it)`, async () => {
+    const { hub, signal, connects } = countingHub();
+    const served = await path.start(hub, (upgrade) => void (upgrade.protocol = null));
+    try {
+      const raw = await RawPeer.upgrade(served.port, "/ws", { "Sec-WebSocket-Protocol": "chorus.v1, v1.chat" });
+      assert.equal(raw.status, 101);
+      assert.equal(header(raw.head, "sec-websocket-protocol"), undefined, "no subprotocol answered");
+      let text = "";
+      raw.socket.on("data", (chunk: Uint8Array) => {
+        text += new TextDecoder().decode(chunk);
+        signal.ping();
+      });
+      await signal.until(() => connects.length === 1, "the session");
+      hub.broadcast("plain hi");
+      await signal.until(() => text.includes("plain hi"), "the broadcast");
+      assert.doesNotMatch(text, /hello|m\w+\.\w+;/, "a plain session: no chorus.v1 hello, no numbered frame");
+      await raw.destroy();
+      await signal.until(() => hub.size === 0, "the session to end");
+    } finally {
+      await served.stop();
+    }
+  }, { skip: path.skip || (hookless && "hub.handleRequest has no upgrade hook (keys and remoteAddr only)") });
+}
+
+test("options: an unknown name or a callback that is not a function is a TypeError naming it", async () => {
+  const hub = new Hub();
+  // deno-lint-ignore no-explicit-any
+  const any = (o: unknown) => o as any;
+  await assert.rejects(serve(hub, any({ port: 0, onUpgrde: () => {} })), { name: "TypeError", message: /"onUpgrde"/ });
+  await assert.rejects(serve(hub, any({ port: 0, fetch: "index.html" })), { name: "TypeError", message: /fetch/ });
+  await assert.rejects(serve(hub, any({ port: 0, onUpgrade: {} })), { name: "TypeError", message: /onUpgrade/ });
+  await assert.rejects(serve(hub, any(42)), TypeError);
+  assert.throws(() => upgrade(hub, any({ key: () => ({}) })), { name: "TypeError", message: /"key"/ });
+  assert.throws(() => upgrade(hub, any({ keys: { uid: "u" } })), { name: "TypeError", message: /keys/ });
+  await assert.rejects(serveApp(hub, new Hono(), any({ prot: 0 })), { name: "TypeError", message: /"prot"/ });
+  assert.throws(() => bunAdapter(hub, any({ nativeFanOut: false })), { name: "TypeError", message: /"nativeFanOut"/ });
+  // every known name, given: no error
+  assert.equal(typeof upgrade(hub, { keys: () => undefined }), "function");
+  assert.equal(typeof bunAdapter(hub, { nativeFanout: false }).upgrade, "function");
+  assert.equal(hub.size, 0);
+});

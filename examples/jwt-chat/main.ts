@@ -15,7 +15,7 @@ import process from "node:process";
 import { Hono } from "hono";
 import { sign, verify } from "hono/jwt";
 import { Hub } from "chorus-ws";
-import { upgrade } from "chorus-ws/hono";
+import { upgrade, type UpgradeContext } from "chorus-ws/hono";
 import { page, runExample } from "../_run.ts";
 
 type Keys = { uid: string; jti: string };
@@ -84,6 +84,6 @@ app.use("/ws", async (c, next) => {
   c.set("jti", user.jti);
   await next();
 });
-app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: c.get("uid"), jti: c.get("jti") }) }));
+app.get("/ws", upgrade(hub, { keys: (c: UpgradeContext<Env>) => ({ uid: c.get("uid"), jti: c.get("jti") }) }));
 
 await runExample("jwt-chat", hub, app);

@@ -31,6 +31,8 @@ import {
 import { type Hub, hubCore } from "../hub.ts";
 import type { Keys } from "../types.ts";
 import { checkUpgrade, resolveUpgrade, type Upgrade, type UpgradeAnswer, upgradeFor } from "../core/_upgrade.ts";
+import { refuse, Refused } from "../core/_refuse.ts";
+import { checkOptions } from "../_options_check.ts";
 
 export type { Upgrade, UpgradeAnswer } from "../core/_upgrade.ts";
 
@@ -125,7 +127,9 @@ export interface BunAdapter<K extends object> {
    * Checks and upgrades a request inside `fetch`, answering as `serve()` does: 426 for a request
    * that is not an upgrade, 403 for a refused origin, 503 once the hub is closed, 400 for a
    * malformed upgrade. Returns `undefined` once upgraded (return that from `fetch`), or the
-   * refusal to send.
+   * refusal to send. A refusal (a 4xx other than 408, 426, 429) of a client that offered
+   * `chorus.v1` is told by accepting the upgrade only to close it at once with 4000 + the status
+   * and the answer's text, which a browser can read (no session; counted as refused).
    *
    * `decide` is the initial keys, or a function that gets the {@linkcode Upgrade} (offered
    * subprotocols; pick one, add headers) and returns the keys, or a Response to refuse.
@@ -209,9 +213,10 @@ export function upgradeBun<K extends object = Keys>(
   if (!init.remoteAddr) init.remoteAddr = server.requestIP(req)?.address ?? "";
   init.protocol = answer.protocol ?? "";
   const data = new BunSocket(init, server);
-  // Always say it: left to itself, Bun answers the first offered subprotocol on its own.
+  // Always say it: left to itself, Bun answers the first offered subprotocol on its own (an
+  // empty value makes it answer none).
   const headers = new Headers(answer.headers);
-  if (answer.protocol !== undefined) headers.set("sec-websocket-protocol", answer.protocol);
+  headers.set("sec-websocket-protocol", answer.protocol ?? "");
   return server.upgrade(req, { data, headers }) ? undefined : new Response("WebSocket upgrade failed", { status: 400 });
 }
 
@@ -224,8 +229,10 @@ export function upgradeBun<K extends object = Keys>(
  * @param hub The hub.
  * @param options Whether broadcasts use Bun's native pub/sub.
  * @returns The handlers and the upgrade helper.
+ * @throws {TypeError} For an unknown option name.
  */
 export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAdapterOptions = {}): BunAdapter<K> {
+  checkOptions("bunAdapter()", options, ["nativeFanout"]);
   const { maxMessageSize, maxBufferedAmount, closeOnBufferFull } = hubLimits(hub);
   const native = options.nativeFanout !== false;
   return {
@@ -236,6 +243,8 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
       idleTimeout: 0,
       sendPings: false,
       open(ws) {
+        // An upgrade accepted only to tell a chorus.v1 client its refusal (see `upgrade`).
+        if ((ws.data as unknown) instanceof Refused) return (ws.data as unknown as Refused).close(ws);
         const socket = ws.data as BunSocket<K>;
         const { init, server } = socket;
         socket.init = socket.server = undefined;
@@ -256,12 +265,12 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
     },
     upgrade(req, server, decide) {
       const refused = checkUpgrade(hubCore(hub), req);
-      if (refused) return refused;
+      if (refused) return refuse(req, refused, () => server);
       const upgrade = upgradeFor(req);
       const verdict = typeof decide === "function" ? decide(upgrade) : decide;
       if (verdict instanceof Response) {
         refusedUpgrade(hub, verdict.status, "the upgrade's decide function answered with a response");
-        return verdict;
+        return refuse(req, verdict, () => server);
       }
       const answer = resolveUpgrade(req, upgrade);
       return upgradeBun(server, req, copyRequest(req, verdict ?? undefined, ""), answer);

@@ -16,7 +16,8 @@ import { PROTOCOL } from "../protocol.ts";
  * when the answer names none (Chrome: "Sent non-empty 'Sec-WebSocket-Protocol' header but no
  * response was received"), after the server already made a session; Bun and Node's `ws` answer
  * the first offered one, so a client written against either works unchanged. A server that must
- * speak a given subprotocol sets `protocol`, or refuses the upgrade.
+ * speak a given subprotocol sets `protocol`, or refuses the upgrade; one that must answer none
+ * (as crossws may) sets it to `null`.
  *
  * @example
  * ```ts ignore
@@ -35,10 +36,13 @@ export interface Upgrade {
   /**
    * The subprotocol to answer: one of {@linkcode Upgrade.protocols}, else the upgrade fails with a
    * `TypeError` (a 500, no session). Left `undefined`: `chorus.v1` when the client offered it (the
-   * hub speaks it: see `chorus-ws/client`), else the first one the client offered.
+   * hub speaks it: see `chorus-ws/client`), else the first one the client offered. `null`: none,
+   * whatever the client offered (RFC 6455 allows it; `session.protocol` is then `""` and the
+   * session is a plain one). A browser that offered subprotocols fails such a handshake
+   * (`chorus-ws/client` then tries again without `chorus.v1`); Deno's and Bun's clients differ.
    * @default {undefined}
    */
-  protocol: string | undefined;
+  protocol: string | null | undefined;
   /**
    * Headers added to the 101 response (a `Set-Cookie`, say). The handshake's own (`Upgrade`,
    * `Connection`, `Sec-WebSocket-*`) are not allowed here: the upgrade fails with a `TypeError`.
@@ -60,7 +64,7 @@ export interface UpgradeAnswer {
  * @param req The upgrade request.
  * @returns The offered subprotocols; empty when none.
  */
-function offeredProtocols(req: Request): string[] {
+export function offeredProtocols(req: Request): string[] {
   const header = req.headers.get("sec-websocket-protocol");
   if (!header) return [];
   return header.split(",").map((p) => p.trim()).filter((p) => p.length > 0);
@@ -91,7 +95,7 @@ const RESERVED = new Set(["upgrade", "connection"]);
 export function resolveUpgrade(req: Request, upgrade: Upgrade = upgradeFor(req)): UpgradeAnswer {
   const offered = upgrade.protocols;
   const chosen = upgrade.protocol;
-  if (chosen !== undefined && !offered.includes(chosen)) {
+  if (chosen !== undefined && chosen !== null && !offered.includes(chosen)) {
     throw new TypeError(
       `Subprotocol ${JSON.stringify(chosen)} was not offered by the client (offered: ${
         offered.length ? offered.map((p) => JSON.stringify(p)).join(", ") : "none"
@@ -109,6 +113,7 @@ export function resolveUpgrade(req: Request, upgrade: Upgrade = upgradeFor(req))
     }
     headers = upgrade.headers;
   });
+  if (chosen === null) return { protocol: undefined, headers };
   return { protocol: chosen ?? (offered.includes(PROTOCOL) ? PROTOCOL : offered[0]), headers };
 }
 

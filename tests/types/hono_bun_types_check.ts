@@ -2,9 +2,10 @@
 // `websocket(hub)` from the Hono integration fit Bun's real `Bun.serve` types.
 import { Hono } from "hono";
 import { Hub } from "../../mod.ts";
-import { upgrade, websocket } from "../../src/hono.ts";
+import { upgrade, type UpgradeContext, websocket } from "../../src/hono.ts";
 
 const hub = new Hub<{ uid: string }>();
-const app = new Hono<{ Variables: { uid: string } }>();
-app.get("/ws", upgrade(hub, { keys: (c) => ({ uid: String(c.get("uid")) }) }));
+type AppEnv = { Variables: { uid: string } };
+const app = new Hono<AppEnv>();
+app.get("/ws", upgrade(hub, { keys: (c: UpgradeContext<AppEnv>) => ({ uid: c.get("uid") }) }));
 Bun.serve({ port: 0, fetch: app.fetch, websocket: websocket(hub) });
