@@ -74,7 +74,14 @@ test("chaos checker: a message missing inside a segment is a gap, and says a res
 
 test("chaos checker: a resumed:false open splits the history; the old segment's tail may be lost", () => {
   const log = new Log().open("c0", false, "s0").open("c1", false, "s1").bc("h", 1, 4);
-  log.msgs("c0", "h", 1).open("c0", false, "s2").msgs("c0", "h", 4).msgs("c1", "h", 1, 2, 3, 4);
+  log.msgs("c0", "h", 1).add({ k: "fault", kind: "redis-restart" }).open("c0", false, "s2").msgs("c0", "h", 4).msgs(
+    "c1",
+    "h",
+    1,
+    2,
+    3,
+    4,
+  );
   log.echo("c0", 1, "s2").echo("c1", 1, "s1").end({ h: 4 }, { c0: 1, c1: 1 });
   assert.deepEqual(check(log.events, opts), []);
 });
@@ -132,7 +139,13 @@ test("chaos checker: echoes once, in order; a second copy only where the message
 test("chaos checker: client→hub twice in one session is flagged; across a new session or a killed node it is not", () => {
   const log = new Log().open("c0", false, "s0").open("c1", false, "s1");
   log.echo("c0", 1, "s0", "A").add({ k: "handled", node: "B", c: "c0", sid: "s0", n: 1 });
-  log.echo("c1", 1, "s1", "A").open("c1", false, "s2").add({ k: "handled", node: "B", c: "c1", sid: "s2", n: 1 });
+  log.echo("c1", 1, "s1", "A").add({ k: "fault", kind: "redis-restart" }).open("c1", false, "s2").add({
+    k: "handled",
+    node: "B",
+    c: "c1",
+    sid: "s2",
+    n: 1,
+  });
   log.msgs("c1", "e", 1).add({ k: "send", c: "c0", n: 2, ok: true }).add({ k: "send", c: "c1", n: 2, ok: true });
   log.add({ k: "handled", node: "B", c: "c1", sid: "s2", n: 2 }).msgs("c1", "e", 2);
   const v = check(log.end({}, { c0: 2, c1: 2 }).events, opts);
@@ -177,6 +190,27 @@ test("chaos checker: credentials — forged, empty or reused ones never resume; 
   );
 });
 
+test("chaos checker: a session lost with no Redis restart, no theft of its credential and within the window", () => {
+  const build = (how: "nothing" | "theft" | "away") => {
+    const log = new Log().open("c0", false, "s0").open("c1", false, "s1");
+    log.add({ k: "present", conn: "c0#1", who: "c0", kind: "new", token: "" });
+    log.add({ k: "welcome", conn: "c0#1", resumed: false, token: "T1" });
+    if (how === "theft") {
+      log.add({ k: "present", conn: "a1#1", who: "a1", kind: "twice", token: "T1" });
+      log.add({ k: "welcome", conn: "a1#1", resumed: true, token: "T2" });
+    }
+    log.add({ k: "open", c: "c0", resumed: false, t: log.t + (how === "away" ? 9000 : 1) }).add({
+      k: "sid",
+      c: "c0",
+      sid: "s2",
+    });
+    return log.echo("c0", 1, "s2").echo("c1", 1, "s1").end({}, { c0: 1, c1: 1 }).events;
+  };
+  assert.deepEqual(kinds(check(build("nothing"), opts)), ["1 session-lost"]);
+  assert.deepEqual(check(build("theft"), opts), []);
+  assert.deepEqual(check(build("away"), opts), []);
+});
+
 test("chaos checker: a segment on two sessions without a resumed:false; a client that stopped by itself", () => {
   const log = new Log().open("c0", false, "s0").open("c1", false, "s1");
   log.open("c0", true, "s9").add({ k: "stop", c: "c1", code: 1000 });
@@ -186,7 +220,8 @@ test("chaos checker: a segment on two sessions without a resumed:false; a client
 
 test("chaos checker: members and held sessions — live ones listed, left ones tolerated for the window, others flagged", () => {
   const base = () => {
-    const log = new Log().open("c0", false, "s0").open("c0", false, "s2").open("c1", false, "s1");
+    const log = new Log().open("c0", false, "s0").add({ k: "fault", kind: "redis-restart" });
+    log.open("c0", false, "s2").open("c1", false, "s1");
     return log.echo("c0", 1, "s2").echo("c1", 1, "s1").end({}, { c0: 1, c1: 1 });
   };
   const ok = base();

@@ -31,6 +31,7 @@ export function check(events: readonly Ev[], opts: CheckOptions): Violation[] {
     }
     if (e.k === "stuck") out.push({ inv: 1, kind: "stuck", t: e.t, text: `the end phase gave up: ${e.what}` });
   }
+  out.push(...checkSessionsKept(log, opts, segs));
   out.push(...checkBroadcasts(log, opts, segs, killedAt, end, stopped));
   out.push(...checkOwn(log, opts, segs, killedAt, end, stopped));
   out.push(...checkInbound(log, opts, segs, killedAt, end, stopped));
@@ -38,6 +39,46 @@ export function check(events: readonly Ev[], opts: CheckOptions): Violation[] {
   out.push(...checkMembers(log, opts, segs, stopped));
   out.push(...checkStats(log, opts, segs, stopped));
   return out.sort((a, b) => a.t - b.t);
+}
+
+/**
+ * A session may end under a client only for a reason: Redis lost its state (restarted empty), or
+ * someone presented its current credential and got it (a theft the checker allows), or the client
+ * was away longer than the window. Any other `resumed: false` after the first open lost a session.
+ */
+function checkSessionsKept(log: Ev[], opts: CheckOptions, segs: Map<string, Segment[]>): Violation[] {
+  const out: Violation[] = [];
+  const restarted = log.find((e) => e.k === "fault" && e.kind === "redis-restart")?.t ?? Infinity;
+  const presented = new Map<string, Of<"present">>();
+  const taken = new Map<string, number>(); // client → when an attacker resumed its session
+  const tokens = new Map<string, string>(); // credential → the client it was issued to
+  const conns = new Map<string, string>(); // a client's connection → the client
+  for (const e of log) {
+    if (e.k === "present") {
+      presented.set(e.conn, e);
+      if (opts.clients.some((c) => c.name === e.who)) conns.set(e.conn, e.who);
+    } else if (e.k === "welcome") {
+      const owner = conns.get(e.conn);
+      if (owner) tokens.set(e.token, owner);
+      const p = presented.get(e.conn);
+      const victim = p && !owner && e.resumed ? tokens.get(p.token) : undefined;
+      if (victim && !taken.has(victim)) taken.set(victim, e.t);
+    }
+  }
+  for (const [c, list] of segs) {
+    for (const seg of list.slice(1)) {
+      const before = list[seg.index - 1];
+      const away = seg.start - Math.max(before.start, ...before.resumes);
+      if (seg.start >= restarted || (taken.get(c) ?? Infinity) <= seg.start || away > opts.window) continue;
+      out.push({
+        inv: 1,
+        kind: "session-lost",
+        t: seg.start,
+        text: `${c} got resumed:false (segment ${seg.index}) with no Redis restart, theft or window passed`,
+      });
+    }
+  }
+  return out;
 }
 
 /** Duplicates and reorders in one list of numbers (one violation of each kind, with a count); `allowed(n)` copies of n may repeat. */

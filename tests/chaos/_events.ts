@@ -40,6 +40,8 @@ export type Ev =
   | { k: "stats"; t: number; node: string; sessions: [string, boolean, string][]; heapUsed: number; base: number }
   /** The end of the run: the final marker of each stream and of each live client's echoes. */
   | { k: "end"; t: number; finals: Record<string, number>; echoes: Record<string, number> }
+  /** A fault was injected. */
+  | { k: "fault"; t: number; kind: string }
   /** The end phase gave up waiting for something. */
   | { k: "stuck"; t: number; what: string };
 
