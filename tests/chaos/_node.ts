@@ -139,6 +139,10 @@ async function swap(prefix: string, nextLog: string, routing: string): Promise<v
   }
 }
 
+// a harness that died without stopping it leaves it to the init process: it goes too
+const parent = process.ppid;
+setInterval(() => process.ppid !== parent && process.exit(4), 1000);
+
 process.on("SIGTERM", async () => {
   await server.shutdown();
   console.log("closed");
