@@ -6,7 +6,7 @@
 //   --runtime deno|bun   the harness's runtime (default: deno); its nodes are a Deno, a Bun and one more of it
 //   --cluster            on a Redis Cluster (3 shards) instead of one redis-server
 //   --faults cut,delay   only these kinds of fault (default: every kind)
-//   --dump DIR           write each failing seed's event log (JSON lines) to DIR
+//   --dump DIR           write each failing seed's event log (JSON lines), node logs and output to DIR
 
 import { spawn } from "node:child_process";
 import * as fs from "node:fs";
@@ -67,6 +67,7 @@ if (want !== runtime) {
       if (interrupted) break;
       const r = await runSeed(world, plan(seed, faults, world.nodes.length, cluster), runId);
       results.push(r);
+      const printed = world.output();
       const faultsText = [...r.injected].map(([k, n]) => `${k}${n > 1 ? `×${n}` : ""}`).join(" ") || "no faults";
       if (r.violations.length === 0) {
         console.log(
@@ -76,8 +77,11 @@ if (want !== runtime) {
         console.log(`seed ${seed}: FAILED — replay: ${replay(seed, runtime, cluster, only?.join(","))}`);
         console.log(report(r));
         if (dump) {
+          const base = `${dump}/seed-${seed}-${runtime}`;
           fs.mkdirSync(dump, { recursive: true });
-          fs.writeFileSync(`${dump}/seed-${seed}-${runtime}.jsonl`, r.events.map((e) => JSON.stringify(e)).join("\n"));
+          fs.writeFileSync(`${base}.jsonl`, r.events.map((e) => JSON.stringify(e)).join("\n"));
+          fs.writeFileSync(`${base}-nodes.txt`, printed);
+          for (const [path, hub] of world.logs) if (fs.existsSync(path)) fs.copyFileSync(path, `${base}-${hub}.log`);
         }
       }
     }

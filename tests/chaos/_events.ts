@@ -38,6 +38,8 @@ export type Ev =
   | { k: "members"; t: number; node: string; room: string; ids: string[]; names: string[] }
   /** A node instance's sessions ([id, connected, name]) and heap (bytes; `base`: its first reading). */
   | { k: "stats"; t: number; node: string; sessions: [string, boolean, string][]; heapUsed: number; base: number }
+  /** A node instance's heap in the middle of the faults (bytes; `base`: its process's first reading). */
+  | { k: "heap"; t: number; node: string; heapUsed: number; base: number }
   /** The end of the run: the final marker of each stream and of each live client's echoes. */
   | { k: "end"; t: number; finals: Record<string, number>; echoes: Record<string, number> }
   /** A fault was injected. */

@@ -20,7 +20,7 @@ import { type Ev, now } from "./_events.ts";
 import { type FaultContext, inject, otherSlot } from "./_faults.ts";
 import { RawClient } from "./_raw.ts";
 import { type Plan, STREAMS } from "./_schedule.ts";
-import type { World } from "./_world.ts";
+import type { NodeSlot, World } from "./_world.ts";
 
 /** The bounds the checker holds the nodes to (the window is the nodes' WINDOW default). */
 export const BOUNDS: Omit<CheckOptions, "clients"> = { window: 8000, headSlack: 1500, heapBound: 64 << 20 };
@@ -135,6 +135,10 @@ export async function runSeed(world: World, p: Plan, runId: string): Promise<See
       )
     );
     await sleep(p.phase);
+    for (const n of world.nodes) {
+      const s = await stats(world, n);
+      if (s) record({ k: "heap", t: now(), node: n.hub, heapUsed: s.heapUsed, base: s.base });
+    }
     active = false;
     producing = false;
     debug("phase over");
@@ -195,6 +199,19 @@ export async function runSeed(world: World, p: Plan, runId: string): Promise<See
   };
 }
 
+/** A node's sessions and heap (after a GC), with its process's first heap reading. */
+async function stats(
+  world: World,
+  n: NodeSlot,
+): Promise<{ sessions: [string, boolean, string][]; heapUsed: number; base: number } | undefined> {
+  const res = await world.control(n, "/stats", 5000);
+  if (!res) return undefined;
+  const s = await res.json() as { sessions: [string, boolean, string][]; heapUsed: number };
+  const pid = n.child?.proc.pid ?? 0;
+  if (!n.base.has(pid)) n.base.set(pid, s.heapUsed);
+  return { sessions: s.sessions, heapUsed: s.heapUsed, base: n.base.get(pid)! };
+}
+
 /** What every node's handleMessage took, from the log files of this seed's hubs. */
 function readLogs(world: World, record: (e: Ev) => void): void {
   for (const [path, node] of world.logs) {
@@ -242,12 +259,8 @@ async function settle(
           names: list.map((m) => m.name),
         });
       }
-      const res = await world.control(n, "/stats", 5000);
-      if (!res) continue;
-      const s = await res.json() as { sessions: [string, boolean, string][]; heapUsed: number };
-      const pid = n.child?.proc.pid ?? 0;
-      if (!n.base.has(pid)) n.base.set(pid, s.heapUsed);
-      round.push({ k: "stats", t, node: n.hub, sessions: s.sessions, heapUsed: s.heapUsed, base: n.base.get(pid)! });
+      const s = await stats(world, n);
+      if (s) round.push({ k: "stats", t, node: n.hub, ...s });
     }
     const ok = members.every((m) => {
       const { ghosts, missing } = membersMismatch(m, sessions);

@@ -42,6 +42,8 @@ export class World {
   seed = 0;
   logs = new Map<string, string>();
   #logCount = 0;
+  /** What the processes killed since the last `output()` printed. */
+  #printed: string[] = [];
 
   private constructor(runtimes: NodeRuntime[], dir: string) {
     this.dir = dir;
@@ -143,6 +145,17 @@ export class World {
     }
     await child.kill().catch(() => {});
     n.child = undefined;
+    this.#printed.push(`== n${n.slot} (${n.runtime}, pid ${pid}, ${signal}) ==\n${child.output.join("\n")}`);
+  }
+
+  /** What the node processes printed: those killed since the last call, then the live ones. */
+  output(): string {
+    const live = this.nodes.filter((n) => n.child).map((n) =>
+      `== n${n.slot} (${n.runtime}, pid ${n.child!.proc.pid}, live) ==\n${n.child!.output.join("\n")}`
+    );
+    const out = [...this.#printed, ...live].join("\n");
+    this.#printed = [];
+    return out;
   }
 
   /** A GET on a node's control endpoint; `undefined` when it does not answer 200 in time. */
