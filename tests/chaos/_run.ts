@@ -156,28 +156,42 @@ export async function runSeed(world: World, p: Plan, runId: string): Promise<See
       for (const c of live()) if (!c.open) record({ k: "stuck", t: now(), what: `${c.name} never opened again` });
     });
     debug("clients back");
-    const finals: Record<string, number> = {};
-    for (const s of STREAMS) {
-      for (let attempt = 0; attempt < 3 && finals[s] === undefined; attempt++) {
-        const n = await broadcast(s, (producer.get(s)! + attempt) % world.nodes.length, 1);
-        if (n !== undefined) finals[s] = n;
-      }
-    }
-    const echoes: Record<string, number> = {};
-    for (const c of live()) echoes[c.name] = send(c);
+    // a final marker on every stream; again if a client started a new session meanwhile (a session
+    // made after a marker does not get it)
+    let finals: Record<string, number> = {};
+    let echoes: Record<string, number> = {};
     const missing = (name: string) => {
       const spec = p.clients.find((c) => c.name === name)!;
       const want = Object.entries(finals).filter(([s]) => s === "h" || spec.rooms.includes(s.slice(2)));
       want.push(["e", echoes[name]]);
       return want.filter(([s, n]) => !seen.has(`${name} ${s} ${n}`)).map(([s, n]) => `${s} ${n}`);
     };
-    await signal.until(() => live().every((c) => missing(c.name).length === 0), "the final markers", 15_000)
-      .catch(() => {
+    const fresh = () => events.filter((e) => e.k === "open" && !e.resumed).length;
+    for (let round = 0; round < 3; round++) {
+      const sessions = fresh();
+      finals = {};
+      for (const s of STREAMS) {
+        for (let attempt = 0; attempt < 3 && finals[s] === undefined; attempt++) {
+          const n = await broadcast(s, (producer.get(s)! + attempt) % world.nodes.length, 1);
+          if (n !== undefined) finals[s] = n;
+        }
+      }
+      echoes = {};
+      for (const c of live()) echoes[c.name] = send(c);
+      const done = () => live().every((c) => missing(c.name).length === 0);
+      const last = round === 2;
+      try {
+        await signal.until(() => done() || (!last && fresh() > sessions), "the final markers", 15_000);
+      } catch {
         for (const c of live()) {
           const m = missing(c.name);
           if (m.length > 0) record({ k: "stuck", t: now(), what: `${c.name} has not got ${m.join(", ")}` });
         }
-      });
+        break;
+      }
+      if (done() || last) break;
+      await signal.until(() => live().every((c) => c.open), "every client to be open again", 10_000).catch(() => {});
+    }
     debug("finals in");
     record({ k: "end", t: now(), finals, echoes });
     readLogs(world, record);
