@@ -29,6 +29,7 @@ const runId = crypto.randomUUID().slice(0, 8);
 
 test("chaos: a redis-server, its proxies and three nodes", async () => {
   world = await World.start(["deno", "bun", runtime], CLIENTS.map((c) => c.name));
+  await world.begin(0, `chaos:${runId}:start`, "single");
 }, { sanitize: false });
 
 for (const { seed, faults } of SEEDS) {
