@@ -16,6 +16,12 @@ export { expected, membersMismatch, statsMismatch } from "./_sessions.ts";
 
 const label = (s: string): string => s === "h" ? "hub H" : s === "e" ? "own E" : `room ${s.slice(2)} R`;
 
+/** "last 98, then 4 resumed:true opens and nothing": what a segment's stream got last, and what followed. */
+function since(seg: Segment, last: Of<"msg"> | undefined): string {
+  const after = seg.resumes.filter((t) => t > (last?.t ?? -Infinity)).length;
+  return `last ${last?.n ?? "none"}${after > 0 ? `, then ${after} resumed:true open(s) and nothing` : ""}`;
+}
+
 /** Every violation the log shows, oldest first. */
 export function check(events: readonly Ev[], opts: CheckOptions): Violation[] {
   const log = [...events].sort((a, b) => a.t - b.t);
@@ -175,7 +181,7 @@ function checkBroadcasts(
             inv: 1,
             kind: "no-final",
             t: end.t,
-            text: `${what}: never got the final ${final} (last ${ns.at(-1) ?? "none"})`,
+            text: `${what}: never got the final ${final} (${since(seg, got.at(-1))})`,
           });
         }
       }
@@ -234,7 +240,7 @@ function checkOwn(
           inv: 1,
           kind: "no-final",
           t: end.t,
-          text: `${what}: never got the echo of the final ${final} (last ${ns.at(-1) ?? "none"})`,
+          text: `${what}: never got the echo of the final ${final} (${since(seg, echoes.at(-1))})`,
         });
       }
     }

@@ -39,10 +39,13 @@ export function expected(
   }
   const welcomed = new Set<string>();
   for (const e of log) if (e.k === "welcome") welcomed.add(e.conn);
+  // such a session may have been made any time until the client's next connection (or now)
   const unseen = new Set<string>();
-  for (const e of log) {
-    if (e.k === "present" && !welcomed.has(e.conn) && e.t + opts.window >= at) unseen.add(e.who);
-  }
+  const presents = log.filter((e): e is Of<"present"> => e.k === "present");
+  presents.forEach((e, i) => {
+    const next = presents.slice(i + 1).find((p) => p.who === e.who)?.t ?? at;
+    if (!welcomed.has(e.conn) && next + opts.window >= at) unseen.add(e.who);
+  });
   return { live, left, unseen };
 }
 
@@ -89,7 +92,6 @@ export function statsMismatch(
     for (const [id, connected, name] of list) {
       where.set(id, [...where.get(id) ?? [], node]);
       const c = sessions.live.get(id);
-      if (c && !connected) out.push(`${node} holds ${c.name}'s live session ${id} detached`);
       if (!c && !sessions.left.has(id) && !(sessions.unseen.has(name) && !connected)) {
         out.push(
           `${node} holds ${id} (${name || "no name"}, ${connected ? "connected" : "detached"}) that no client has`,
