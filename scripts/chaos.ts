@@ -6,6 +6,7 @@
 //   --runtime deno|bun   the harness's runtime (default: deno); its nodes are a Deno, a Bun and one more of it
 //   --cluster            on a Redis Cluster (3 shards) instead of one redis-server
 //   --faults cut,delay   only these kinds of fault (default: every kind)
+//   CHAOS_DEBUG=1        trace each seed's phases on stderr
 //   --dump DIR           write each failing seed's event log (JSON lines), node logs and output to DIR
 
 import { spawn } from "node:child_process";
@@ -52,6 +53,7 @@ if (want !== runtime) {
   const world = await World.start(["deno", "bun", runtime], CLIENTS.map((c) => c.name), cluster);
   const results: SeedResult[] = [];
   let interrupted = false;
+  let errors = 0;
   // Ctrl-C: stop after the seed that runs; again (or SIGTERM): stop now
   const now = async () => {
     await world.stop();
@@ -65,7 +67,16 @@ if (want !== runtime) {
   try {
     for (const seed of seeds) {
       if (interrupted) break;
-      const r = await runSeed(world, plan(seed, faults, world.nodes.length, cluster), runId);
+      let r: SeedResult;
+      try {
+        r = await runSeed(world, plan(seed, faults, world.nodes.length, cluster), runId);
+        errors = 0;
+      } catch (err) {
+        // the harness itself failed (a node that does not start, say): say so, go on with the next seed
+        console.log(`seed ${seed}: HARNESS ERROR ${(err as Error).stack}`);
+        if (++errors >= 3) break;
+        continue;
+      }
       results.push(r);
       const printed = world.output();
       const faultsText = [...r.injected].map(([k, n]) => `${k}${n > 1 ? `×${n}` : ""}`).join(" ") || "no faults";

@@ -71,7 +71,9 @@ export async function runSeed(world: World, p: Plan, runId: string): Promise<See
   const injected = new Map<string, number>();
   const skipped: string[] = [];
   try {
-    await signal.until(() => [...clients.values()].every((c) => c.open), "every client to open", 15_000);
+    await signal.until(() => [...clients.values()].every((c) => c.open), "every client to open", 15_000).catch(() => {
+      for (const c of clients.values()) if (!c.open) record({ k: "stuck", t: now(), what: `${c.name} never opened` });
+    });
     debug("clients open");
     await sleep(300); // a node subscribes to a room's channel about a round trip after its first member joined
 

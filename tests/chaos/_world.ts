@@ -82,6 +82,7 @@ export class World {
     this.prefix = prefix;
     this.routing = routing;
     this.logs.clear();
+    await this.heal(); // whatever a seed that failed half-way left behind
     await Promise.all(this.nodes.map(async (n) => {
       if (n.alive && n.child) {
         const log = this.#logPath(n);
