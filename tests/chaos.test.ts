@@ -45,3 +45,28 @@ for (const { seed, faults } of SEEDS) {
 test("chaos: everything the harness started is stopped", async () => {
   await world?.stop();
 }, { sanitize: false });
+
+/** On a Redis Cluster (3 shards; its blips and stalls freeze a shard), one seed. */
+const CLUSTER = { seed: 48, faults: ["delay", "welcome-lost", "forged", "empty", "node-term"] as Fault[] };
+let cluster: World | undefined;
+
+test("chaos: a Redis Cluster and three nodes on it", async () => {
+  cluster = await World.start(["deno", "bun", runtime], CLIENTS.map((c) => c.name), true);
+  await cluster.begin(0, `chaos:${runId}:cluster`, "rooms");
+}, { sanitize: false });
+
+test(
+  `chaos: on a Redis Cluster, seed ${CLUSTER.seed} (${CLUSTER.faults.join(", ")}): every invariant holds`,
+  async () => {
+    assert.ok(cluster, "the harness did not start");
+    const r = await runSeed(cluster, plan(CLUSTER.seed, CLUSTER.faults, 3, true), runId);
+    if (r.violations.length > 0) {
+      assert.fail(`${report(r)}\nreplay: ${replay(CLUSTER.seed, runtime, true, CLUSTER.faults.join(","))}`);
+    }
+  },
+  { sanitize: false },
+);
+
+test("chaos: everything the cluster harness started is stopped", async () => {
+  await cluster?.stop();
+}, { sanitize: false });
