@@ -32,13 +32,12 @@ export function test(
 ): void {
   const deno = (globalThis as { Deno?: DenoTest }).Deno;
   if (deno && runtime === "deno") {
-    const sanitize = opts.sanitize ?? true;
     deno.test({
       name: opts.skip ? `${name} (skipped: ${opts.skip})` : name,
       fn,
       ignore: !!opts.skip,
-      sanitizeOps: sanitize,
-      sanitizeResources: sanitize,
+      // only when asked: Deno's own defaults otherwise
+      ...(opts.sanitize === false ? { sanitizeOps: false, sanitizeResources: false } : {}),
     });
   } else nodeTest.test(name, { skip: opts.skip || undefined }, fn);
 }
