@@ -5,36 +5,48 @@
 /**
  * The `chorus.v1` subprotocol: the frames a resumable session and `chorus-ws/client` exchange,
  * shared by the hub and the client. A client offers it with `new WebSocket(url, ["chorus.v1"])`;
- * a hub answers it. A plain WebSocket (no subprotocol) never sees these frames.
+ * a hub answers it. A plain WebSocket (no subprotocol) never sees these frames. `docs/protocol.md`
+ * is the full description, precise enough to write a client in another language.
  *
- * Messages to the client belong to **streams**, each with an **epoch** and increasing
- * **offsets**: the hub-wide stream (key `"h"`: broadcasts), one per room (key `"r:" + name`),
- * and the session's own (key `"s"`: `write`, `broadcastFilter`, `broadcastMultiple`). A
- * broadcast has one offset in its stream, the same for every recipient, so it is encoded once.
- * Before the first message of a stream on a connection, the hub declares it: a small id, its key
- * and its epoch. The client keeps, per stream key, the epoch and the highest offset it received:
- * its **position**, which it sends to resume. Messages from the client are numbered 1, 2, 3… per
- * session (stream id 0).
+ * Messages to the client belong to **streams**, each known by its key *and* its **epoch**, with
+ * increasing **offsets**: the hub-wide stream (key `"h"`: broadcasts), one per room (key
+ * `"r:" + name`), and the session's own (key `"s"`: `write`, `broadcastFilter`,
+ * `broadcastMultiple`). A broadcast has one offset in its stream, the same for every recipient,
+ * so it is encoded once. Before the first message of a stream on a connection, the hub declares
+ * it: a small id, its key and its epoch. An id names one key and epoch for the life of the
+ * connection and is never given to another (a stream made anew gets a new id). The client keeps,
+ * per stream key, the epoch and the highest offset it received: its **position**, which it sends
+ * to resume, and which it acknowledges as it goes. Messages from the client are numbered 1, 2, 3…
+ * per session (stream id 0).
  *
  * Data frames keep their kind: a text message is a text frame, bytes a binary frame.
  *
  * ```
  * text data     "m" <id base 36> "." <n base 36> ";" <payload>
  * binary data   0x6d <id as unsigned LEB128> <n as unsigned LEB128> <payload>
- * ack           "a" <n base 36>     client: "I received n data frames on this connection"
- *                                   hub: "I have your messages up to number n"
- * heartbeat     "p"                 hub → client; the client answers with an ack
+ * ack           "a" <n base 36>     hub → client: "I have your messages up to number n"
+ * received      "r" [<id base 36> "." <offset base 36> ("," <id> "." <offset>)*]
+ *                                   client → hub: "I have stream <id> up to <offset>", for the
+ *                                   streams that moved since the last one; "r" alone says
+ *                                   "alive" (the answer to a heartbeat) and confirms a welcome
+ * heartbeat     "p"                 hub → client; the client answers with "received"
  * control       "{" … JSON          the handshake and stream declarations (below)
  * ```
  *
  * Handshake: on open the hub sends `{"t":"hello","v":1}`; the client answers `{"t":"new"}` or
  * `{"t":"resume","token":T,"pos":{key:[epoch,offset],…}}`; the hub answers
- * `{"t":"welcome","resumed":R,"token":T2,"recv":S,"hb":H}`: whether the session continues, the
- * credential for the next resume (single-use; `""`: this hub keeps nothing, and data frames are
- * plain from here on), the last number it received from the client (the client sends again what
- * follows), and how often it sends heartbeats (ms). Then `{"t":"stream","id":I,"key":K,"epoch":E}`
- * for each stream (with `"from":O` where the session starts following it: a new session, a room
- * just joined), and a resumed session's missed messages, in order, before anything new.
+ * `{"t":"welcome","resumed":R,"token":T2,"recv":S,"hb":H,"max":M}`: whether the session
+ * continues, the credential for the next resume (single-use; `""`: this hub keeps nothing, and
+ * data frames are plain from here on), the last number it received from the client (the client
+ * sends again what follows), how often it sends heartbeats (ms), and the largest frame it takes
+ * from the client (bytes). The client confirms the welcome at once with a `received` frame: only
+ * then is the credential it presented retired. Then `{"t":"stream","id":I,"key":K,"epoch":E}` for
+ * each stream (with `"from":O` where the session starts following it: a new session, a room just
+ * joined), `{"t":"end","key":K}` when the session stops following a stream (it left the room: the
+ * client forgets its position there), and a resumed session's missed messages, in order, before
+ * anything new. A hub that cannot decide a resume yet (the session is being resumed on another
+ * connection, or its broker cannot be reached) closes with 1013: the client tries again later
+ * with the same credential.
  *
  * @module
  */
@@ -84,6 +96,18 @@ function encodeAck(n) {
     return `a${n.toString(36)}`;
 }
 /**
+ * Encodes what the client received: per stream id, the highest offset.
+ *
+ * @param at Stream ids with their offsets; none for a bare "alive" (and a welcome's confirmation).
+ * @returns The frame.
+ */
+function encodeReceived(at) {
+    let out = "r";
+    for (const [id, offset] of at)
+        out += `${out.length > 1 ? "," : ""}${id.toString(36)}.${offset.toString(36)}`;
+    return out;
+}
+/**
  * Encodes a handshake message or a stream declaration.
  *
  * @param message The message.
@@ -125,6 +149,8 @@ function decodeFrame(frame) {
             const n = frame.length > 1 && frame.length <= 12 ? parseBase36(frame.slice(1)) : -1;
             return n >= 0 && Number.isSafeInteger(n) ? { kind: "ack", n } : undefined;
         }
+        case 0x72: // r
+            return decodeReceived(frame);
         case 0x70: // p
             return frame.length === 1 ? { kind: "ping" } : undefined;
         case 0x7b: { // {
@@ -139,6 +165,27 @@ function decodeFrame(frame) {
         }
     }
     return undefined;
+}
+/** Most streams one `received` frame may name. */
+const MAX_RECEIVED = 4096;
+function decodeReceived(frame) {
+    const at = [];
+    if (frame.length === 1)
+        return { kind: "received", at };
+    const parts = frame.slice(1).split(",");
+    if (parts.length > MAX_RECEIVED)
+        return undefined;
+    for (const part of parts) {
+        const dot = part.indexOf(".");
+        if (dot < 1 || dot > 11 || part.length - dot > 12)
+            return undefined;
+        const id = parseBase36(part.slice(0, dot));
+        const offset = parseBase36(part.slice(dot + 1));
+        if (id < 1 || !Number.isSafeInteger(id) || !valid(offset))
+            return undefined;
+        at.push([id, offset]);
+    }
+    return { kind: "received", at };
 }
 function varintLength(n) {
     let length = 1;
@@ -197,7 +244,9 @@ function isControl(m) {
             return typeof msg.token === "string" && msg.token.length <= 64 && isPosition(msg.pos);
         case "welcome":
             return typeof msg.resumed === "boolean" && typeof msg.token === "string" && typeof msg.recv === "number" &&
-                typeof msg.hb === "number";
+                typeof msg.hb === "number" && (msg.max === undefined || (typeof msg.max === "number" && msg.max >= 0));
+        case "end":
+            return typeof msg.key === "string";
         case "stream":
             return typeof msg.id === "number" && Number.isSafeInteger(msg.id) && msg.id >= 1 && typeof msg.key === "string" &&
                 typeof msg.epoch === "string" &&
