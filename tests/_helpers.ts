@@ -11,17 +11,34 @@ import { type ChorusClient, type ClientOptions, connect } from "../src/client.ts
 export const runtime: "deno" | "bun" = "Bun" in globalThis ? "bun" : "deno";
 
 interface DenoTest {
-  test(def: { name: string; fn: () => Promise<void> | void; ignore?: boolean }): void;
+  test(def: {
+    name: string;
+    fn: () => Promise<void> | void;
+    ignore?: boolean;
+    sanitizeOps?: boolean;
+    sanitizeResources?: boolean;
+  }): void;
 }
 
 /**
  * Declares a test. On Deno it is a `Deno.test` (so the leak checks run); elsewhere `node:test`.
- * `skip` is a reason, shown in the report.
+ * `skip` is a reason, shown in the report. `sanitize: false` turns Deno's leak checks off, for
+ * tests that share processes and sockets on purpose (a setup test, tests using it, a teardown test).
  */
-export function test(name: string, fn: () => Promise<void> | void, opts: { skip?: string | false } = {}): void {
+export function test(
+  name: string,
+  fn: () => Promise<void> | void,
+  opts: { skip?: string | false; sanitize?: false } = {},
+): void {
   const deno = (globalThis as { Deno?: DenoTest }).Deno;
   if (deno && runtime === "deno") {
-    deno.test({ name: opts.skip ? `${name} (skipped: ${opts.skip})` : name, fn, ignore: !!opts.skip });
+    deno.test({
+      name: opts.skip ? `${name} (skipped: ${opts.skip})` : name,
+      fn,
+      ignore: !!opts.skip,
+      // only when asked: Deno's own defaults otherwise
+      ...(opts.sanitize === false ? { sanitizeOps: false, sanitizeResources: false } : {}),
+    });
   } else nodeTest.test(name, { skip: opts.skip || undefined }, fn);
 }
 
