@@ -39,7 +39,7 @@ import type { Member } from "../types.ts";
 /** The core of one hub. */
 export class HubCore<K extends object>
   implements ResumeHost<K>, ConnectionHost, HandshakeHost<K>, DeliveryHost<K>, AdapterHost<K>, UpgradeChecks {
-  readonly node: string = randomString(8);
+  readonly node: string = randomString(12, true);
   readonly limits: HubLimits;
   readonly concurrent: boolean;
   readonly hooks: Hooks<K> = {};

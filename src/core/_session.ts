@@ -12,7 +12,7 @@ import { byteLength, checkClose, checkRoom, isThenable, randomString, toPayload 
 
 let counter = 0;
 /** Session ids: a random prefix per process, then a counter. */
-const idPrefix = randomString(6);
+const idPrefix = randomString(8, true);
 
 /** A session of this node. */
 export class SessionCore<K extends object> implements SessionRecord<K>, ConnectionOwner<Connection> {

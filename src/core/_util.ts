@@ -94,15 +94,24 @@ export function errorText(err: unknown): string {
   return err instanceof Error ? err.message : String(err);
 }
 
+const ALPHANUMERIC = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+
 /**
- * The one maker of random ids (nodes, sessions, epochs, resume credentials): `bytes` from the
- * platform's CSPRNG, base64url without padding.
+ * The one maker of random ids, from the platform's CSPRNG: base64url without padding for a resume
+ * credential (16 bytes: 128 bits), or letters and digits only (`alphanumeric`: one character a
+ * byte, for node ids, session id prefixes and epochs, which names and patterns carry as words).
  *
- * @param bytes How many random bytes (16 for a credential: 128 bits).
+ * @param bytes How many random bytes.
+ * @param alphanumeric Letters and digits only.
  * @returns The id.
  */
-export function randomString(bytes: number): string {
+export function randomString(bytes: number, alphanumeric = false): string {
+  const random = crypto.getRandomValues(new Uint8Array(bytes));
   let s = "";
-  for (const b of crypto.getRandomValues(new Uint8Array(bytes))) s += String.fromCharCode(b);
+  if (alphanumeric) {
+    for (const b of random) s += ALPHANUMERIC[b % ALPHANUMERIC.length];
+    return s;
+  }
+  for (const b of random) s += String.fromCharCode(b);
   return btoa(s).replace(/\+/g, "-").replace(/\//g, "_").replace(/=+$/, "");
 }
