@@ -8,7 +8,7 @@
 import assert from "node:assert/strict";
 import { readFile } from "node:fs/promises";
 import { Hono } from "hono";
-import type { Browser, Page } from "playwright-core";
+import type { Page } from "playwright-core";
 import { Hub } from "../mod.ts";
 import { serveApp, upgrade } from "../src/hono.ts";
 import { RawPeer, runtime, test } from "./_helpers.ts";
