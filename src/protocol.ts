@@ -137,6 +137,15 @@ export type Frame =
 /** The heartbeat frame. */
 export const PING = "p";
 
+/**
+ * Whether `token` has the shape of a resume credential the hub issues (16 to 64 characters of
+ * `A–Z a–z 0–9 _ -`). An empty or malformed credential names no session: the hub answers it with
+ * a fresh one, and a broker never indexes it.
+ */
+export function isCredential(token: string): boolean {
+  return /^[A-Za-z0-9_-]{16,64}$/.test(token);
+}
+
 /** Most entries a resume position may have (a client in more rooms than this cannot resume). */
 export const MAX_POSITION_ENTRIES = 4096;
 

@@ -373,6 +373,7 @@ export class RedisStreams implements BrokerStreams {
    * @returns The state, or `undefined`.
    */
   async claimSession(token: string): Promise<SessionState | undefined> {
+    if (token === "") return undefined; // an empty credential names no session
     const host = this.#host;
     const node = host.node();
     const p = host.keys.home;

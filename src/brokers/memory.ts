@@ -356,7 +356,7 @@ class MemoryStreams implements BrokerStreams {
         shared.tokens.delete(old.state.token);
       }
       shared.sessions.set(state.id, { state: structuredClone(state), node, ttl, expires: undefined });
-      shared.tokens.set(state.token, state.id);
+      if (state.token !== "") shared.tokens.set(state.token, state.id); // an empty credential names nothing
       return Promise.resolve();
     } catch (err) {
       return Promise.reject(err);
@@ -367,7 +367,7 @@ class MemoryStreams implements BrokerStreams {
     try {
       const node = this.#node();
       const shared = this.#shared;
-      const id = shared.tokens.get(token);
+      const id = token === "" ? undefined : shared.tokens.get(token);
       if (id === undefined) return Promise.resolve(undefined);
       shared.tokens.delete(token);
       const session = this.#live(id);

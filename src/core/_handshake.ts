@@ -7,7 +7,7 @@
 import type { Connection } from "./_connection.ts";
 import type { ConnectionOwner, SessionInit } from "./_contracts.ts";
 import type { BrokerStreams, SessionState } from "../broker.ts";
-import { decodeFrame, encodeControl, type Position } from "../protocol.ts";
+import { decodeFrame, encodeControl, isCredential, type Position } from "../protocol.ts";
 import type { ResumableSession } from "./resume/_resumable.ts";
 
 /** How long a `chorus.v1` connection may take to say whether it is new or resumes (ms). */
@@ -43,6 +43,8 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
   readonly #pending = new Map<Connection, { init: SessionInit<K>; timer: ReturnType<typeof setTimeout> }>();
   /** Connections whose session is being claimed from the broker. */
   readonly #claiming = new Set<Connection>();
+  /** Credentials being claimed from the broker (bounded by the connections claiming). */
+  readonly #tokens = new Set<string>();
 
   /** @param host The hub. */
   constructor(host: HandshakeHost<K>) {
@@ -69,18 +71,16 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
     }
     this.#end(conn);
     const host = this.#host;
-    if (request.t === "resume" && host.resumable) {
-      const s = host.tokens.get(request.token);
-      // A forged, used or expired credential gets a fresh session, never someone else's.
-      if (s && !s.ended) {
-        s.resumeOn(conn, request.token, request.pos);
-        return;
-      }
-      // Not here: maybe a session of another node (or of this node before a restart).
+    // An empty or malformed credential names no session: a fresh one, never someone else's.
+    if (request.t === "resume" && host.resumable && isCredential(request.token)) {
+      // With a broker's streams every resume is a claim in the broker, this node's sessions too:
+      // one holder at a time across nodes, a credential presented twice wins once.
       if (host.streams) {
         this.#claim(host.streams, conn, init, request.token, request.pos);
         return;
       }
+      // A forged, used or expired credential gets a fresh session, never someone else's.
+      if (this.#resumeHere(conn, request.token, request.pos)) return;
     }
     host.open(conn, init, true);
   }
@@ -109,6 +109,11 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
     console.error("chorus: socket:", err);
   }
 
+  /** Whether this node is claiming the session `token` names (its saves wait for the answer). */
+  claiming(token: string): boolean {
+    return this.#tokens.has(token);
+  }
+
   /** Closes the connections still in their handshake (`hub.close()`). */
   closeAll(code: number, reason: string): void {
     for (const conn of [...this.#pending.keys()]) {
@@ -125,23 +130,52 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
   #claim(streams: BrokerStreams, conn: Connection, init: SessionInit<K>, token: string, pos: Position): void {
     const host = this.#host;
     this.#claiming.add(conn);
+    if (this.#tokens.has(token)) {
+      // Presented twice at once: the first presentation decides; this one tries again later.
+      this.#claiming.delete(conn);
+      conn.close(1013, "Try again later");
+      return;
+    }
+    this.#tokens.add(token);
     streams.claimSession(token).then(
       (state) => {
         const open = this.#claiming.delete(conn); // false: the client left meanwhile
+        this.#tokens.delete(token);
         if (host.closing) {
           if (open) conn.close(1012, "Server restarting");
           if (state) streams.saveSession(state, host.window).catch(() => {}); // give it back
           return;
         }
-        if (state) host.recoverClaimed(open ? conn : undefined, init, state, pos);
-        else if (open) host.open(conn, init, true);
+        if (!state) {
+          if (open) host.open(conn, init, true);
+          return;
+        }
+        // The session was this node's: it continues here (never a second core for one id).
+        const here = host.tokens.get(token);
+        if (here && !here.ended && here.id === state.id) {
+          if (open) here.resumeOn(conn, token, pos);
+          else here.saveSoon(); // the claim took its credential's index: written again
+          return;
+        }
+        host.recoverClaimed(open ? conn : undefined, init, state, pos);
       },
       (err) => {
         const open = this.#claiming.delete(conn);
+        this.#tokens.delete(token);
         host.failed(err);
-        if (open && !host.closing) host.open(conn, init, true);
+        // The broker failed: a session of this node continues here; for any other the client
+        // tries again later with the same credential (1013), its session kept for it.
+        if (open && !host.closing && !this.#resumeHere(conn, token, pos)) conn.close(1013, "Try again later");
       },
     );
+  }
+
+  /** Resumes a session of this node its credential names; false when it names none here. */
+  #resumeHere(conn: Connection, token: string, pos: Position): boolean {
+    const s = this.#host.tokens.get(token);
+    if (!s || s.ended) return false;
+    s.resumeOn(conn, token, pos);
+    return true;
   }
 
   #refuse(conn: Connection, reason: string): void {

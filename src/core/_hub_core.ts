@@ -140,7 +140,7 @@ export class HubCore<K extends object>
         localCount: (room) => registry.count(room),
         rooms: () => registry.rooms.keys(),
         released: (id) =>
-          (registry.sessions.get(id) as ResumableSession<K> | undefined)?.leaveNode?.("Resumed on another node"),
+          (registry.sessions.get(id) as ResumableSession<K> | undefined)?.leaveNode?.("Resumed on another node", 1001),
         presence: (room, change) => this.presence?.emit(room, change),
       };
       try {
@@ -198,6 +198,11 @@ export class HubCore<K extends object>
     s.start();
   }
 
+  /** Whether this node is claiming the session a credential names from the broker now. */
+  claiming(token: string): boolean {
+    return this.handshakes.claiming(token);
+  }
+
   /** A connection becomes a new session (a claimed session could not be continued). */
   openFresh(conn: Connection, init: SessionInit<K>): void {
     this.open(conn, init, true);
@@ -205,6 +210,12 @@ export class HubCore<K extends object>
 
   /** A session claimed from the broker: registered here at once, continued once its streams are read. */
   recoverClaimed(conn: Connection | undefined, init: SessionInit<K>, state: SessionState, pos: Position): void {
+    // A core this node still has for that id (its credential was not the one presented here)
+    // leaves first: one core per session, none left behind in the registry.
+    (this.registry.sessions.get(state.id) as ResumableSession<K> | undefined)?.leaveNode?.(
+      "Resumed on another connection",
+      1001,
+    );
     const s = new ResumableSession<K>(this, init, false, state.id);
     s.restore(state);
     s.moved = true; // a member already: its rooms' presence moves here, no join

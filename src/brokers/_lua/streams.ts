@@ -138,7 +138,7 @@ if old[1] and old[1] ~= KEYS[2] and redis.call('GET', old[1]) == ARGV[2] then re
 redis.call('HSET', KEYS[1], 'id', ARGV[4], 'node', ARGV[3], 'ns', KEYS[3], 'keys', ARGV[5], 'from', ARGV[6],
   'rooms', ARGV[7], 'received', ARGV[8], 'token', ARGV[9], 'tk', KEYS[2], 'ttl', ARGV[1], 'st', ARGV[10])
 redis.call('PEXPIRE', KEYS[1], ARGV[1])
-redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1])
+if ARGV[9] ~= '' then redis.call('SET', KEYS[2], ARGV[2], 'PX', ARGV[1]) end
 redis.call('SADD', KEYS[3], ARGV[2])
 if redis.call('PTTL', KEYS[3]) < tonumber(ARGV[1]) then redis.call('PEXPIRE', KEYS[3], ARGV[1]) end
 return 1`;

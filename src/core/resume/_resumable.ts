@@ -14,6 +14,7 @@ import {
   encodeAck,
   encodeControl,
   encodeData,
+  isCredential,
   PING,
   type Position,
 } from "../../protocol.ts";
@@ -46,6 +47,8 @@ export interface ResumeHost<K extends object> extends SessionHost<K, SessionCore
   release(conn: Connection): void;
   /** A connection becomes a new session (a claimed session could not be continued). */
   openFresh(conn: Connection, init: SessionInit<K>): void;
+  /** Whether this node is claiming the session a credential names from the broker now. */
+  claiming(token: string): boolean;
 }
 
 /** What a resumable session has beyond a plain one; shared with recovery. */
@@ -109,6 +112,9 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
   restore(state: SessionState): void {
     const r = this.r;
     r.received = state.received;
+    // The credential the client presented: valid until the client shows it has the next one
+    // (a welcome lost on the way is tried again with it, here or on any node).
+    if (isCredential(state.token)) r.token = r.usedToken = state.token;
     r.claimed = true;
     r.from = { ...state.from };
     try {
@@ -124,10 +130,12 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     const host = this.#host;
     host.counters.resumes++;
     if (!conn) {
+      if (this.r.token !== undefined) host.tokens.set(this.r.token, this);
       this.#startWindow();
       this.saveSoon();
       return;
     }
+    if (this.r.usedToken !== undefined) host.tokens.set(this.r.usedToken, this);
     this.conn = conn;
     conn.owner = this;
     host.adopt(conn, this);
@@ -304,9 +312,11 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     const host = this.#host;
     const old = this.conn;
     if (old) {
-      // The client left a connection the hub still thought alive: let it go quietly.
+      // The credential came back on another connection while this one looked alive: the client
+      // left it, or someone else presented its credential — 1001, so a client still there
+      // reconnects and learns where its session went, rather than stopping for good.
       host.release(old);
-      old.close(1000, "Resumed on another connection");
+      old.close(1001, "Resumed on another connection");
       old.owner = undefined;
     }
     const r = this.r;
@@ -345,9 +355,11 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     const r = this.r;
     if (r.handingOver && frame.kind === "data") return; // for the next node
     if (r.usedToken !== undefined) {
-      // The client spoke on its new connection: it has the new credential, the used one is dead.
-      this.#host.tokens.delete(r.usedToken);
+      // The client spoke on its new connection: it has the new credential, the used one is dead
+      // (here, and in the broker once the state is saved with the new one).
+      if (r.usedToken !== r.token) this.#host.tokens.delete(r.usedToken);
       r.usedToken = undefined;
+      this.saveSoon();
     }
     if (frame.kind === "ack") {
       // The client received `n` data frames on this connection: the oldest kept ones.
@@ -446,6 +458,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
 
   protected override drained(): boolean {
     const r = this.r;
+    // Detached: what the handlers took since is saved, so another node skips what the client sends again.
+    if (!this.conn) this.saveSoon();
     if (!r.handingOver) return false;
     r.whenIdle?.();
     return true;
@@ -460,6 +474,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     r.ackTimer = undefined;
     r.unacked = 0;
     this.#startWindow();
+    // Saved at once: what the handlers took, for the node the client resumes on to skip.
+    this.saveSoon();
   }
 
   /** The session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
@@ -533,7 +549,11 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
   #saveNow(): Promise<void> {
     const r = this.r;
     const streams = this.#host.streams;
-    if (!r.from || !streams || this.ended) return Promise.resolve();
+    // While this node claims the session (its client is back), a save would index again the
+    // credential the claim retires: the claim's answer saves.
+    if (!r.from || !streams || this.ended || (r.token !== undefined && this.#host.claiming(r.token))) {
+      return Promise.resolve();
+    }
     clearTimeout(r.saveTimer);
     r.saveTimer = undefined;
     let keys = "{}";
@@ -548,7 +568,10 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
       from: r.from,
       rooms: this.rooms ? [...this.rooms] : [],
       received: this.#taken(),
-      token: r.token ?? "",
+      // Connected: the new credential only (the one presented is not claimable while its
+      // connection may be alive, so a copy presented elsewhere meanwhile gets nothing). Detached
+      // before the client confirmed the new one: the one presented, the credential it surely has.
+      token: (this.conn ? r.token : r.usedToken ?? r.token) ?? "",
     };
     return streams.saveSession(state, this.#host.resume.window);
   }
