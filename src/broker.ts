@@ -216,6 +216,13 @@ export interface BrokerLink {
    * @param change What changed.
    */
   presence(room: string, change: PresenceChange): void;
+  /**
+   * This node's members of a room as the broker's presence records them (`HubOptions.presence`),
+   * for a broker that writes them again after its store lost them (a restart, failed writes).
+   * Optional: a hub without presence has none.
+   * @param room The room.
+   */
+  members?(room: string): readonly PresenceEntry[];
 }
 
 /**

@@ -72,6 +72,8 @@ export class RedisPresence implements BrokerPresence {
   /** This node has recorded members: its heartbeat keeps its deadline. */
   #active = false;
   #failing = false;
+  /** A write failed: this node's members are written again once Redis answers a heartbeat. */
+  #stale = false;
   /** The heartbeat's part, one at a time (see `OneAtATime`). */
   #beats = new OneAtATime(() => this.#beat());
   /** Member lists, which stop queueing behind a stalled Redis. */
@@ -142,6 +144,35 @@ export class RedisPresence implements BrokerPresence {
       (err) => this.#failed("Presence not recorded in Redis", err),
     );
     if (notice) this.#publish(notice);
+  }
+
+  /**
+   * Writes this node's members of every room again, without a notice (nobody heard them leave):
+   * after Redis came back, perhaps empty, or after updates failed. Each room's entries are
+   * replaced as a join would write them; the next heartbeat keeps this node's deadline.
+   */
+  rewrite(): void {
+    const host = this.#host;
+    const link = host.link();
+    if (!this.#active || !link.members) return;
+    for (const room of link.rooms()) {
+      const joins = link.members(room);
+      if (joins.length === 0) continue;
+      const change = { joins, leaves: [], moves: [] };
+      if (host.keys.sharded) {
+        this.#updateSharded(link, room, change, undefined, host.keys.roomMembers(room));
+        continue;
+      }
+      const p = host.keys.home;
+      const safe = safeKey(room);
+      const args: string[] = [link.node, String(Math.ceil(host.ttl)), host.keys.channel, "", `${safe}\n${room}`, "0"];
+      args.push(String(joins.length));
+      for (const e of joins) args.push(e.id, value(link.node, e));
+      this.#run(SCRIPTS.update, [`${p}:pr:${safe}`, `${p}:pn:${link.node}`, `${p}:pl`], args, "a presence update").then(
+        () => this.#failing = false,
+        (err) => this.#failed("Presence not recorded in Redis", err),
+      );
+    }
   }
 
   /** A change was recorded: moves whose old entries were swept meanwhile are joins. */
@@ -217,6 +248,10 @@ export class RedisPresence implements BrokerPresence {
     } catch (err) {
       this.#failed("Presence heartbeat failed", err);
       return;
+    }
+    if (this.#stale) {
+      this.#stale = false;
+      this.rewrite();
     }
     const gone = new Map<string, { node: string; room: string; leaves: PresenceEntry[] }>();
     for (let i = 0; i < flat.length; i += 4) {
@@ -294,6 +329,7 @@ export class RedisPresence implements BrokerPresence {
 
   /** Reports a failure once until presence works again. */
   #failed(what: string, err: unknown): void {
+    this.#stale = true; // written again after the next heartbeat Redis answers
     if (this.#failing) return;
     this.#failing = true;
     try {

@@ -416,8 +416,10 @@ class RedisBroker implements Broker {
   #onPubReady = (): void => {
     this.#backlog.ready();
     this.#scripts.reset(); // a restarted server, or a promoted replica, has no scripts
-    // After a reconnect (Redis may have restarted empty), write the counts again at once.
+    // After a reconnect (Redis may have restarted empty), write the counts again at once, and
+    // this node's room members.
     if (this.#heartbeat.running) this.#heartbeat.beat();
+    if (this.#link && !this.#stopped) this.presence.rewrite();
   };
 
   #reportConnection(which: string, err: Error): void {

@@ -142,6 +142,7 @@ export class HubCore<K extends object>
         released: (id) =>
           (registry.sessions.get(id) as ResumableSession<K> | undefined)?.leaveNode?.("Resumed on another node", 1001),
         presence: (room, change) => this.presence?.emit(room, change),
+        members: (room) => this.presence?.entries(registry.rooms.get(room) ?? []) ?? [],
       };
       try {
         ready = Promise.resolve(broker.start(link));

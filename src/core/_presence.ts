@@ -117,6 +117,11 @@ export class Presence<K extends object> {
     return [...others, ...own];
   }
 
+  /** This node's members as the broker records them (for a broker that writes them again). */
+  entries(local: Iterable<PresenceMember>): PresenceEntry[] {
+    return Array.from(local, (core) => this.#entry(core));
+  }
+
   /** Hands over what is pending (at `hub.close()`, before the broker stops); nothing is noted after. */
   stop(): void {
     this.flush();
