@@ -229,7 +229,8 @@ export class Connection {
     const { frames, dropped } = shared.outbox.restart(w.resumed, w.recv, framed);
     // Confirms the welcome at once: the hub retires the credential presented only on seeing it.
     if (framed) this.ws.send(shared.inbox.ack());
-    if (w.hb > 0) {
+    // Heartbeat frames come only with numbered frames (a hub that keeps nothing sends none).
+    if (framed && w.hb > 0) {
       this.#deadAfter = 2 * w.hb + 1000;
       this.#watch();
     }

@@ -251,3 +251,24 @@ test("client: a chorus hub whose hello comes after connectTimeout is not taken f
     await srv.close();
   }
 });
+
+test("client: a chorus hub without resume keeps an idle client's connection past twice its heartbeat: no reconnect, one session", async () => {
+  const srv = await startServer({ pingInterval: 200 });
+  let connects = 0;
+  srv.hub.handleConnect(() => {
+    connects++;
+    srv.signal.ping();
+  });
+  const w = watch(srv.wsUrl());
+  try {
+    await w.signal.until(() => w.opens.length === 1, "open");
+    // a client watching for heartbeats would give up after 2 × 200 + 1000 ms: wait past that
+    await new Promise((r) => setTimeout(r, 2000));
+    assert.deepEqual(w.opens, [false]);
+    assert.equal(connects, 1);
+    assert.equal(srv.hub.size, 1);
+  } finally {
+    await w.end();
+    await srv.close();
+  }
+});

@@ -61,6 +61,14 @@ const PROTOCOL = "chorus.v1";
 const DATA = 0x6d;
 /** The heartbeat frame. */
 const PING = "p";
+/**
+ * Whether `token` has the shape of a resume credential the hub issues (16 to 64 characters of
+ * `A–Z a–z 0–9 _ -`). An empty or malformed credential names no session: the hub answers it with
+ * a fresh one, and a broker never indexes it.
+ */
+function isCredential(token) {
+    return /^[A-Za-z0-9_-]{16,64}$/.test(token);
+}
 /** Most entries a resume position may have (a client in more rooms than this cannot resume). */
 const MAX_POSITION_ENTRIES = 4096;
 /**
@@ -1090,7 +1098,8 @@ class Connection {
         // Confirms the welcome at once: the hub retires the credential presented only on seeing it.
         if (framed)
             this.ws.send(shared.inbox.ack());
-        if (w.hb > 0) {
+        // Heartbeat frames come only with numbered frames (a hub that keeps nothing sends none).
+        if (framed && w.hb > 0) {
             this.#deadAfter = 2 * w.hb + 1000;
             this.#watch();
         }

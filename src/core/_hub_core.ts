@@ -192,7 +192,8 @@ export class HubCore<K extends object>
         resumed: false,
         token: "",
         recv: 0,
-        hb: this.limits.pingInterval,
+        hb: 0, // no heartbeat frames: the runtime's pings keep the connection
+
         ...(Number.isFinite(max) ? { max } : {}),
       }));
     }
