@@ -11,6 +11,7 @@ import { dirname, join, relative } from "node:path";
 import { Client, runtime, test } from "./_helpers.ts";
 import { type Listening, root, runtimeCommand, startListening } from "./_examples.ts";
 import { cleanup, uniquePrefix } from "./_cluster.ts";
+import { sign } from "hono/jwt";
 
 const docs = ["README.md", ...readdirSync(join(root, "docs")).filter((f) => f.endsWith(".md")).map((f) => `docs/${f}`)];
 
@@ -124,6 +125,30 @@ test(`docs (${runtime}): the Redis program of scaling.md, run twice, delivers ac
     await cleanup(prefix);
   }
   for (const s of servers) assert.doesNotMatch(s.output(), /redis:/, "no broker error");
+});
+
+test(`docs (${runtime}): the hono/jwt route of hono.md refuses a missing or forged token and keys the session`, async () => {
+  const secret = `s-${crypto.randomUUID()}`;
+  const { dir, remove } = scratch({ "main.ts": block("docs/hono.md", "jwt") });
+  let server: Listening | undefined;
+  const clients: Client[] = [];
+  try {
+    server = await run(dir, { JWT_SECRET: secret });
+    const base = `http://127.0.0.1:${server.port}/ws`;
+    for (const url of [base, `${base}?token=${await sign({ sub: "eve" }, "not the secret")}`]) {
+      const res = await fetch(url, { headers: { upgrade: "websocket", connection: "Upgrade" } });
+      assert.equal(res.status, 401, `the middleware refuses ${url}`);
+      await res.body?.cancel();
+    }
+    const ann = await Client.open(server.wsUrl(`/ws?token=${await sign({ sub: "ann" }, secret)}`));
+    clients.push(ann);
+    ann.send("hi");
+    assert.equal(await ann.next(), "ann: hi", "the session's uid came from the token");
+  } finally {
+    await Promise.all(clients.map((c) => c.close()));
+    await server?.stop();
+    remove();
+  }
 });
 
 /** GitHub's anchor for a heading. */
