@@ -27,8 +27,8 @@ step core-web-only tsc -p tsconfig.core.json
 step bun-types tsc -p tsconfig.bun.json
 # The npm package's JavaScript and declarations (dist/), which tests/package.test.ts packs and installs.
 step build node scripts/build.mjs
-# Every TypeScript block of the README type-checks.
-step readme deno check --doc-only README.md
+# Every TypeScript block of the README and the guides in docs/ type-checks (tests/docs_blocks.test.ts runs the programs).
+step readme deno check --doc-only README.md docs/*.md
 # The public docs of every entry point (deno.json's exports): no missing JSDoc, no private types.
 step doc deno doc --lint $(node -p 'Object.values(require("./deno.json").exports).join(" ")')
 # The HTML API reference (npm run docs, into docs/api/): every entry point, and no warning from deno doc.

@@ -270,7 +270,7 @@ test(
   },
   {
     skip: runtime === "deno" &&
-      "Deno 2.9.6 assembles a fragmented message before chorus sees it, with no size option (see README, Security note)",
+      "Deno 2.9.6 assembles a fragmented message before chorus sees it, with no size option (see docs/operations.md, Message size on Deno)",
   },
 );
 
