@@ -2,7 +2,6 @@
 // Each node writes its own members again, so `room.members()` converges to the live sessions on
 // every node. A redis-server of the test's own.
 
-import assert from "node:assert/strict";
 import { eventually, RedisServer, startNode, uniquePrefix } from "./_cluster.ts";
 import { closeAll, openClients, test } from "./_helpers.ts";
 

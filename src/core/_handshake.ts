@@ -34,6 +34,15 @@ export interface HandshakeHost<K extends object> {
   failed(err: unknown): void;
 }
 
+/**
+ * The welcome of a hub that keeps nothing (no `resume`): an empty credential, no heartbeat frames
+ * (the runtime's pings keep the connection), plain data frames from here on.
+ */
+export function plainWelcome(max: number): string {
+  const limit = Number.isFinite(max) ? { max } : {};
+  return encodeControl({ t: "welcome", resumed: false, token: "", recv: 0, hb: 0, ...limit });
+}
+
 /** The `chorus.v1` connections of one hub that have no session yet. */
 export class Handshakes<K extends object> implements ConnectionOwner<Connection> {
   /** The handshake's frames are not held to `maxMessageSize`. */

@@ -18,7 +18,7 @@ import type {
 } from "./_contracts.ts";
 import { Delivery, type DeliveryHost } from "./_delivery.ts";
 import { Fanout } from "./_fanout.ts";
-import { type HandshakeHost, Handshakes } from "./_handshake.ts";
+import { type HandshakeHost, Handshakes, plainWelcome } from "./_handshake.ts";
 import { History } from "./_history.ts";
 import { Keepalive } from "./_keepalive.ts";
 import { Presence } from "./_presence.ts";
@@ -26,14 +26,15 @@ import { Registry } from "./_registry.ts";
 import { SessionCore } from "./_session.ts";
 import type { UpgradeChecks } from "./_upgrade.ts";
 import { recover } from "./resume/_recovery.ts";
-import { ResumableSession, type ResumeHost } from "./resume/_resumable.ts";
+import { ResumableSession } from "./resume/_resumable.ts";
+import type { ResumeHost } from "./resume/_state.ts";
 import { StreamBook } from "./resume/_streams.ts";
 import { errorText, isThenable, randomString, reportTo } from "./_util.ts";
 import type { Broker, BrokerLink, BrokerStreams, SessionState } from "../broker.ts";
 import { HubClosedError } from "../errors.ts";
 import type { HubMetrics, LogEntry } from "../metrics.ts";
 import type { ResolvedOptions } from "../options.ts";
-import { encodeControl, type Position, PROTOCOL } from "../protocol.ts";
+import { type Position, PROTOCOL } from "../protocol.ts";
 import type { Member } from "../types.ts";
 
 /** The core of one hub. */
@@ -184,19 +185,7 @@ export class HubCore<K extends object>
     this.registry.add(s);
     this.adopt(conn, s);
     if (s instanceof ResumableSession) s.welcome(false);
-    else if (v1) {
-      // `chorus.v1` on a hub that keeps nothing: an empty credential, plain frames from here on.
-      const max = this.limits.maxMessageSize;
-      conn.sendControl(encodeControl({
-        t: "welcome",
-        resumed: false,
-        token: "",
-        recv: 0,
-        hb: 0, // no heartbeat frames: the runtime's pings keep the connection
-
-        ...(Number.isFinite(max) ? { max } : {}),
-      }));
-    }
+    else if (v1) conn.sendControl(plainWelcome(this.limits.maxMessageSize));
     s.start();
   }
 

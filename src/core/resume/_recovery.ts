@@ -8,7 +8,8 @@ import type { SessionState, StreamEntry } from "../../broker.ts";
 import { dataOverhead, encodeData, type Position } from "../../protocol.ts";
 import { byteLength, errorText } from "../_util.ts";
 import { Kept } from "./_kept.ts";
-import type { ResumableSession, ResumeHost } from "./_resumable.ts";
+import type { ResumableSession } from "./_resumable.ts";
+import type { ResumeHost } from "./_state.ts";
 
 /**
  * Continues a claimed session: reads what it missed from the broker's streams (from the

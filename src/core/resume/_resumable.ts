@@ -1,17 +1,15 @@
 // A resumable session (`HubOptions.resume`, a `chorus.v1` client): a session that numbers what it
 // sends in streams, keeps it until its client has it, outlives a lost connection for the resume
 // window, and continues on the client's next connection. Imports the session core, the
-// contracts, the protocol and the resume module's own pieces.
+// contracts, the protocol and the resume module's own pieces (state, kept frames, saves).
 
 import type { Connection } from "../_connection.ts";
-import type { ResumeLimits, SessionHost, SessionInit, Stream } from "../_contracts.ts";
+import type { SessionInit, Stream } from "../_contracts.ts";
 import { SessionCore } from "../_session.ts";
-import type { BrokerStreams, SessionState } from "../../broker.ts";
-import { MessageBufferFullError } from "../../errors.ts";
+import type { SessionState } from "../../broker.ts";
 import {
   dataOverhead,
   decodeFrame,
-  encodeAck,
   encodeControl,
   encodeData,
   isCredential,
@@ -19,69 +17,9 @@ import {
   type Position,
 } from "../../protocol.ts";
 import { randomString } from "../_util.ts";
-import { Kept } from "./_kept.ts";
-import type { StreamBook } from "./_streams.ts";
-
-/** How long a handover waits for a busy handler (ms). */
-const HANDOVER_WAIT = 2000;
-
-/** Acknowledge the client's messages after this many, or this long after the first (ms). */
-const ACK_EVERY = 32;
-const ACK_WITHIN = 100;
-
-/** What a resumable session needs of its hub beyond a plain one's needs. */
-export interface ResumeHost<K extends object> extends SessionHost<K, SessionCore<K>> {
-  /** `resume`, resolved. */
-  readonly resume: ResumeLimits;
-  /** The broker's streams, when the hub shares them with other nodes. */
-  readonly streams: BrokerStreams | undefined;
-  /** The streams this node numbers frames in. */
-  readonly book: StreamBook;
-  /** Resume credentials, each naming its session. */
-  readonly tokens: Map<string, ResumableSession<K>>;
-  /** How many resumable sessions wait for their client (one more, or one less). */
-  detached(delta: number): void;
-  /** A connection now carries a session: count it for native fan-out, subscribe it to its topics. */
-  adopt(conn: Connection, s: SessionCore<K>): void;
-  /** A connection no longer carries a session. */
-  release(conn: Connection): void;
-  /** A connection becomes a new session (a claimed session could not be continued). */
-  openFresh(conn: Connection, init: SessionInit<K>): void;
-  /** Whether this node is claiming the session a credential names from the broker now. */
-  claiming(token: string): boolean;
-}
-
-/** What a resumable session has beyond a plain one; shared with recovery. */
-export class ResumeState {
-  /** What it keeps for its client (until acknowledged, or while away); `undefined` when nothing. */
-  kept: Kept | undefined;
-  /** The credential for the next resume. */
-  token: string | undefined;
-  /** The credential just used to resume: valid until the client shows it got the new one. */
-  usedToken: string | undefined;
-  /** The session's own stream, once it has a message. */
-  own: Stream | undefined;
-  /** Data frames of the current connection the client acknowledged. */
-  ackedFrames = 0;
-  /** When the last heartbeat frame went. */
-  beatAt = 0;
-  /** With a broker's streams: where the session follows each stream from (for another node to continue it). */
-  from: Record<string, [epoch: string, offset: number, seq?: number]> | undefined;
-  /** Claimed from another node: its first message may skip numbers the node before took. */
-  claimed = false;
-  /** After a resume on this node: per stream, up to where the broker's messages were read and sent. */
-  replayed: Map<string, [epoch: string, offset: number]> | undefined;
-  /** Being handed over to another node (`hub.close()`): the client's messages are left to it. */
-  handingOver = false;
-  whenIdle: (() => void) | undefined;
-  saveTimer: ReturnType<typeof setTimeout> | undefined;
-  /** The client's last message number received, and how many are not acknowledged yet. */
-  received = 0;
-  unacked = 0;
-  ackTimer: ReturnType<typeof setTimeout> | undefined;
-  /** While detached: the end of the resume window. */
-  expiry: ReturnType<typeof setTimeout> | undefined;
-}
+import { keepFrame } from "./_keep.ts";
+import { ack, saveNow, saveSoon } from "./_saves.ts";
+import { ACK_EVERY, ACK_WITHIN, HANDOVER_WAIT, type ResumeHost, ResumeState } from "./_state.ts";
 
 /** A resumable session of this node. */
 export class ResumableSession<K extends object> extends SessionCore<K> {
@@ -140,15 +78,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     conn.owner = this;
     host.adopt(conn, this);
     this.welcome(true);
-    const kept = this.r.kept;
-    if (kept) {
-      for (let i = kept.head; i < kept.offsets.length; i++) {
-        if (!conn.send(kept.frames[i]!, kept.sizes[i])) {
-          this.lost(conn, "Message buffer full");
-          return;
-        }
-      }
-    }
+    if (!this.#sendKept(conn)) return;
     this.saveSoon();
     const onResume = host.hooks.resume;
     if (onResume) this.call(onResume, undefined);
@@ -161,7 +91,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     // again there), and so are those still queued; the one a handler is taking is finished here.
     r.handingOver = true;
     if (this.busy) await new Promise<void>((resolve) => (r.whenIdle = resolve, setTimeout(resolve, HANDOVER_WAIT)));
-    r.received = this.#taken();
+    r.received = this.taken();
     this.dropQueue();
     try {
       await this.#saveNow();
@@ -172,7 +102,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
   }
 
   /** The last of the client's numbers a handler took (those queued behind a busy handler are not). */
-  #taken(): number {
+  taken(): number {
     return this.r.received - this.queued;
   }
 
@@ -203,29 +133,9 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     else this.lost(conn, "Message buffer full");
   }
 
-  /**
-   * Keeps a numbered frame until the client acknowledges it. Past `maxMessages` or
-   * `maxBufferedAmount` kept, the session ends: its client could not be given everything.
-   */
+  /** Keeps a numbered frame until the client has it (see `keepFrame`); false: not kept. */
   keep(stream: Stream, offset: number, frame: string | Uint8Array, frameSize: number): boolean {
-    if (this.ended) return false;
-    const r = this.r;
-    const replayed = r.replayed?.get(stream.key);
-    // A live copy of a message a resume on this node already read from the broker and sent.
-    if (replayed && replayed[0] === stream.epoch && offset <= replayed[1]) return false;
-    const kept = r.kept ??= new Kept();
-    kept.push(stream, offset, frame, frameSize);
-    const host = this.#host;
-    if (kept.length <= host.resume.maxMessages && kept.bytes <= host.limits.maxBufferedAmount) return true;
-    host.report(
-      this,
-      new MessageBufferFullError(
-        `Ended the session: ${kept.length} messages (${kept.bytes} bytes) wait for its client, more than resume.maxMessages (${host.resume.maxMessages}) or maxBufferedAmount (${host.limits.maxBufferedAmount}) allow`,
-      ),
-    );
-    host.slowClient(this, 1008, `Ended session ${this.id}: too many messages kept for its client`);
-    this.end(1008, "Too many messages kept for the session", false);
-    return false;
+    return keepFrame(this.#host, this, stream, offset, frame, frameSize);
   }
 
   /** A message of the session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
@@ -330,16 +240,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     conn.owner = this;
     host.adopt(conn, this);
     this.welcome(true);
-    const kept = r.kept;
-    if (kept) {
-      kept.forget(pos);
-      for (let i = kept.head; i < kept.offsets.length; i++) {
-        if (!conn.send(kept.frames[i]!, kept.sizes[i])) {
-          this.lost(conn, "Message buffer full");
-          return;
-        }
-      }
-    }
+    r.kept?.forget(pos);
+    if (!this.#sendKept(conn)) return;
     const onResume = host.hooks.resume;
     if (onResume) this.call(onResume, undefined);
   }
@@ -391,8 +293,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     // Taken or queued first: an acknowledgement counts only what a handler took.
     this.receive(frame.payload);
     if (this.ended) return;
-    if (++r.unacked >= ACK_EVERY) this.#ack();
-    else r.ackTimer ??= setTimeout(() => this.#ack(), ACK_WITHIN);
+    if (++r.unacked >= ACK_EVERY) ack(this.#host, this);
+    else r.ackTimer ??= setTimeout(() => ack(this.#host, this), ACK_WITHIN);
   }
 
   /** The runtime closed `conn`. A resumable session whose connection was lost waits for its client. */
@@ -517,63 +419,26 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     );
   }
 
-  #ack(): void {
-    const r = this.r;
-    clearTimeout(r.ackTimer);
-    r.ackTimer = undefined;
-    r.unacked = 0;
-    // Only what a handler took: what waits in the queue is sent again if this node goes away.
-    const received = this.#taken();
-    if (!this.#host.streams) {
-      this.conn?.sendControl(encodeAck(received));
-      return;
-    }
-    // With a broker's streams the state is saved before the client may forget its messages.
-    this.#saveNow().then(
-      () => this.conn?.sendControl(encodeAck(received)),
-      (err) => this.#host.book.failed(err),
-    );
-  }
-
   /** Saves the state in the broker soon (once per turn, however many changes). */
   saveSoon(): void {
-    const r = this.r;
-    if (!r.from || r.saveTimer !== undefined || !this.#host.streams) return;
-    r.saveTimer = setTimeout(() => {
-      r.saveTimer = undefined;
-      this.#saveNow().catch((err) => this.#host.book.failed(err));
-    }, 0);
+    saveSoon(this.#host, this);
   }
 
   /** Saves the state in the broker now. */
   #saveNow(): Promise<void> {
-    const r = this.r;
-    const streams = this.#host.streams;
-    // While this node claims the session (its client is back), a save would index again the
-    // credential the claim retires: the claim's answer saves.
-    if (!r.from || !streams || this.ended || (r.token !== undefined && this.#host.claiming(r.token))) {
-      return Promise.resolve();
+    return saveNow(this.#host, this);
+  }
+
+  /** Sends every kept frame, in order; false when the connection was given up. */
+  #sendKept(conn: Connection): boolean {
+    const kept = this.r.kept;
+    for (let i = kept?.head ?? 0; kept && i < kept.offsets.length; i++) {
+      if (!conn.send(kept.frames[i]!, kept.sizes[i])) {
+        this.lost(conn, "Message buffer full");
+        return false;
+      }
     }
-    clearTimeout(r.saveTimer);
-    r.saveTimer = undefined;
-    let keys = "{}";
-    try {
-      keys = JSON.stringify(this.keys ?? {});
-    } catch {
-      // keys JSON cannot hold (a cycle, a BigInt) stay on this node
-    }
-    const state: SessionState = {
-      id: this.id,
-      keys,
-      from: r.from,
-      rooms: this.rooms ? [...this.rooms] : [],
-      received: this.#taken(),
-      // Connected: the new credential only (the one presented is not claimable while its
-      // connection may be alive, so a copy presented elsewhere meanwhile gets nothing). Detached
-      // before the client confirmed the new one: the one presented, the credential it surely has.
-      token: (this.conn ? r.token : r.usedToken ?? r.token) ?? "",
-    };
-    return streams.saveSession(state, this.#host.resume.window);
+    return true;
   }
 
   #startWindow(): void {
