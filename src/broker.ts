@@ -124,6 +124,14 @@ export interface BrokerStreams {
    */
   claimSession(token: string): Promise<SessionState | undefined>;
   /**
+   * Whether the broker keeps any state for a session id (claimed by any node or not). A node
+   * whose claim found nothing asks it for a session it still holds itself: no state at all means
+   * the broker lost it (a restart), and the session may go on there; a state means another node
+   * took it. Optional: without it, such a session is not continued.
+   * @param id The session's id.
+   */
+  hasSession?(id: string): Promise<boolean>;
+  /**
    * Forgets a session that ended for good (or moved away: see `claimSession`).
    * @param id The session's id.
    */

@@ -43,6 +43,12 @@ export interface HubMetrics {
    * `redisBroker({ routing: "rooms" })`, only those of hub-wide broadcasts and of this node's rooms).
    */
   brokerIn: number;
+  /**
+   * Counter: broadcasts and `write`s for resumable sessions that the broker's streams did not take
+   * (Redis unreachable past `commandTimeout`, or past `maxPendingBytes`): no resumable session on
+   * any node gets them. Each outage is also reported to `handleBrokerError`.
+   */
+  brokerDropped: number;
   /** Gauge: the broker's recent publish round trip in ms, where the broker measures it. */
   brokerLatency: number | undefined;
 }
@@ -79,6 +85,7 @@ const HELP: Record<keyof HubMetrics, [type: "gauge" | "counter", help: string]> 
   tooBig: ["counter", "Sessions closed because a message was larger than maxMessageSize."],
   brokerErrors: ["counter", "Broker errors."],
   brokerIn: ["counter", "Broadcasts from other nodes received through the broker."],
+  brokerDropped: ["counter", "Broadcasts and writes for resumable sessions the broker's streams did not take."],
   brokerLatency: ["gauge", "The broker's recent publish round trip in seconds."],
 };
 

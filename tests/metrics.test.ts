@@ -45,6 +45,7 @@ test("metrics: sessions, connects, disconnects, messages and bytes both ways, re
         tooBig: 1,
         brokerErrors: 0,
         brokerIn: 0,
+        brokerDropped: 0,
         brokerLatency: undefined,
       },
     );

@@ -242,7 +242,7 @@ test("redis resume: a burst of 10,000 broadcasts with clients moved to another n
   }
 });
 
-test("redis resume: Redis restarted while a session is detached: it resumes on its node; elsewhere it is a new session, never a gap", async () => {
+test("redis resume: Redis restarted while a session is detached: it resumes on its node, which saves it again, so it resumes elsewhere next", async () => {
   const redis = await RedisServer.start(await sparePort(16600, 16699));
   const url = redis.url;
   const prefix = uniquePrefix("resume-restart");
@@ -268,21 +268,27 @@ test("redis resume: Redis restarted while a session is detached: it resumes on i
     await signal.until(() => stay.got.length === 1, "1");
     lb.cut(true);
     await redis.stop();
-    a.hub.room("r").broadcast("2"); // Redis is down: local delivery goes on
+    // Redis is down: the broadcast waits for the connection to come back (within commandTimeout),
+    // or, sent before the node saw it go, fails and is dropped for every resumable session
+    // (counted): either way nobody is given it out of the stream.
+    a.hub.room("r").broadcast("2");
     await redis.restart(); // empty: every stream and session state is gone
     await deadline(a.hub.ready(), "a reconnected");
     a.hub.room("r").broadcast("3");
     lb.heal();
-    await signal.until(() => stay.opens.length === 2 && stay.got.length >= 3, "resumed on its node");
-    assert.deepEqual(stay.got, ["1", "2", "3"]);
-    assert.deepEqual(stay.opens, [false, true]);
-    // the same outage, then the client comes back to the other node: Redis lost its state
+    await signal.until(() => stay.opens.length === 2 && stay.got.includes("3"), "resumed on its node");
+    const dropped = a.hub.metrics().brokerDropped;
+    assert.deepEqual(stay.got, dropped === 1 ? ["1", "3"] : ["1", "2", "3"], `brokerDropped ${dropped}`);
+    assert.deepEqual(stay.opens, [false, true], "its node still holds it: Redis lost the state, nobody took it");
+    // then the client comes back to the other node: its node saved the state again once Redis
+    // was back, so the other node continues it, with what it missed
     lb.cut(true);
     a.hub.room("r").broadcast("4");
     lb.retarget(b.server.port);
     lb.heal();
-    await signal.until(() => stay.opens.length === 3, "back, elsewhere");
-    assert.equal(stay.opens[2], false, "not resumed: a new session, reported as such");
+    await signal.until(() => stay.opens.length === 3 && stay.got.includes("4"), "back, elsewhere");
+    assert.equal(stay.opens[2], true);
+    assert.deepEqual(stay.got.slice(-2), ["3", "4"]);
     moved = stay;
   } finally {
     await (moved ?? stay).end();

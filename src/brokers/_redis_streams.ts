@@ -22,16 +22,19 @@
  * On a Redis Cluster, `<prefix>` is `{<prefix>}`, but a room's stream (`r:<room>`) and its seq
  * are on the room's slot (see `RedisKeys.streamBase`).
  *
- * May import: `_redis_scripts.ts`, `_redis_keys.ts`, `wire.ts`, `../broker.ts` (types), `node:*`.
+ * Session states are `_redis_sessions.ts`'s. May import: `_redis_sessions.ts`, `_redis_scripts.ts`,
+ * `_redis_keys.ts`, `_redis_client.ts` (types), `wire.ts`, `../broker.ts` (types), `node:*`.
  *
  * @module
  */
 
 import { Buffer } from "node:buffer";
 import type { BrokerMessage, BrokerStreams, SessionState, StreamEntry, StreamPosition } from "../broker.ts";
+import type { RedisClientLike } from "./_redis_client.ts";
 import { type RedisKeys, safeKey } from "./_redis_keys.ts";
+import { RedisSessions } from "./_redis_sessions.ts";
 import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
-import { encodeHead, encodeReleasedHead } from "./wire.ts";
+import { encodeHead } from "./wire.ts";
 
 /** What the Redis broker gives its streams. */
 export interface StreamsHost {
@@ -49,6 +52,14 @@ export interface StreamsHost {
    * @param room The room.
    */
   subscribed(room: string): Promise<void> | undefined;
+  /**
+   * `undefined` while the connection for commands is ready; while it reconnects, a promise that
+   * resolves once it is ready again, or rejects after `commandTimeout` (appends wait for it, in
+   * order, rather than fail: a blip of the connection delays them, it does not lose them).
+   */
+  reconnected(): Promise<void> | undefined;
+  /** The connection for commands. */
+  client(): RedisClientLike;
   /** Largest channel message in bytes. */
   readonly max: number;
   /** How long streams outlive their last append, in ms. */
@@ -82,36 +93,6 @@ export interface StreamsHost {
   release(bytes: number): void;
 }
 
-/** A session's state waiting behind its stalled save, and the callers' promise of its own save. */
-interface WaitingSave {
-  state: SessionState;
-  ttl: number;
-  readonly promise: Promise<unknown>;
-  readonly resolve: (save: Promise<unknown>) => void;
-  readonly reject: (err: unknown) => void;
-}
-
-/** A session's save that Redis has not answered. */
-interface SaveFlight {
-  /** The SAVE sent. */
-  readonly command: Promise<unknown>;
-  /** It went unanswered past the command timeout: later saves wait (`next`) instead of queueing. */
-  stalled: boolean;
-  /** The latest state asked for since it stalled. */
-  next?: WaitingSave;
-}
-
-function deferred(): Pick<WaitingSave, "promise" | "resolve" | "reject"> {
-  let resolve!: (save: Promise<unknown>) => void;
-  let reject!: (err: unknown) => void;
-  const promise = new Promise<unknown>((res, rej) => {
-    resolve = res;
-    reject = rej;
-  });
-  promise.catch(() => {}); // its callers each wait with a timeout; none may be left
-  return { promise, resolve, reject };
-}
-
 const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
 
 /** 12 random letters and digits (71 bits), for a new stream's epoch. */
@@ -124,9 +105,14 @@ function newEpoch(): string {
 
 /** Streams and session states on Redis. */
 export class RedisStreams implements BrokerStreams {
+  /** Settles when the last append settled. */
+  #tail: Promise<void> = Promise.resolve();
+  /** The reconnect the held appends wait for, and what they wait on (see `#afterReconnect`). */
+  #heldFor: Promise<void> | undefined;
+  #held: Promise<unknown> | undefined;
   #host: StreamsHost;
-  /** Sessions with a save Redis has not answered. */
-  #saves = new Map<string, SaveFlight>();
+  /** The session states. */
+  #sessions: RedisSessions;
 
   /**
    * The streams of one broker.
@@ -134,6 +120,7 @@ export class RedisStreams implements BrokerStreams {
    */
   constructor(host: StreamsHost) {
     this.#host = host;
+    this.#sessions = new RedisSessions(host);
   }
 
   /**
@@ -217,8 +204,11 @@ export class RedisStreams implements BrokerStreams {
       ]);
     // A room's first member on this node: its channel's SUBSCRIBE goes first (appends to the
     // room chain on it in order), or this node's resumable members would miss the echo.
-    const waiting = publish && msg!.room !== undefined ? host.subscribed(msg!.room) : undefined;
+    const subscribing = publish && msg!.room !== undefined ? host.subscribed(msg!.room) : undefined;
+    const reconnected = this.#afterReconnect();
+    const waiting = reconnected && subscribing ? Promise.all([reconnected, subscribing]) : reconnected ?? subscribing;
     const run = waiting ? waiting.then(script) : script();
+    this.#tail = run.then(() => {}, () => {});
     run.then(() => host.release(size), () => host.release(size));
     // No timeout here: an append that is only slow (a busy node, a backlog) may still be taken,
     // and then published; failing it early would make the hub deliver it a second time, in an
@@ -229,6 +219,20 @@ export class RedisStreams implements BrokerStreams {
       const reply = answer as [string, number, number, number];
       return { key, epoch: String(reply[0]), offset: Number(reply[1]), seq: Number(reply[2]), time: Number(reply[3]) };
     });
+  }
+
+  /**
+   * While the connection reconnects: when appends may go again — once it is ready and the appends
+   * sent before it went down have settled (taken or failed), so the ones held go after them, in order.
+   */
+  #afterReconnect(): Promise<unknown> | undefined {
+    const reconnected = this.#host.reconnected();
+    if (!reconnected) return undefined;
+    if (this.#heldFor !== reconnected) {
+      this.#heldFor = reconnected;
+      this.#held = Promise.all([reconnected, this.#tail]);
+    }
+    return this.#held;
   }
 
   /**
@@ -283,142 +287,28 @@ export class RedisStreams implements BrokerStreams {
     return { epoch: epoch.toString(), top: Number(top), entries };
   }
 
-  /**
-   * Saves a session's state (ignored when another node claimed it meanwhile). Once a save of the
-   * session has gone unanswered past the command timeout (Redis stalls), later saves of it are
-   * not sent behind it: the latest state waits, and goes once that save is answered (or before
-   * a claim or a drop, which keep their order after it). So what a stall holds for a session
-   * stops growing once its first save there times out; each call still settles within the
-   * command timeout.
-   * @param state The state.
-   * @param ttl How long it outlives this node's last heartbeat.
-   */
-  async saveSession(state: SessionState, ttl: number): Promise<void> {
-    const host = this.#host;
-    if (!(ttl > 0) || !Number.isFinite(ttl)) {
-      throw new RangeError(`A session ttl must be a positive number, not ${ttl}`);
-    }
-    host.node();
-    const flight = this.#saves.get(state.id);
-    if (flight?.stalled) {
-      const next = flight.next ??= { state, ttl, ...deferred() };
-      next.state = state;
-      next.ttl = ttl;
-      await host.within(next.promise, "a session save");
-      return;
-    }
-    const command = this.#save(state, ttl);
-    try {
-      await host.within(command, "a session save");
-    } catch (err) {
-      const unanswered = this.#saves.get(state.id);
-      if (unanswered?.command === command) unanswered.stalled = true; // timed out, not failed
-      throw err;
-    }
+  saveSession(state: SessionState, ttl: number): Promise<void> {
+    return this.#sessions.saveSession(state, ttl);
   }
 
-  /** Sends a save, the session's one unanswered save from now on. */
-  #save(state: SessionState, ttl: number): Promise<unknown> {
-    const host = this.#host;
-    const node = host.node();
-    const p = host.keys.home;
-    const sid = safeKey(state.id);
-    const keys = [`${p}:ss:${sid}`, `${p}:tk:${safeKey(state.token)}`, `${p}:ns:${safeKey(node)}`];
-    const args = [
-      String(Math.ceil(ttl)),
-      sid,
-      node,
-      state.id,
-      state.keys,
-      JSON.stringify(state.from),
-      JSON.stringify(state.rooms),
-      String(state.received),
-      state.token,
-      `${p}:st:${safeKey("s:" + state.id)}`,
-    ];
-    const command = this.#run(SCRIPTS.save, keys, args);
-    const flight: SaveFlight = { command, stalled: false };
-    this.#saves.set(state.id, flight);
-    const answered = () => {
-      if (this.#saves.get(state.id) !== flight) return;
-      this.#saves.delete(state.id);
-      if (flight.next) this.#sendWaiting(flight.next);
-    };
-    command.then(answered, answered);
-    return command;
+  claimSession(token: string): Promise<SessionState | undefined> {
+    return this.#sessions.claimSession(token);
   }
 
-  /** Sends a state that waited behind a stalled save; its callers get that save's answer. */
-  #sendWaiting(next: WaitingSave): void {
-    try {
-      next.resolve(this.#save(next.state, next.ttl));
-    } catch (err) {
-      next.reject(err); // the broker stopped
-    }
+  hasSession(id: string): Promise<boolean> {
+    return this.#sessions.hasSession(id);
   }
 
-  /** Before a claim or a drop: the states waiting behind stalled saves go first, as they were asked first. */
-  #flushSaves(id?: string): void {
-    for (const [sid, flight] of this.#saves) {
-      if (!flight.next || (id !== undefined && sid !== id)) continue;
-      const next = flight.next;
-      flight.next = undefined;
-      this.#sendWaiting(next);
-    }
+  dropSession(id: string): Promise<void> {
+    return this.#sessions.dropSession(id);
   }
 
   /**
-   * Moves the session a credential names to this node.
-   * @param token The credential.
-   * @returns The state, or `undefined`.
-   */
-  async claimSession(token: string): Promise<SessionState | undefined> {
-    if (token === "") return undefined; // an empty credential names no session
-    const host = this.#host;
-    const node = host.node();
-    const p = host.keys.home;
-    const head = encodeReleasedHead(node);
-    this.#flushSaves();
-    const run = this.#run(SCRIPTS.claim, [`${p}:tk:${safeKey(token)}`, `${p}:ns:${safeKey(node)}`], [
-      `${p}:ss:`,
-      node,
-      host.keys.channel,
-      Buffer.from(head.buffer, head.byteOffset, head.byteLength),
-    ]);
-    const reply = await host.within(run, "a session claim") as string[] | null;
-    if (!reply) return undefined;
-    const [id, keys, from, rooms, received, saved] = reply.map(String);
-    return { id, keys, from: JSON.parse(from), rooms: JSON.parse(rooms), received: Number(received), token: saved };
-  }
-
-  /**
-   * Forgets a session of this node, with its credential and its own stream.
-   * @param id The session's id.
-   */
-  async dropSession(id: string): Promise<void> {
-    const host = this.#host;
-    const node = host.node();
-    const p = host.keys.home;
-    const own = safeKey("s:" + id);
-    const keys = [`${p}:ss:${safeKey(id)}`, `${p}:st:${own}`, `${p}:sm:${own}`, `${p}:ns:${safeKey(node)}`];
-    this.#flushSaves(id);
-    await host.within(this.#run(SCRIPTS.drop, keys, [node, safeKey(id)]), "a session drop");
-  }
-
-  /**
-   * Refreshes the TTLs of this node's sessions (the heartbeat's). No time limit: the promise is
-   * the command's, unanswered as long as Redis stalls (the heartbeat sends no other meanwhile).
+   * Refreshes the TTLs of this node's sessions (see `RedisSessions.refresh`).
    * @returns How many sessions this node has in Redis.
    */
-  async refresh(): Promise<number> {
-    const host = this.#host;
-    const p = host.keys.home;
-    return Number(
-      await this.#run(SCRIPTS.refresh, [`${p}:ns:${safeKey(host.node())}`], [
-        `${p}:ss:`,
-        String(Math.ceil(host.streamTtl)),
-      ]),
-    );
+  refresh(): Promise<number> {
+    return this.#sessions.refresh();
   }
 
   #run(script: Script, keys: string[], args: (string | Buffer)[], bytes = false): Promise<unknown> {

@@ -385,6 +385,15 @@ class MemoryStreams implements BrokerStreams {
     }
   }
 
+  hasSession(id: string): Promise<boolean> {
+    try {
+      this.#node();
+      return Promise.resolve(this.#live(id) !== undefined);
+    } catch (err) {
+      return Promise.reject(err);
+    }
+  }
+
   dropSession(id: string): Promise<void> {
     try {
       const node = this.#node();

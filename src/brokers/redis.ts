@@ -283,6 +283,8 @@ class RedisBroker implements Broker {
       scripts,
       channelOf: (room) => routing.channelOf(room),
       subscribed: (room) => routing.subscribed(room),
+      reconnected: () => this.#reconnected(timeout),
+      client: () => this.#pub,
       max,
       streamTtl,
       metaTtl,
@@ -411,9 +413,27 @@ class RedisBroker implements Broker {
     receive(link, message, { max: this.#max, echo: this.#nodeBytes });
   };
 
+  /** While the connection for commands reconnects: when it is ready again (see `StreamsHost.reconnected`). */
+  #reconnecting: Promise<void> | undefined;
+  #ready: (() => void) | undefined;
+
+  #reconnected(timeout: number): Promise<void> | undefined {
+    if (this.#pub.isReady || this.#stopped) return undefined;
+    if (!this.#reconnecting) {
+      const wait = new Promise<void>((resolve) => this.#ready = resolve);
+      this.#reconnecting = within(wait, timeout, "Redis to reconnect").finally(() => {
+        this.#reconnecting = undefined;
+        this.#ready = undefined;
+      });
+      this.#reconnecting.catch(() => {});
+    }
+    return this.#reconnecting;
+  }
+
   #onPubError = (err: Error): void => this.#reportConnection("publish", err);
   #onSubError = (err: Error): void => this.#reportConnection("subscribe", err);
   #onPubReady = (): void => {
+    this.#ready?.();
     this.#backlog.ready();
     this.#scripts.reset(); // a restarted server, or a promoted replica, has no scripts
     // After a reconnect (Redis may have restarted empty), write the counts again at once, and

@@ -35,13 +35,20 @@ export interface DeliveryHost<K extends object> {
   readonly streams: BrokerStreams | undefined;
   /** How many messages a broker's stream keeps: enough for resuming and for history. */
   readonly streamLimit: number;
-  /** The registered session `s` is (or `undefined`). */
-  coreOf(s: unknown): SessionCore<K> | undefined;
+  /** Reports an error of a session to `handleError`. */
+  report(s: SessionCore<K>, err: unknown): void;
 }
+
+/** Most broadcasts held behind a gap being read, per stream. */
+const GAP_HOLD = 10_000;
+/** How many times a gap's read is tried. */
+const GAP_TRIES = 6;
 
 /** The delivery table of one hub. */
 export class Delivery<K extends object> {
   readonly #host: DeliveryHost<K>;
+  /** Streams whose missed messages are being read from the broker: what arrived meanwhile, in order. */
+  readonly #gaps = new Map<string, BrokerMessage[]>();
 
   /** @param host The hub. */
   constructor(host: DeliveryHost<K>) {
@@ -83,9 +90,10 @@ export class Delivery<K extends object> {
     appended.then(
       () => host.book.worked(),
       (err) => {
-        // Local delivery goes on: this node's resumable sessions get it in an epoch of its own.
+        // Not in the broker's stream: no resumable session anywhere gets it (the stream, the one
+        // numbering every node shares, never differs between nodes). Counted and reported.
+        host.counters.brokerDropped++;
         host.book.failed(err);
-        if (!host.closing) this.#deliverLocally(payload, size, room, host.coreOf(except?.session));
       },
     );
   }
@@ -108,6 +116,19 @@ export class Delivery<K extends object> {
     const at = msg.position;
     if (at && host.streams) {
       const book = host.book;
+      const held = this.#gaps.get(at.key);
+      if (held) {
+        // Behind a gap being read: in order, after it.
+        if (held.length < GAP_HOLD) held.push(msg);
+        else this.#gaveUp(at.key, room, "too many messages arrived behind it");
+        return;
+      }
+      const seen = book.of(room);
+      if (seen.epoch === at.epoch && seen.offset > 0 && at.offset > seen.offset + 1 && this.#followed(room)) {
+        // Messages of the stream this node missed (its subscription was down): read first.
+        this.#fill(host.streams, at.key, room, seen.offset, msg);
+        return;
+      }
       if (at.seq > book.lastSeq) book.lastSeq = at.seq;
       book.at(at.key, at.epoch, at.offset);
       host.fanout.deliver(msg.payload, size, room, except, own ? FRAMED : BOTH, at.offset);
@@ -118,19 +139,67 @@ export class Delivery<K extends object> {
     if (room !== undefined && !at) host.history.remember(room, msg.payload);
   }
 
+  /** Whether resumable sessions here follow the hub's stream (`undefined`) or a room's. */
+  #followed(room: string | undefined): boolean {
+    const registry = this.#host.registry;
+    return room === undefined ? registry.framed.size > 0 : (registry.framedRooms.get(room)?.size ?? 0) > 0;
+  }
+
   /**
-   * A broadcast the broker's streams could not take: this node's resumable sessions get it in
-   * a local epoch (other nodes miss it; a client that saw it resumes elsewhere as a new session).
+   * Reads what this node missed of a stream (offsets after `after`, before `first`'s), delivers
+   * it to the resumable sessions in order, then what arrived meanwhile. A read that fails is tried
+   * again (up to `GAP_TRIES` times, backing off); then the sessions following the stream end, as
+   * they cannot be given everything (their clients get new sessions, `resumed: false`).
    */
-  #deliverLocally(
-    payload: string | Uint8Array,
-    size: number,
-    room: string | undefined,
-    except: SessionCore<K> | undefined,
-  ): void {
-    const book = this.#host.book;
-    const key = room === undefined ? "h" : `r:${room}`;
-    const stream = book.at(key, book.localEpoch(book.of(room).epoch), 0);
-    this.#host.fanout.deliver(payload, size, room, except, FRAMED, stream.offset + 1);
+  #fill(streams: BrokerStreams, key: string, room: string | undefined, after: number, first: BrokerMessage): void {
+    const host = this.#host;
+    const held = [first];
+    this.#gaps.set(key, held);
+    const epoch = first.position!.epoch;
+    const missing = first.position!.offset - after - 1;
+    const attempt = (tries: number): void => {
+      streams.read(key, after, missing).then(
+        (read) => {
+          if (this.#gaps.get(key) !== held || host.closing) return;
+          const entries = read.entries.filter((e) => e.offset > after && e.offset < first.position!.offset);
+          if (read.epoch !== epoch || entries.length !== missing) {
+            this.#gaveUp(key, room, read.epoch !== epoch ? "its stream was made anew" : "it was trimmed");
+            return;
+          }
+          host.book.worked();
+          for (const e of entries) {
+            const except = e.except === undefined ? undefined : host.registry.sessions.get(e.except);
+            host.book.at(key, epoch, e.offset);
+            host.fanout.deliver(e.payload, byteLength(e.payload), room, except, FRAMED, e.offset);
+          }
+          this.#gaps.delete(key);
+          for (const msg of held) this.fromBroker(msg);
+        },
+        (err) => {
+          if (this.#gaps.get(key) !== held || host.closing) return;
+          host.book.failed(err);
+          if (tries < GAP_TRIES) setTimeout(() => attempt(tries + 1), 50 * 2 ** tries);
+          else this.#gaveUp(key, room, "it could not be read");
+        },
+      );
+    };
+    attempt(1);
+  }
+
+  /**
+   * A gap that cannot be filled: the resumable sessions following the stream end (their clients
+   * start new sessions: never a silent gap), and what was held behind it goes on.
+   */
+  #gaveUp(key: string, room: string | undefined, why: string): void {
+    const host = this.#host;
+    const held = this.#gaps.get(key) ?? [];
+    this.#gaps.delete(key);
+    const registry = host.registry;
+    const followers = room === undefined ? registry.framed : registry.framedRooms.get(room);
+    for (const s of [...followers ?? []]) {
+      host.report(s, new Error(`Ended session ${s.id}: messages of stream ${key} it missed are lost (${why})`));
+      s.end(1011, "Missed messages are lost", false);
+    }
+    for (const msg of held) this.fromBroker(msg);
   }
 }

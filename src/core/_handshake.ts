@@ -156,7 +156,7 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
           return;
         }
         if (!state) {
-          if (open) host.open(conn, init, true);
+          if (open) this.#unclaimed(streams, conn, init, token, pos);
           return;
         }
         // The session was this node's: it continues here (never a second core for one id).
@@ -175,6 +175,32 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
         // The broker failed: a session of this node continues here; for any other the client
         // tries again later with the same credential (1013), its session kept for it.
         if (open && !host.closing && !this.#resumeHere(conn, token, pos)) conn.close(1013, "Try again later");
+      },
+    );
+  }
+
+  /**
+   * A claim found nothing. A session this node still holds under that credential goes on here
+   * if the broker keeps no state for it at all (the broker lost it: a restart); any state means
+   * another node took it, and the connection gets a fresh session.
+   */
+  #unclaimed(streams: BrokerStreams, conn: Connection, init: SessionInit<K>, token: string, pos: Position): void {
+    const host = this.#host;
+    const here = host.tokens.get(token);
+    if (!here || here.ended || !streams.hasSession) {
+      host.open(conn, init, true);
+      return;
+    }
+    this.#claiming.add(conn);
+    streams.hasSession(here.id).then(
+      (kept) => {
+        if (!this.#claiming.delete(conn) || host.closing) return;
+        if (kept || here.ended || !this.#resumeHere(conn, token, pos)) host.open(conn, init, true);
+      },
+      (err) => {
+        if (!this.#claiming.delete(conn) || host.closing) return;
+        host.failed(err);
+        conn.close(1013, "Try again later");
       },
     );
   }

@@ -59,6 +59,7 @@ export class HubCore<K extends object>
     tooBig: 0,
     brokerErrors: 0,
     brokerIn: 0,
+    brokerDropped: 0,
   };
   readonly registry: Registry<SessionCore<K>>;
   readonly fanout: Fanout<K>;
@@ -187,11 +188,6 @@ export class HubCore<K extends object>
     if (s instanceof ResumableSession) s.welcome(false);
     else if (v1) conn.sendControl(plainWelcome(this.limits.maxMessageSize));
     s.start();
-  }
-
-  /** Whether this node is claiming the session a credential names from the broker now. */
-  claiming(token: string): boolean {
-    return this.handshakes.claiming(token);
   }
 
   /** A connection becomes a new session (a claimed session could not be continued). */

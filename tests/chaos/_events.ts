@@ -45,7 +45,9 @@ export type Ev =
   /** A fault was injected. */
   | { k: "fault"; t: number; kind: string }
   /** The end phase gave up waiting for something. */
-  | { k: "stuck"; t: number; what: string };
+  | { k: "stuck"; t: number; what: string }
+  /** A node's broadcasts and writes its broker's streams did not take so far (metrics.brokerDropped). */
+  | { k: "dropped"; t: number; node: string; total: number };
 
 /** A client of the run: its name and the rooms it is in. */
 export interface ClientSpec {

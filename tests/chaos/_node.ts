@@ -114,6 +114,7 @@ async function control(req: Request): Promise<Response> {
 
 async function start(prefix: string, routing: string): Promise<void> {
   hub = makeHub(prefix, routing);
+  dropped = 0;
   server = await serve(hub, {
     port,
     hostname: "127.0.0.1",
@@ -138,6 +139,13 @@ async function swap(prefix: string, nextLog: string, routing: string): Promise<v
     process.exit(3);
   }
 }
+
+// what the broker's streams did not take (metrics.brokerDropped), for the checker: "D - - <total>"
+let dropped = 0;
+setInterval(() => {
+  const total = hub?.metrics().brokerDropped ?? 0;
+  if (total !== dropped) record(`D - - ${dropped = total}`);
+}, 100);
 
 // a harness that died without stopping it leaves it to the init process: it goes too
 const parent = process.ppid;

@@ -235,6 +235,7 @@ function readLogs(world: World, record: (e: Ev) => void): void {
     for (const line of fs.readFileSync(path, "utf8").split("\n")) {
       const [t, kind, c, sid, n] = line.split(" ");
       if (kind === "h") record({ k: "handled", t: Number(t), node, c, sid, n: Number(n) });
+      if (kind === "D") record({ k: "dropped", t: Number(t), node, total: Number(n) });
     }
   }
 }

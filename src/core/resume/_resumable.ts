@@ -147,9 +147,9 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
       streams.appendOwn(this.id, payload, host.resume.maxMessages).then(
         (at) => this.#deliverOwnAt(this.#ownAt(at.epoch), at.offset, payload, size),
         (err) => {
+          // Not in the broker's stream: not sent (no node could give it again). Counted, reported.
+          host.counters.brokerDropped++;
           host.book.failed(err);
-          const own = this.#ownAt(host.book.localEpoch(this.r.own?.epoch));
-          this.#deliverOwnAt(own, own.offset + 1, payload, size);
         },
       );
       return;

@@ -38,7 +38,7 @@ export function saveNow(host: ResumeHost<any>, s: Saved): Promise<void> {
   const streams = host.streams;
   // While this node claims the session (its client is back), a save would index again the
   // credential the claim retires: the claim's answer saves.
-  if (!r.from || !streams || s.ended || (r.token !== undefined && host.claiming(r.token))) {
+  if (!r.from || !streams || s.ended || (r.token !== undefined && host.handshakes.claiming(r.token))) {
     return Promise.resolve();
   }
   clearTimeout(r.saveTimer);

@@ -34,8 +34,8 @@ export interface ResumeHost<K extends object> extends SessionHost<K, SessionCore
   release(conn: Connection): void;
   /** A connection becomes a new session (a claimed session could not be continued). */
   openFresh(conn: Connection, init: SessionInit<K>): void;
-  /** Whether this node is claiming the session a credential names from the broker now. */
-  claiming(token: string): boolean;
+  /** The handshakes: whether this node is claiming the session a credential names now. */
+  readonly handshakes: { claiming(token: string): boolean };
 }
 
 /** What a resumable session has beyond a plain one; shared with recovery. */

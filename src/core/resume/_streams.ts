@@ -1,6 +1,6 @@
 // The stream book of a node: which stream (id, key, epoch, last offset) numbers the hub's
-// broadcasts and each room's, in this node's epochs or in the broker's; epochs of its own while
-// the broker's streams fail, and that failure reported once. Imports only the contracts.
+// broadcasts and each room's, in this node's epochs or, with a broker's streams, only in the
+// broker's; and a failure of the broker's streams, reported once. Imports only the contracts.
 
 import type { Stream } from "../_contracts.ts";
 import { errorText } from "../_util.ts";
@@ -22,7 +22,6 @@ export class StreamBook {
   readonly #node: string;
   readonly #rooms = new Map<string, Stream>();
   #nextId = 3;
-  #localEpochs = 0;
   #failing = false;
   readonly #followers: (room: string | undefined) => Iterable<Follower> | undefined;
   readonly #report: (err: unknown) => void;
@@ -87,12 +86,6 @@ export class StreamBook {
     }
     if (offset > stream.offset) stream.offset = offset;
     return stream;
-  }
-
-  /** An epoch of this node's own, for numbered frames sent while the broker's streams fail. */
-  localEpoch(current: string | undefined): string {
-    const mine = `${this.#node}~`;
-    return current?.startsWith(mine) ? current : `${mine}${(++this.#localEpochs).toString(36)}`;
   }
 
   /** The broker's streams failed: reported once until they work again. */
