@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Every check of `npm test`: format, lint, layers (import cycles, file length), types (Deno, web-only core, Bun),
-# the npm build (dist/), public docs, publish dry run, then the one suite under `deno test` and under `bun test`. Runs every step, fails if any did.
+# the npm build (dist/), public docs, publish dry run, then the one suite under `deno test` and under `bun test`.
+# Runs every step, fails if any did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
