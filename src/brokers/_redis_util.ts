@@ -57,7 +57,10 @@ export async function quit(client: RedisClientLike, ms: number): Promise<void> {
 export { errorText as errorMessage, errorText } from "../core/_util.ts";
 
 /**
- * An option that is a positive finite number, or its default.
+ * An option that is a positive finite number, or its default. Unlike the hub's sizes
+ * (`sizeOption` in `../options.ts`, where `Infinity` means no limit), no option of the broker
+ * may be `Infinity`: each becomes a timer (`setTimeout` fires at once for it), a Redis expiry or
+ * a bound on bytes held for Redis, none of which has an "unlimited".
  *
  * @param value The option.
  * @param fallback Its default.
