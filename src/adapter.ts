@@ -28,6 +28,9 @@
  * @module
  */
 
+// The public face of the adapter contract. May import: `hub.ts` (to reach a hub's core), the core's
+// contracts (types, re-exported) and its request copy (`core/_request.ts`).
+
 import { type Hub, hubCore } from "./hub.ts";
 import type { HubLimits, HubSocket, Publisher, SessionInit, SocketEvents } from "./core/_contracts.ts";
 

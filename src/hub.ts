@@ -5,6 +5,11 @@
  * @module
  */
 
+// Above the core: builds `core/_hub_core.ts` and speaks to it. May import: the core (its wiring and the
+// helpers a hub method needs: upgrade checks and refusal, request copy, Deno wiring, payload checks), the
+// leaves (`options.ts`, `room.ts`, `session.ts`, `types.ts`, `errors.ts`, `metrics.ts`). Never an adapter,
+// a server or a broker.
+
 import { HubCore } from "./core/_hub_core.ts";
 import { upgradeDeno } from "./core/_deno_socket.ts";
 import { copyRequest } from "./core/_request.ts";

@@ -1,6 +1,7 @@
 /**
  * The options of a `Hub`: their types and documentation, their defaults and their validation, in
- * one place, so the hub's constructor only wires. Imports only types and the broker contract.
+ * one place, so the hub's constructor only wires. A leaf: may import types only, of `broker.ts`,
+ * `metrics.ts` and `types.ts`.
  *
  * @module
  */
