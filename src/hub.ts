@@ -1,14 +1,9 @@
 /**
- * The hub: what users hold — hooks, broadcast, rooms, counts and close — over the hub's core
- * (`core/_hub_core.ts`), which it builds from the checked options (`options.ts`).
+ * The hub users hold (hooks, broadcast, rooms, counts, close) over its core, `core/_hub_core.ts`, built
+ * from the checked options (`options.ts`). May import: the core and the leaves; no adapter, server or broker.
  *
  * @module
  */
-
-// Above the core: builds `core/_hub_core.ts` and speaks to it. May import: the core (its wiring and the
-// helpers a hub method needs: upgrade checks and refusal, request copy, Deno wiring, payload checks), the
-// leaves (`options.ts`, `room.ts`, `session.ts`, `types.ts`, `errors.ts`, `metrics.ts`). Never an adapter,
-// a server or a broker.
 
 import { HubCore } from "./core/_hub_core.ts";
 import { upgradeDeno } from "./core/_deno_socket.ts";
