@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Every check of `npm test`: format, lint, types (Deno, web-only core, Bun), the npm build (dist/), public docs,
-# publish dry run, then the one suite under `deno test` and under `bun test`. Runs every step, fails if any did.
+# Every check of `npm test`: format, lint, layers (import cycles, file length), types (Deno, web-only core, Bun),
+# the npm build (dist/), public docs, publish dry run, then the one suite under `deno test` and under `bun test`.
+# Runs every step, fails if any did.
 set -uo pipefail
 cd "$(dirname "$0")/.."
 export PATH="$PWD/node_modules/.bin:$PATH"
@@ -20,6 +21,8 @@ step() {
 
 step fmt deno fmt --check
 step lint deno lint
+# No import cycle under src/ (type-only imports count), no source file over 450 lines.
+step layers deno run -A scripts/check_layers.ts
 # tests/types/*bun*: Bun's types only (the bun-types step); Deno's own Node types clash with them.
 step check deno check --doc mod.ts src/ $(find tests -name '*.ts' ! -path 'tests/types/*bun*' | sort) examples/ \
   $(ls bench/*.ts 2>/dev/null)

@@ -3,6 +3,8 @@
  * `upgrade()` and `serveApp()`, `bunAdapter()`): a typo in an option's name, or a callback that is
  * not a function, is a `TypeError` that names it, never silently ignored. Internal.
  *
+ * May import: nothing.
+ *
  * @module
  */
 

@@ -3,8 +3,9 @@
  * core a socket ({@linkcode HubSocket}, a subset of the WHATWG `WebSocket`) with what it kept
  * of the upgrade request ({@linkcode SessionInit}), and reports the socket's events through the
  * handle {@linkcode attach} returns ({@linkcode SocketEvents}). The core knows no runtime; an
- * adapter needs this module and its runtime. (chorus's own Deno and Bun adapters also share two
- * private helpers with `serve()`: how an upgrade is answered, and Deno's socket wiring.)
+ * adapter needs this module and its runtime. (chorus's own Deno and Bun adapters, being in the
+ * package, also share private helpers with `serve()` and `chorus-ws/hono`: how an upgrade is
+ * checked, answered and refused, Deno's socket wiring, and the check of their options.)
  *
  * @example An adapter for any WHATWG-style server socket
  * ```ts
@@ -26,6 +27,9 @@
  *
  * @module
  */
+
+// The public face of the adapter contract. May import: `hub.ts` (to reach a hub's core), the core's
+// contracts (types, re-exported) and its request copy (`core/_request.ts`).
 
 import { type Hub, hubCore } from "./hub.ts";
 import type { HubLimits, HubSocket, Publisher, SessionInit, SocketEvents } from "./core/_contracts.ts";

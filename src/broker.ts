@@ -6,6 +6,8 @@
  * @module
  */
 
+// A leaf: the contract is types only. May import: nothing.
+
 /**
  * What a broadcast was: to every session (`"all"`), to every session but the sender
  * (`"others"`), to a room (`"room"`) or to a room but the sender (`"room-others"`). The

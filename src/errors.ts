@@ -4,6 +4,8 @@
  * @module
  */
 
+// A leaf. May import: nothing.
+
 /** Thrown by a broadcast or `handleRequest` on a hub that has been closed. */
 export class HubClosedError extends Error {
   /**

@@ -32,6 +32,9 @@
  * @module
  */
 
+// A server. May import: `hub.ts` (types), `listen.ts`, `adapters/bun.ts`, `core/_upgrade.ts` (types),
+// `_options_check.ts`, `hono` (types).
+
 import type { ContextVariableMap } from "hono";
 import type { Hub } from "./hub.ts";
 import { accept, type Incoming, listen, type Server } from "./listen.ts";

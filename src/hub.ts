@@ -1,6 +1,6 @@
 /**
- * The hub: what users hold — hooks, broadcast, rooms, counts and close — over the hub's core
- * (`core/_hub_core.ts`), which it builds from the checked options (`options.ts`).
+ * The hub users hold (hooks, broadcast, rooms, counts, close) over its core, `core/_hub_core.ts`, built
+ * from the checked options (`options.ts`). May import: the core and the leaves; no adapter, server or broker.
  *
  * @module
  */

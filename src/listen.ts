@@ -2,6 +2,8 @@
  * Starts a server on Deno or on Bun around one request handler, with the hub's websocket
  * handlers on Bun. The one place `serve()` and the Hono integration listen. Internal.
  *
+ * May import: `hub.ts`, `adapter.ts`, the adapters, `core/_upgrade.ts`, `core/_refuse.ts`.
+ *
  * @module
  */
 

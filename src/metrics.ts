@@ -5,6 +5,8 @@
  * @module
  */
 
+// A leaf. May import: nothing.
+
 /**
  * A hub's gauges (now) and counters (since the hub was made), on this node. Bytes are UTF-8
  * bytes for text and the payload's size for binary, without frame headers.

@@ -1,6 +1,7 @@
 /**
  * The options of a `Hub`: their types and documentation, their defaults and their validation, in
- * one place, so the hub's constructor only wires. Imports only types and the broker contract.
+ * one place, so the hub's constructor only wires. A leaf: may import types only, of `broker.ts`,
+ * `metrics.ts` and `types.ts`.
  *
  * @module
  */
@@ -301,7 +302,10 @@ export function timerOption(value: number | undefined, fallback: number, name: s
 }
 
 /**
- * Checks a size: a positive number (`Infinity` allowed), or the default when absent.
+ * Checks a size: a positive number, or the default when absent. `Infinity` is allowed and means
+ * no limit (`maxMessageSize`, `maxBufferedAmount`, `resume.maxMessages`, `history.ttl`). The
+ * broker's options are checked by `positive` (`brokers/_redis_util.ts`), which refuses it: each
+ * of them becomes a timer, a Redis expiry or a bound on bytes waiting for Redis.
  *
  * @param value The option's value.
  * @param fallback Its default.

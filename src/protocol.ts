@@ -52,6 +52,8 @@
  * @module
  */
 
+// A leaf, shared by the hub and the client (the client imports nothing else of chorus). May import: nothing.
+
 /** The subprotocol's name. */
 export const PROTOCOL = "chorus.v1";
 

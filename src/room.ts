@@ -4,6 +4,8 @@
  * @module
  */
 
+// A leaf: the hub gives each Room its host (`RoomHost`). May import: `session.ts`, `types.ts` (types).
+
 import type { Session } from "./session.ts";
 import type { HistoryEntry, Keys, Member, Message } from "./types.ts";
 

@@ -14,6 +14,8 @@
  * @module
  */
 
+// A server. May import: `hub.ts` (types), `listen.ts`, `core/_upgrade.ts` (types), `_options_check.ts`.
+
 import type { Hub } from "./hub.ts";
 import { accept, listen, type Server } from "./listen.ts";
 import type { Upgrade } from "./core/_upgrade.ts";

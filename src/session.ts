@@ -5,6 +5,8 @@
  * @module
  */
 
+// A leaf: the core gives each Session its record (`SessionRecord`). May import: `types.ts` (types).
+
 import type { Keys, Message } from "./types.ts";
 
 export type { Keys, Message } from "./types.ts";

@@ -5,6 +5,8 @@
  * @module
  */
 
+// A leaf. May import: nothing.
+
 /** A message: a string goes as a text frame, bytes (`Uint8Array` or `ArrayBuffer`) as a binary frame. */
 export type Message = string | Uint8Array | ArrayBuffer;
 

@@ -18,6 +18,10 @@
  * @module
  */
 
+// Thin: Bun's socket in the core's contract, Bun's options from the hub's limits. May import:
+// `adapter.ts`, `hub.ts`, `types.ts`, the upgrade answer and refusal (`core/_upgrade.ts`, `core/_refuse.ts`),
+// `_options_check.ts`.
+
 import {
   attach,
   copyRequest,

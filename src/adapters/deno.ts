@@ -17,6 +17,9 @@
  * @module
  */
 
+// Thin: forwards to the Deno wiring the hub shares. May import: `adapter.ts` (types), `hub.ts`, `types.ts`,
+// `core/_deno_socket.ts`, `core/_upgrade.ts`.
+
 import type { SessionInit } from "../adapter.ts";
 import { type Hub, hubCore } from "../hub.ts";
 import type { Keys } from "../types.ts";

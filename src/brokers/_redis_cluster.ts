@@ -106,7 +106,8 @@ function firstKey(args: ReadonlyArray<string | Buffer>): string | Buffer | undef
 
 /**
  * The hash slot of a key (CRC16/XMODEM of the key, or of its hash tag: the text between its
- * first `{` and the next `}`, if not empty; modulo 16384).
+ * first `{` and the next `}`, if not empty; modulo 16384). Exported for its unit test
+ * (`tests/redis_keys.test.ts`, against Redis's own values): a pure piece, checked alone.
  */
 export function keySlot(key: string): number {
   let bytes = new TextEncoder().encode(key);

@@ -19,7 +19,7 @@ import type { BrokerLink } from "../broker.ts";
 import type { RedisClientLike } from "./_redis_client.ts";
 import type { RedisKeys } from "./_redis_keys.ts";
 import { SCRIPTS, type Scripts } from "./_redis_scripts.ts";
-import { errorMessage, StalledReads, within } from "./_redis_util.ts";
+import { errorText, StalledReads, within } from "./_redis_util.ts";
 
 /** What the broker gives its counts. */
 export interface CountsHost {
@@ -146,7 +146,7 @@ export class RedisCounts {
       (err) => {
         if (this.#failing || !host.link()) return;
         this.#failing = true;
-        link.report(new Error(`Session counts not written to Redis: ${errorMessage(err)}`, { cause: err }));
+        link.report(new Error(`Session counts not written to Redis: ${errorText(err)}`, { cause: err }));
       },
     );
   }

@@ -17,7 +17,7 @@ import type { RedisCounts } from "./_redis_counts.ts";
 import type { RedisPresence } from "./_redis_presence.ts";
 import type { Routing } from "./_redis_routing.ts";
 import type { RedisStreams } from "./_redis_streams.ts";
-import { errorMessage, OneAtATime, type Run } from "./_redis_util.ts";
+import { errorText, OneAtATime, type Run } from "./_redis_util.ts";
 
 /** What the broker gives its heartbeat. */
 export interface HeartbeatHost {
@@ -111,7 +111,7 @@ export class Heartbeat {
       (err) => {
         if (this.#sessionsFailing || !host.link()) return;
         this.#sessionsFailing = true;
-        link.report(new Error(`Session states not refreshed in Redis: ${errorMessage(err)}`, { cause: err }));
+        link.report(new Error(`Session states not refreshed in Redis: ${errorText(err)}`, { cause: err }));
       },
     );
     return { done, answered: refresh };

@@ -2,7 +2,7 @@
  * Small helpers of the Redis broker: a command's time limit, closing a connection in bounded
  * time, error texts, option checks. Internal to `chorus-ws/redis`.
  *
- * May import: `_redis_client.ts` (types).
+ * May import: `_redis_client.ts` (types), `../core/_util.ts` (the error-text helper).
  *
  * @module
  */
@@ -51,17 +51,16 @@ export async function quit(client: RedisClientLike, ms: number): Promise<void> {
 }
 
 /**
- * The text of an error.
- *
- * @param err What was thrown.
- * @returns Its message.
+ * The text of an error: the one helper, `errorText` of the core, under the name the broker's
+ * modules have used (`redis.ts` and `_redis_presence.ts` still do).
  */
-export function errorMessage(err: unknown): string {
-  return err instanceof Error ? err.message : String(err);
-}
+export { errorText, errorText as errorMessage } from "../core/_util.ts";
 
 /**
- * An option that is a positive finite number, or its default.
+ * An option that is a positive finite number, or its default. Unlike the hub's sizes
+ * (`sizeOption` in `../options.ts`, where `Infinity` means no limit), no option of the broker
+ * may be `Infinity`: each becomes a timer (`setTimeout` fires at once for it), a Redis expiry or
+ * a bound on bytes held for Redis, none of which has an "unlimited".
  *
  * @param value The option.
  * @param fallback Its default.

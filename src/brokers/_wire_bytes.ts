@@ -87,19 +87,6 @@ export function text(bytes: Uint8Array, what: string): string {
   }
 }
 
-/**
- * Decodes UTF-8, or `undefined` when it is not valid.
- * @param bytes The bytes.
- * @returns The text.
- */
-export function textOrUndefined(bytes: Uint8Array): string | undefined {
-  try {
-    return decoder.decode(bytes);
-  } catch {
-    return undefined;
-  }
-}
-
 function varintLength(n: number): number {
   let length = 1;
   while (n >= 0x80) {

@@ -48,7 +48,6 @@ import {
   POSITION,
   readVarint,
   text,
-  textOrUndefined,
   writeVarint,
 } from "./_wire_bytes.ts";
 import { decodePresence, decodeReleased, type PresenceNotice, type ReleasedNotice } from "./_wire_notices.ts";
@@ -131,20 +130,6 @@ export function encodeHead(msg: BrokerMessage, key: string | undefined): Uint8Ar
     at += part.length;
   }
   return out;
-}
-
-/**
- * Reads the node id of an encoded broadcast without decoding the rest (to drop a node's own
- * echo cheaply).
- *
- * @param bytes The encoded broadcast.
- * @returns The node id, or `undefined` when the bytes are not a broadcast of a version this module reads.
- */
-export function peekNode(bytes: Uint8Array): string | undefined {
-  if (bytes.length < 5 || bytes[0] !== MAGIC || (bytes[1] !== 1 && bytes[1] !== 2)) return undefined;
-  const end = 4 + bytes[3];
-  if (bytes[3] === 0 || end > bytes.length) return undefined;
-  return textOrUndefined(bytes.subarray(4, end));
 }
 
 /**

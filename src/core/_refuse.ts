@@ -8,6 +8,8 @@
  * refuses an upgrade goes through it (`serve()`, `chorus-ws/hono`, `bunAdapter`,
  * `hub.handleRequest`).
  *
+ * May import: `../protocol.ts`, `_upgrade.ts` (the offered subprotocols).
+ *
  * @module
  */
 

@@ -54,6 +54,7 @@ export function checkRoom(room: string): void {
   if (LONE_SURROGATE.test(room)) throw new TypeError("A room name must be well-formed Unicode (no lone surrogate)");
 }
 
+/** Whether a hook's result is a promise (or any thenable) to wait for or to catch: the one test for it. */
 export function isThenable(value: unknown): value is PromiseLike<unknown> {
   return value !== null && typeof value === "object" && typeof (value as PromiseLike<unknown>).then === "function";
 }
