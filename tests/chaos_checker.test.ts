@@ -243,3 +243,31 @@ test("chaos checker: members and held sessions — live ones listed, left ones t
   });
   assert.deepEqual(check(unseen.events, opts), []);
 });
+
+test("chaos checker: two nodes' broadcasts have no order between them, but every client must see the stream's one order", () => {
+  const build = (c1: number[]) => {
+    const log = new Log().open("c0", false, "s0").open("c1", false, "s1");
+    log.bc("h", 1, 2, "A").bc("h", 3, 2, "B");
+    log.msgs("c0", "h", 3, 1, 4, 2).msgs("c1", "h", ...c1);
+    return log.echo("c0", 1, "s0").echo("c1", 1, "s1").end({ h: 4 }, { c0: 1, c1: 1 }).events;
+  };
+  // B's 3 and 4 before A's 1 and 2 in the stream: in order per node, the same for both clients
+  assert.deepEqual(check(build([3, 1, 4, 2]), opts), []);
+  // c1 saw them in another order than c0: each in order per node, but not the stream's one order
+  const v = check(build([1, 3, 2, 4]), opts);
+  assert.deepEqual(kinds(v), ["1 disorder"]);
+  assert.match(v[0].text, /in another order than/);
+});
+
+test("chaos checker: broadcasts and echoes nobody got are excused up to what their node counted as dropped by its broker", () => {
+  const build = (dropped: number) => {
+    const log = new Log().open("c0", false, "s0").open("c1", false, "s1");
+    log.bc("h", 1).bc("h", 2, 2, "B").bc("h", 4);
+    if (dropped > 0) log.add({ k: "dropped", node: "B", total: dropped });
+    log.msgs("c0", "h", 1, 4).msgs("c1", "h", 1, 4);
+    return log.echo("c0", 1, "s0").echo("c1", 1, "s1").end({ h: 4 }, { c0: 1, c1: 1 }).events;
+  };
+  assert.deepEqual(check(build(2), opts), []);
+  assert.deepEqual(kinds(check(build(1), opts)), ["1 lost-for-all", "1 lost-for-all"], "more missing than dropped");
+  assert.deepEqual(kinds(check(build(0), opts)), ["1 lost-for-all", "1 lost-for-all"]);
+});

@@ -44,6 +44,7 @@ export function check(events: readonly Ev[], opts: CheckOptions): Violation[] {
   out.push(...checkSessionsKept(log, opts, segs));
   out.push(...checkBroadcasts(log, opts, segs, killedAt, end, stopped, dropped));
   out.push(...checkOwn(log, opts, segs, killedAt, end, stopped, dropped));
+  out.push(...agreed(log, opts, segs));
   out.push(...checkInbound(log, opts, segs, killedAt, end, stopped));
   out.push(...checkCredentials(log));
   out.push(...checkMembers(log, opts, segs, stopped));
@@ -97,11 +98,14 @@ function onceInOrder(
   what: string,
   inv: 1 | 2,
   allowed: (n: number) => number = () => 0,
+  source: (n: number) => string = () => "",
 ): Violation[] {
   const seen = new Map<number, number>();
   const dups: { n: number; t: number }[] = [];
   const late: { n: number; t: number; top: number }[] = [];
-  let top = -Infinity;
+  // in order per source: two nodes' broadcasts have no order between them but the stream's
+  // (which every client must agree on: see `agreed`)
+  const tops = new Map<string, number>();
   for (const m of list) {
     const copies = seen.get(m.n) ?? 0;
     seen.set(m.n, copies + 1);
@@ -109,8 +113,10 @@ function onceInOrder(
       if (copies > allowed(m.n)) dups.push(m);
       continue;
     }
+    const from = source(m.n);
+    const top = tops.get(from) ?? -Infinity;
     if (m.n < top) late.push({ ...m, top });
-    top = Math.max(top, m.n);
+    tops.set(from, Math.max(top, m.n));
   }
   const out: Violation[] = [];
   if (dups.length > 0) {
@@ -168,7 +174,7 @@ function checkBroadcasts(
       for (const seg of segs.get(c.name) ?? []) {
         const got = seg.got.get(s) ?? [];
         const what = `${c.name} ${label(s)} (segment ${seg.index})`;
-        out.push(...onceInOrder(got, what, 1));
+        out.push(...onceInOrder(got, what, 1, undefined, (n) => asked.get(n)?.node ?? ""));
         const ns = [...new Set(got.map((m) => m.n))].sort((a, b) => a - b);
         const missing: number[] = [];
         for (let i = 1; i < ns.length; i++) {
@@ -202,6 +208,71 @@ function checkBroadcasts(
             text: `${what}: never got the final ${final} (${since(seg, got.at(-1))})`,
           });
         }
+      }
+    }
+  }
+  return out;
+}
+
+/**
+ * Every client sees a stream's messages in the same order (the stream's): the order of the
+ * longest list that is in order by itself is the reference; another list that puts two of them
+ * the other way round disagrees.
+ */
+function agreed(log: Ev[], opts: CheckOptions, segs: Map<string, Segment[]>): Violation[] {
+  const out: Violation[] = [];
+  const streams = ["h", ...new Set(opts.clients.flatMap((c) => c.rooms.map((r) => `r:${r}`)))];
+  for (const s of streams) {
+    const node = new Map<number, string>();
+    for (const e of log) {
+      if (e.k === "bc" && e.s === s) { for (let n = e.from; n < e.from + e.count; n++) node.set(n, e.node); }
+    }
+    // in order per source by itself (a list that is not was reported already, and is left out)
+    const inOrder = (ns: number[]) => {
+      const tops = new Map<string, number>();
+      for (const n of ns) {
+        const from = node.get(n) ?? "";
+        if (n < (tops.get(from) ?? -Infinity)) return false;
+        tops.set(from, n);
+      }
+      return true;
+    };
+    const lists: { what: string; ns: number[]; t: number[] }[] = [];
+    for (const c of opts.clients) {
+      if (s !== "h" && !c.rooms.includes(s.slice(2))) continue;
+      for (const seg of segs.get(c.name) ?? []) {
+        const firsts = new Map<number, number>();
+        for (const m of seg.got.get(s) ?? []) if (!firsts.has(m.n)) firsts.set(m.n, m.t);
+        lists.push({
+          what: `${c.name} ${label(s)} (segment ${seg.index})`,
+          ns: [...firsts.keys()],
+          t: [...firsts.values()],
+        });
+      }
+    }
+    const ordered = lists.filter((l) => inOrder(l.ns));
+    const ref = ordered.reduce<typeof lists[number] | undefined>(
+      (a, b) => (!a || b.ns.length > a.ns.length ? b : a),
+      undefined,
+    );
+    if (!ref) continue;
+    const at = new Map(ref.ns.map((n, i) => [n, i]));
+    for (const l of ordered) {
+      if (l === ref) continue;
+      let last = -1;
+      for (let i = 0; i < l.ns.length; i++) {
+        const p = at.get(l.ns[i]);
+        if (p === undefined) continue;
+        if (p < last) {
+          out.push({
+            inv: 1,
+            kind: "disorder",
+            t: l.t[i],
+            text: `${l.what}: ${l.ns[i]} in another order than ${ref.what} has it`,
+          });
+          break;
+        }
+        last = p;
       }
     }
   }
