@@ -102,8 +102,11 @@ function onMessage(this: DenoSocket, e: MessageEvent): void {
 }
 
 function onClose(this: DenoSocket, e: CloseEvent): void {
-  // Deno reports a lost connection as code 0; the protocol's name for it is 1006.
-  (this as TaggedSocket)[EVENTS].closed(e.code || 1006, e.reason);
+  // Deno reports a lost connection as code 0, and a peer that left its ping unanswered
+  // (`idleTimeout`) as 1001 "No response from ping frame.": both are lost connections, 1006 (a
+  // resumable session waits for its client rather than end as if the client had left).
+  const lost = !e.code || (e.code === 1001 && /^No response from ping frame/.test(e.reason));
+  (this as TaggedSocket)[EVENTS].closed(lost ? 1006 : e.code, lost ? "" : e.reason);
 }
 
 /**

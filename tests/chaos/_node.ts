@@ -69,6 +69,7 @@ function makeHub(prefix: string, routing: string): Hub<Keys> {
   });
   h.handleResume((s) => record(`r ${s.get("name")} ${s.id}`));
   h.handleDisconnect((s) => record(`d ${s.get("name")} ${s.id}`));
+  h.handleClose((s, code, reason) => record(`x ${s.get("name")} ${s.id} ${code} ${reason.replaceAll(" ", "_")}`));
   h.handleMessage((s, msg) => {
     if (msg.startsWith("e ")) {
       record(`h ${s.get("name")} ${s.id} ${msg.slice(2)}`);

@@ -317,8 +317,9 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
       this.end(1001, reason, false);
       return;
     }
-    conn.close(1001, reason);
+    // Detached first: a runtime may report the close at once (Bun), and it is not the client's.
     this.#detach(conn);
+    conn.close(1001, reason);
     const onClose = this.#host.hooks.close;
     if (onClose) this.call(onClose, 1006, reason);
   }
