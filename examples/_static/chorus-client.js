@@ -55,6 +55,7 @@
  *
  * @module
  */
+// A leaf, shared by the hub and the client (the client imports nothing else of chorus). May import: nothing.
 /** The subprotocol's name. */
 const PROTOCOL = "chorus.v1";
 /** The first byte of a binary data frame (`"m"`). */
