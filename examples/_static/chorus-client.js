@@ -454,6 +454,8 @@ class ChorusDroppedEvent extends Event {
  *
  * @module
  */
+/** Most ids of one stream key (its epochs) a connection keeps declared. */
+const EPOCHS_PER_KEY = 4;
 /** Most streams one connection may declare and not end: past it the connection is broken. */
 const MAX_STREAMS = 2 * MAX_POSITION_ENTRIES;
 /** The receiving side of a `chorus.v1` session. */
@@ -523,6 +525,13 @@ class Inbox {
         if (!this.#streams.has(m.id) && this.#streams.size >= MAX_STREAMS)
             return false;
         this.#streams.set(m.id, [m.key, m.epoch]);
+        // A key's stream in a new epoch has a new id; the frames of the older ones that are still on
+        // their way come first. The oldest of more than EPOCHS_PER_KEY are forgotten (bounded).
+        let same = 0;
+        for (const [id, [key]] of [...this.#streams].reverse()) {
+            if (key === m.key && ++same > EPOCHS_PER_KEY)
+                this.#streams.delete(id);
+        }
         this.#ended.delete(m.id);
         if (m.from !== undefined) {
             const had = this.#pos.get(m.key);

@@ -1,6 +1,6 @@
 // Keeping a numbered frame for a resumable session's client until the client has it, within
-// `resume.maxMessages` and `maxBufferedAmount`: past them the session ends, as its client could
-// not be given everything. Imports the contracts' and the session core's types, the errors, the
+// `resume.maxMessages` and `maxBufferedAmount` (past them the session ends, as its client could
+// not be given everything), and letting go of what the client acknowledges. Imports the contracts' and the session core's types, the errors, the
 // kept frames and the resume state's types.
 
 import type { Stream } from "../_contracts.ts";
@@ -37,4 +37,22 @@ export function keepFrame<K extends object>(
   host.slowClient(s, 1008, `Ended session ${s.id}: too many messages kept for its client`);
   s.end(1008, "Too many messages kept for the session", false);
   return false;
+}
+
+/**
+ * The client acknowledged frames: `n` data frames of this connection (the oldest kept ones), or
+ * per stream id the offset it has (the kept frames it covers).
+ */
+export function clientHas(
+  r: ResumeState,
+  frame: { kind: "ack"; n: number } | { kind: "received"; at: Iterable<readonly [number, number]> },
+): void {
+  if (frame.kind === "ack") {
+    if (frame.n <= r.ackedFrames) return;
+    r.kept?.drop(frame.n - r.ackedFrames);
+    r.ackedFrames = frame.n;
+  } else {
+    for (const [id, offset] of frame.at) r.kept?.have(id, offset);
+  }
+  if (r.kept?.length === 0) r.kept = undefined;
 }

@@ -61,13 +61,27 @@ export class Kept {
     this.#compact();
   }
 
-  /** Forgets the frames a client's position says it has (same stream epoch, offset not past it). */
-  forget(pos: Position): void {
+  /**
+   * Forgets the frames a client's position says it has: of the same stream epoch, offset not past
+   * it; of an older epoch of the same key than the one the client is at (a newer epoch is a newer
+   * stream id, and frames go out in order, so the client had every frame of the older one).
+   * @param pos The client's position.
+   * @param idOf The id of a key's stream in an epoch, when known outside the kept frames.
+   */
+  forget(pos: Position, idOf: (key: string, epoch: string) => number | undefined = () => undefined): void {
+    const ids = new Map<string, number>();
+    for (let i = this.head; i < this.offsets.length; i++) {
+      const stream = this.streams[i]!;
+      const has = Object.hasOwn(pos, stream.key) ? pos[stream.key] : undefined;
+      if (has !== undefined && has[0] === stream.epoch) ids.set(stream.key, stream.id);
+    }
     let w = this.head;
     for (let i = this.head; i < this.offsets.length; i++) {
       const stream = this.streams[i]!;
       const has = Object.hasOwn(pos, stream.key) ? pos[stream.key] : undefined;
-      if (has !== undefined && has[0] === stream.epoch && this.offsets[i] <= has[1]) {
+      const at = has === undefined ? undefined : ids.get(stream.key) ?? idOf(stream.key, has[0]);
+      const older = has !== undefined && has[0] !== stream.epoch && at !== undefined && stream.id < at;
+      if (older || (has !== undefined && has[0] === stream.epoch && this.offsets[i] <= has[1])) {
         this.bytes -= this.sizes[i];
         continue;
       }
@@ -83,6 +97,16 @@ export class Kept {
       this.sizes.length =
         w;
     this.#compact();
+  }
+
+  /** The streams of the kept frames, each once, in the order of their first frame. */
+  streamsKept(): Stream[] {
+    const out = new Map<number, Stream>();
+    for (let i = this.head; i < this.offsets.length; i++) {
+      const stream = this.streams[i]!;
+      if (!out.has(stream.id)) out.set(stream.id, stream);
+    }
+    return [...out.values()];
   }
 
   #compact(): void {

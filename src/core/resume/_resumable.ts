@@ -17,7 +17,7 @@ import {
   type Position,
 } from "../../protocol.ts";
 import { randomString } from "../_util.ts";
-import { keepFrame } from "./_keep.ts";
+import { clientHas, keepFrame } from "./_keep.ts";
 import { ack, saveNow, saveSoon } from "./_saves.ts";
 import { ACK_EVERY, ACK_WITHIN, HANDOVER_WAIT, type ResumeHost, ResumeState } from "./_state.ts";
 
@@ -211,6 +211,13 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     this.#declare(this.#own(), resumed ? undefined : 0);
     this.#declare(book.hubStream, resumed ? undefined : book.hubStream.offset);
     if (this.rooms) { for (const room of this.rooms) this.#declare(book.roomStream(room)); }
+    // Streams of older epochs whose frames are still kept: their ids, for the frames that follow.
+    const current = new Set([
+      this.#own().id,
+      book.hubStream.id,
+      ...[...this.rooms ?? []].map((room) => book.roomStream(room).id),
+    ]);
+    for (const stream of r.kept?.streamsKept() ?? []) if (!current.has(stream.id)) this.#declare(stream);
   }
 
   /**
@@ -239,8 +246,11 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     this.conn = conn;
     conn.owner = this;
     host.adopt(conn, this);
+    r.kept?.forget(
+      pos,
+      (key, epoch) => key === "s" ? (r.own?.epoch === epoch ? r.own.id : undefined) : host.book.idOf(key, epoch),
+    );
     this.welcome(true);
-    r.kept?.forget(pos);
     if (!this.#sendKept(conn)) return;
     const onResume = host.hooks.resume;
     if (onResume) this.call(onResume, undefined);
@@ -263,19 +273,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
       r.usedToken = undefined;
       this.saveSoon();
     }
-    if (frame.kind === "ack") {
-      // The client received `n` data frames on this connection: the oldest kept ones.
-      if (frame.n > r.ackedFrames) {
-        r.kept?.drop(frame.n - r.ackedFrames);
-        if (r.kept?.length === 0) r.kept = undefined;
-        r.ackedFrames = frame.n;
-      }
-      return;
-    }
-    if (frame.kind === "received") {
-      // What the client has, per stream: the kept frames it covers are forgotten.
-      for (const [id, offset] of frame.at) r.kept?.have(id, offset);
-      if (r.kept?.length === 0) r.kept = undefined;
+    if (frame.kind === "ack" || frame.kind === "received") {
+      clientHas(r, frame);
       return;
     }
     if (frame.n <= r.received) return; // sent again after a resume: it arrived before
@@ -377,8 +376,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     r.ackTimer = undefined;
     r.unacked = 0;
     this.#startWindow();
-    // Saved at once: what the handlers took, for the node the client resumes on to skip.
-    this.saveSoon();
+    // Saved now (not next turn): what the handlers took, for the node the client resumes on.
+    this.#saveNow().catch((err) => this.#host.book.failed(err));
   }
 
   /** The session's own stream (`write`, `broadcastFilter`, `broadcastMultiple`). */
@@ -391,7 +390,8 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     const r = this.r;
     let own = r.own;
     if (!own || own.epoch !== epoch) {
-      own = r.own = { id: 1, key: "s", epoch, offset: 0 };
+      // A new epoch is a new stream: a new id, never the one of another epoch.
+      own = r.own = { id: own ? this.#host.book.newId() : 1, key: "s", epoch, offset: 0 };
       this.#declare(own);
     }
     return own;

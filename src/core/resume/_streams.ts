@@ -60,6 +60,20 @@ export class StreamBook {
     return stream;
   }
 
+  /** An id no stream of this node had (a session's own stream in a new epoch). */
+  newId(): number {
+    return this.#nextId++;
+  }
+
+  /**
+   * The id of the stream `key` in `epoch` if it is this node's current one for that key (the
+   * newest), else `undefined`.
+   */
+  idOf(key: string, epoch: string): number | undefined {
+    const stream = key === "h" ? this.hubStream : this.#rooms.get(key.slice(2));
+    return stream?.epoch === epoch ? stream.id : undefined;
+  }
+
   /** A room has no members left: its stream is forgotten here. */
   roomGone(room: string): void {
     this.#rooms.delete(room);
@@ -78,7 +92,8 @@ export class StreamBook {
     const room = key === "h" ? undefined : key.slice(2);
     let stream = this.of(room);
     if (stream.epoch !== epoch) {
-      stream = { id: stream.id, key: stream.key, epoch, offset: 0 };
+      // A new epoch is a new stream: a new id (never one of another epoch), declared again.
+      stream = { id: this.#nextId++, key: stream.key, epoch, offset: 0 };
       if (room === undefined) this.hubStream = stream;
       else this.#rooms.set(room, stream);
       const followers = this.#followers(room);
