@@ -161,9 +161,8 @@ class BunSocket<K extends object> implements HubSocket, BunSocketData<K> {
   get bufferedAmount(): number {
     return this.ws!.getBufferedAmount();
   }
-  send(data: string | Uint8Array): number {
-    return this.ws!.send(data);
-  }
+  /** Bun's own `ws.send`, bound once the socket opens: a send goes straight to the runtime. */
+  send: (data: string | Uint8Array) => number = () => 0;
   close(code?: number, reason?: string): void {
     this.ws!.close(code, reason);
   }
@@ -194,7 +193,8 @@ const TOO_BIG = "Received too big message";
  */
 export function bunPublisher(server: BunServer): Publisher {
   let publisher = publishers.get(server);
-  if (!publisher) publishers.set(server, publisher = { publish: (topic, data) => server.publish(topic, data, false) });
+  // Bun's own `server.publish`, bound (uncompressed: its default): a publish goes straight to the runtime.
+  if (!publisher) publishers.set(server, publisher = { publish: server.publish.bind(server) });
   return publisher;
 }
 
@@ -253,6 +253,7 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
         const { init, server } = socket;
         socket.init = socket.server = undefined;
         socket.ws = ws;
+        socket.send = ws.send.bind(ws);
         socket.events = attach(hub, socket, init!, native && server ? bunPublisher(server) : undefined);
       },
       message(ws, message) {

@@ -144,7 +144,12 @@ export class Fanout<K extends object> {
     for (const s of targets) {
       if (s === except) continue;
       if (!s.framed) {
-        if (parts & PLAIN) s.deliver(payload, size);
+        if (!(parts & PLAIN)) continue;
+        // what `s.deliver` does, here: the loop hands each message to the connection itself
+        const conn = s.conn;
+        if (!conn) continue;
+        if (conn.send(payload, size)) s.sent(payload, size);
+        else s.refused(conn, size, conn.socket.bufferedAmount);
       } else if (!(parts & FRAMED)) {
         continue;
       } else if (!stream) {

@@ -283,7 +283,7 @@ export class SessionCore<K extends object> implements SessionRecord<K>, Connecti
   }
 
   /** Counts a message handed to the runtime and runs the sent hooks. */
-  protected sent(payload: string | Uint8Array, size: number): void {
+  sent(payload: string | Uint8Array, size: number): void {
     const counters = this.host.counters;
     counters.messagesOut++;
     counters.bytesOut += size;
