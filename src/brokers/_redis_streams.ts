@@ -107,7 +107,7 @@ function newEpoch(): string {
 export class RedisStreams implements BrokerStreams {
   /** Settles when the last append settled. */
   #tail: Promise<void> = Promise.resolve();
-  /** The reconnect the held appends wait for, and what they wait on (see `#afterReconnect`). */
+  /** The reconnect the held appends wait for, and what they wait on until they went (see `#afterReconnect`). */
   #heldFor: Promise<void> | undefined;
   #held: Promise<unknown> | undefined;
   #host: StreamsHost;
@@ -227,10 +227,15 @@ export class RedisStreams implements BrokerStreams {
    */
   #afterReconnect(): Promise<unknown> | undefined {
     const reconnected = this.#host.reconnected();
-    if (!reconnected) return undefined;
-    if (this.#heldFor !== reconnected) {
+    if (reconnected && this.#heldFor !== reconnected) {
       this.#heldFor = reconnected;
-      this.#held = Promise.all([reconnected, this.#tail]);
+      const held = this.#held = Promise.all([reconnected, this.#tail]);
+      // Until the held appends go (their callbacks run right after this one), later ones wait
+      // too, even once the connection is ready: none overtakes them.
+      const done = () => {
+        if (this.#held === held) this.#held = undefined;
+      };
+      held.then(done, done);
     }
     return this.#held;
   }

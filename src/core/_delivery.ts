@@ -123,10 +123,12 @@ export class Delivery<K extends object> {
         else this.#gaveUp(at.key, room, "too many messages arrived behind it");
         return;
       }
+      // Messages of the stream this node missed (its subscription was down): read first. In a
+      // new epoch (Redis lost the stream), all before this one; in the same, those after the last.
       const seen = book.of(room);
-      if (seen.epoch === at.epoch && seen.offset > 0 && at.offset > seen.offset + 1 && this.#followed(room)) {
-        // Messages of the stream this node missed (its subscription was down): read first.
-        this.#fill(host.streams, at.key, room, seen.offset, msg);
+      const after = seen.epoch === at.epoch ? seen.offset : seen.epoch !== "" ? 0 : at.offset - 1;
+      if (at.offset > after + 1 && (after > 0 || seen.epoch !== at.epoch) && this.#followed(room)) {
+        this.#fill(host.streams, at.key, room, after, msg);
         return;
       }
       if (at.seq > book.lastSeq) book.lastSeq = at.seq;
