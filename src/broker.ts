@@ -116,8 +116,10 @@ export interface BrokerStreams {
    * refreshed it (its heartbeat refreshes the states of its sessions).
    * @param state The state.
    * @param ttl How long it outlives this node.
+   * @returns `false` when another node has the session now (it was claimed there): nothing was
+   * saved, and this node lets it go; `true` or nothing otherwise.
    */
-  saveSession(state: SessionState, ttl: number): Promise<void>;
+  saveSession(state: SessionState, ttl: number): Promise<void | boolean>;
   /**
    * Moves the session a credential names to this node and returns its state (the node that had
    * it gets `link.released`). Each credential claims once.

@@ -124,6 +124,7 @@ export class RedisPresence implements BrokerPresence {
     change: PresenceUpdate,
     notice: Uint8Array | undefined,
     roomKey: string,
+    again = false,
   ): void {
     const host = this.#host;
     const node = link.node;
@@ -136,7 +137,8 @@ export class RedisPresence implements BrokerPresence {
       [node, String(Math.ceil(host.ttl)), mark, `${safeKey(room)}\n${room}`],
       "a presence update",
     ).catch((err) => this.#failed("Presence not recorded in Redis", err));
-    const args: string[] = [node, String(change.leaves.length), String(change.joins.length)];
+    const joins = change.joins.length;
+    const args: string[] = [node, String(change.leaves.length), String(again ? -joins : joins)];
     for (const e of change.leaves) args.push(e.id);
     for (const e of [...change.joins, ...change.moves]) args.push(e.id, value(node, e));
     this.#run(SCRIPTS.roomUpdate, [roomKey], args, "a presence update").then(
@@ -160,13 +162,13 @@ export class RedisPresence implements BrokerPresence {
       if (joins.length === 0) continue;
       const change = { joins, leaves: [], moves: [] };
       if (host.keys.sharded) {
-        this.#updateSharded(link, room, change, undefined, host.keys.roomMembers(room));
+        this.#updateSharded(link, room, change, undefined, host.keys.roomMembers(room), true);
         continue;
       }
       const p = host.keys.home;
       const safe = safeKey(room);
       const args: string[] = [link.node, String(Math.ceil(host.ttl)), host.keys.channel, "", `${safe}\n${room}`, "0"];
-      args.push(String(joins.length));
+      args.push(String(-joins.length)); // written again: only where the room has none, or this node's
       for (const e of joins) args.push(e.id, value(link.node, e));
       this.#run(SCRIPTS.update, [`${p}:pr:${safe}`, `${p}:pn:${link.node}`, `${p}:pl`], args, "a presence update").then(
         () => this.#failing = false,

@@ -68,6 +68,9 @@ export interface SessionsHost {
   within<T>(promise: Promise<T>, what: string): Promise<T>;
 }
 
+/** How long a state a late claim gave back is kept (ms), when the state does not say. */
+const LATE_TTL = 60_000;
+
 /** Session states on Redis. */
 export class RedisSessions {
   #host: SessionsHost;
@@ -92,7 +95,7 @@ export class RedisSessions {
    * @param state The state.
    * @param ttl How long it outlives this node's last heartbeat.
    */
-  async saveSession(state: SessionState, ttl: number): Promise<void> {
+  async saveSession(state: SessionState, ttl: number): Promise<boolean> {
     const host = this.#host;
     if (!(ttl > 0) || !Number.isFinite(ttl)) {
       throw new RangeError(`A session ttl must be a positive number, not ${ttl}`);
@@ -103,12 +106,11 @@ export class RedisSessions {
       const next = flight.next ??= { state, ttl, ...deferred() };
       next.state = state;
       next.ttl = ttl;
-      await host.within(next.promise, "a session save");
-      return;
+      return Number(await host.within(next.promise, "a session save")) !== 0;
     }
     const command = this.#save(state, ttl);
     try {
-      await host.within(command, "a session save");
+      return Number(await host.within(command, "a session save")) !== 0; // 0: another node has it
     } catch (err) {
       const unanswered = this.#saves.get(state.id);
       if (unanswered?.command === command) unanswered.stalled = true; // timed out, not failed
@@ -184,10 +186,24 @@ export class RedisSessions {
       host.keys.channel,
       Buffer.from(head.buffer, head.byteOffset, head.byteLength),
     ]);
-    const reply = await host.within(run, "a session claim") as string[] | null;
-    if (!reply) return undefined;
-    const [id, keys, from, rooms, received, saved] = reply.map(String);
-    return { id, keys, from: JSON.parse(from), rooms: JSON.parse(rooms), received: Number(received), token: saved };
+    const state = (reply: unknown): SessionState | undefined => {
+      if (!reply) return undefined;
+      const [id, keys, from, rooms, received, saved] = (reply as unknown[]).map(String);
+      return { id, keys, from: JSON.parse(from), rooms: JSON.parse(rooms), received: Number(received), token: saved };
+    };
+    try {
+      return state(await host.within(run, "a session claim"));
+    } catch (err) {
+      // Timed out, not failed: a stalled Redis may still run it, moving the session here with
+      // nobody to continue it. Then its state is saved again (here, with its credential), for
+      // the client's next try on any node.
+      run.then((late) => {
+        const s = state(late);
+        const ttl = Number((late as unknown[] | null)?.[6]) || LATE_TTL;
+        if (s) this.saveSession(s, ttl).catch(() => {});
+      }, () => {});
+      throw err;
+    }
   }
 
   /**

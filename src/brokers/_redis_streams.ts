@@ -292,7 +292,7 @@ export class RedisStreams implements BrokerStreams {
     return { epoch: epoch.toString(), top: Number(top), entries };
   }
 
-  saveSession(state: SessionState, ttl: number): Promise<void> {
+  saveSession(state: SessionState, ttl: number): Promise<boolean> {
     return this.#sessions.saveSession(state, ttl);
   }
 

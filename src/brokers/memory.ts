@@ -343,7 +343,7 @@ class MemoryStreams implements BrokerStreams {
     }
   }
 
-  saveSession(state: SessionState, ttl: number): Promise<void> {
+  saveSession(state: SessionState, ttl: number): Promise<boolean> {
     try {
       const node = this.#node();
       if (!(ttl > 0) || !Number.isFinite(ttl)) {
@@ -351,13 +351,13 @@ class MemoryStreams implements BrokerStreams {
       }
       const shared = this.#shared;
       const old = this.#live(state.id);
-      if (old && old.node !== node) return Promise.resolve(); // claimed by another node meanwhile
+      if (old && old.node !== node) return Promise.resolve(false); // claimed by another node meanwhile
       if (old && old.state.token !== state.token && shared.tokens.get(old.state.token) === state.id) {
         shared.tokens.delete(old.state.token);
       }
       shared.sessions.set(state.id, { state: structuredClone(state), node, ttl, expires: undefined });
       if (state.token !== "") shared.tokens.set(state.token, state.id); // an empty credential names nothing
-      return Promise.resolve();
+      return Promise.resolve(true);
     } catch (err) {
       return Promise.reject(err);
     }

@@ -43,7 +43,8 @@ export type Ev =
   /** The end of the run: the final marker of each stream and of each live client's echoes. */
   | { k: "end"; t: number; finals: Record<string, number>; echoes: Record<string, number> }
   /** A fault was injected. */
-  | { k: "fault"; t: number; kind: string }
+  /** A fault; a Redis fault says whose link (`node`, a hub id; none: all of Redis) and for how long (`ms`). */
+  | { k: "fault"; t: number; kind: string; node?: string; ms?: number }
   /** The end phase gave up waiting for something. */
   | { k: "stuck"; t: number; what: string }
   /** A node's broadcasts and writes its broker's streams did not take so far (metrics.brokerDropped). */

@@ -48,7 +48,16 @@ export async function inject(ctx: FaultContext, step: Step): Promise<void> {
   const { world } = ctx;
   const count = (): void => {
     ctx.injected.set(step.kind, (ctx.injected.get(step.kind) ?? 0) + 1);
-    ctx.record({ k: "fault", t: now(), kind: step.kind });
+    // a Redis fault: which node's link (none: all of Redis), and for how long
+    const redis = step.kind.startsWith("redis-");
+    const hub = redis && step.node !== undefined && step.node >= 0 ? world.nodes[step.node]?.hub : undefined;
+    ctx.record({
+      k: "fault",
+      t: now(),
+      kind: step.kind,
+      ...(hub ? { node: hub } : {}),
+      ...(redis ? { ms: step.ms } : {}),
+    });
   };
   const skip = (why: string): void => void ctx.skipped.push(`${(step.at / 1000).toFixed(2)}s ${step.kind}: ${why}`);
   const proxy = step.client ? world.clients.get(step.client) : undefined;

@@ -15,8 +15,9 @@
 /**
  * One server: one room's changes on this node, and its notice. KEYS: room hash, this node's
  * set, deadlines. ARGV: 1 node, 2 ttl (ms), 3 channel, 4 notice ('' for none), 5 "<safe room>\n<room>",
- * 6 number of leaves, 7 number of joins, then the leaves' ids, the joins' id/value pairs, the
- * moves' id/value pairs. Returns the ids of moves the room no longer had (they are joins).
+ * 6 number of leaves, 7 number of joins (negative: written again, only where the room has no entry
+ * or this node's), then the leaves' ids, the joins' id/value pairs, the moves' id/value pairs.
+ * Returns the ids of moves the room no longer had (they are joins).
  */
 export const UPDATE: string = `
 local clock = redis.call('TIME')
@@ -28,6 +29,9 @@ if redis.call('PTTL', KEYS[3]) < 2 * tonumber(ARGV[2]) then redis.call('PEXPIRE'
 local mine = '{"node":"' .. node .. '"'
 local tail = '\\n' .. ARGV[5]
 local leaves, joins = tonumber(ARGV[6]), tonumber(ARGV[7])
+-- joins written again (a negative count): only where the room has none, or this node's
+local again = joins < 0
+if again then joins = -joins end
 local i = 8
 for _ = 1, leaves do
   local id = ARGV[i]
@@ -37,8 +41,11 @@ for _ = 1, leaves do
   i = i + 1
 end
 for _ = 1, joins do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
-  redis.call('SADD', KEYS[2], ARGV[i] .. tail)
+  local v = again and redis.call('HGET', KEYS[1], ARGV[i])
+  if not v or string.sub(v, 1, #mine) == mine then
+    redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+    redis.call('SADD', KEYS[2], ARGV[i] .. tail)
+  end
   i = i + 2
 end
 local rejoined = {}
@@ -113,12 +120,15 @@ return out`;
 
 /**
  * Redis Cluster: one room's changes on this node, on the room's slot. KEYS: room hash. ARGV:
- * 1 node, 2 number of leaves, 3 number of joins, then the leaves' ids, the joins' id/value
+ * 1 node, 2 number of leaves, 3 number of joins (negative: written again, as in UPDATE), then the leaves' ids, the joins' id/value
  * pairs, the moves' id/value pairs. Returns the ids of moves the room no longer had (they are joins).
  */
 export const ROOM_UPDATE: string = `
 local mine = '{"node":"' .. ARGV[1] .. '"'
 local leaves, joins = tonumber(ARGV[2]), tonumber(ARGV[3])
+-- joins written again (a negative count): only where the room has none, or this node's
+local again = joins < 0
+if again then joins = -joins end
 local i = 4
 for _ = 1, leaves do
   local v = redis.call('HGET', KEYS[1], ARGV[i])
@@ -126,7 +136,8 @@ for _ = 1, leaves do
   i = i + 1
 end
 for _ = 1, joins do
-  redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1])
+  local v = again and redis.call('HGET', KEYS[1], ARGV[i])
+  if not v or string.sub(v, 1, #mine) == mine then redis.call('HSET', KEYS[1], ARGV[i], ARGV[i + 1]) end
   i = i + 2
 end
 local rejoined = {}

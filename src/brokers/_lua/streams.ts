@@ -147,7 +147,7 @@ return 1`;
  * Claims the session a credential names for this node, once, and tells its old node (the
  * released notice on the hub's channel). KEYS: token index, this node's set. ARGV: 1 state key
  * prefix, 2 this node, 3 channel, 4 the released notice's header (see `encodeReleasedHead`).
- * Returns {id, keys, from, rooms, received, token}, or nil.
+ * Returns {id, keys, from, rooms, received, token, ttl}, or nil.
  */
 export const CLAIM: string = `
 local function varint(n)
@@ -177,7 +177,7 @@ if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) en
 if s.node ~= ARGV[2] then
   redis.call('PUBLISH', ARGV[3], ARGV[4] .. varint(#s.node) .. s.node .. s.id)
 end
-return {s.id, s.keys, s.from, s.rooms, s.received, s.token}`;
+return {s.id, s.keys, s.from, s.rooms, s.received, s.token, s.ttl}`;
 
 /**
  * {@linkcode CLAIM} on a Redis Cluster: the notice goes on the hub's shard channel (SPUBLISH).
@@ -210,7 +210,7 @@ if redis.call('PTTL', KEYS[2]) < ttl then redis.call('PEXPIRE', KEYS[2], ttl) en
 if s.node ~= ARGV[2] then
   redis.call('SPUBLISH', ARGV[3], ARGV[4] .. varint(#s.node) .. s.node .. s.id)
 end
-return {s.id, s.keys, s.from, s.rooms, s.received, s.token}`;
+return {s.id, s.keys, s.from, s.rooms, s.received, s.token, s.ttl}`;
 
 /**
  * Forgets a session of this node (a session another node has now is left alone). KEYS: state,

@@ -345,9 +345,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     const host = this.#host;
     r.kept = undefined;
     if (r.expiry !== undefined) host.detached(-1);
-    clearTimeout(r.ackTimer);
-    clearTimeout(r.expiry);
-    clearTimeout(r.saveTimer);
+    for (const timer of [r.ackTimer, r.expiry, r.saveTimer, r.retry]) clearTimeout(timer);
     if (r.token !== undefined) host.tokens.delete(r.token);
     if (r.usedToken !== undefined) host.tokens.delete(r.usedToken);
   }

@@ -18,6 +18,8 @@ export interface Saved {
   readonly r: ResumeState;
   /** The last of the client's numbers a handler took. */
   taken(): number;
+  /** Another node has the session now (a claim this node did not hear of): it leaves this node. */
+  leaveNode(reason: string, code?: number): void;
 }
 
 /** Saves the state in the broker soon (once per turn, however many changes). */
@@ -60,8 +62,26 @@ export function saveNow(host: ResumeHost<any>, s: Saved): Promise<void> {
     // before the client confirmed the new one: the one presented, the credential it surely has.
     token: (s.conn ? r.token : r.usedToken ?? r.token) ?? "",
   };
-  return streams.saveSession(state, host.resume.window);
+  return streams.saveSession(state, host.resume.window).then(
+    (kept) => {
+      if (kept === false) s.leaveNode("Resumed on another node", 1001);
+    },
+    (err) => {
+      // Not saved (Redis away): tried again in a second, while the session is here, so a resume
+      // elsewhere finds what the handlers took, and a claim this node missed is found out.
+      if (r.retry === undefined && !s.ended) {
+        r.retry = setTimeout(() => {
+          r.retry = undefined;
+          saveSoon(host, s);
+        }, SAVE_RETRY);
+      }
+      throw err;
+    },
+  );
 }
+
+/** How long after a failed save it is tried again (ms). */
+const SAVE_RETRY = 1000;
 
 /**
  * Acknowledges the client's messages the handlers took (those queued behind a busy handler are

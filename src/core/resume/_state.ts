@@ -62,6 +62,8 @@ export class ResumeState {
   handingOver = false;
   whenIdle: (() => void) | undefined;
   saveTimer: ReturnType<typeof setTimeout> | undefined;
+  /** A failed save's retry. */
+  retry: ReturnType<typeof setTimeout> | undefined;
   /** The client's last message number received, and how many are not acknowledged yet. */
   received = 0;
   unacked = 0;
