@@ -299,6 +299,35 @@ test("redis streams: while Redis is frozen reads, claims and saves reject within
   }
 });
 
+test("redis sessions: a claim that timed out behind a frozen Redis still runs: the next claim of its credential gets its answer, or the state is saved again", async () => {
+  const server = await RedisServer.start(await sparePort(16500, 16599));
+  const prefix = uniquePrefix("claim-late");
+  const options = { url: server.url, commandTimeout: 300, heartbeatInterval: 60_000, presenceTtl: 120_000 };
+  const { brokers, streams } = await nodes(prefix, 2, options);
+  try {
+    await streams[0].saveSession(state("s1", "tok-1"), 60_000);
+    await streams[0].saveSession(state("s2", "tok-2"), 60_000);
+    server.pause();
+    await assert.rejects(streams[1].claimSession("tok-1"), /Redis did not answer/);
+    await assert.rejects(streams[1].claimSession("tok-2"), /Redis did not answer/);
+    // the client tries tok-1 again on the same node while Redis is still frozen
+    const again = streams[1].claimSession("tok-1");
+    server.resume();
+    assert.equal((await again)?.id, "s1", "the late claim's answer");
+    // nobody came back for tok-2 here: its state is saved again, claimable on any node
+    let s2: unknown;
+    for (let i = 0; i < 50 && !s2; i++) {
+      await new Promise((r) => setTimeout(r, 20));
+      s2 = await streams[0].claimSession("tok-2");
+    }
+    assert.equal((s2 as { id: string } | undefined)?.id, "s2");
+  } finally {
+    server.resume();
+    await Promise.all(brokers.map((b) => b.stop()));
+    await server.stop();
+  }
+});
+
 test("redis streams: on a Redis without the scripts (new, restarted, or a promoted replica), a burst of appends takes offsets in the order it was sent", async () => {
   const prefix = uniquePrefix("streams-order");
   for (let round = 0; round < 2; round++) {

@@ -68,6 +68,13 @@ export interface SessionsHost {
   within<T>(promise: Promise<T>, what: string): Promise<T>;
 }
 
+/** A claim's answer as a state (`undefined`: no live session had the credential). */
+function claimed(reply: unknown): SessionState | undefined {
+  if (!reply) return undefined;
+  const [id, keys, from, rooms, received, token] = (reply as unknown[]).map(String);
+  return { id, keys, from: JSON.parse(from), rooms: JSON.parse(rooms), received: Number(received), token };
+}
+
 /** How long a state a late claim gave back is kept (ms), when the state does not say. */
 const LATE_TTL = 60_000;
 
@@ -76,6 +83,8 @@ export class RedisSessions {
   #host: SessionsHost;
   /** Sessions with a save Redis has not answered. */
   #saves = new Map<string, SaveFlight>();
+  /** Claims that timed out and may still be answered, by credential (see `claimSession`). */
+  #late = new Map<string, Promise<SessionState | undefined>>();
 
   /**
    * The session states of one broker.
@@ -176,6 +185,18 @@ export class RedisSessions {
   async claimSession(token: string): Promise<SessionState | undefined> {
     if (token === "") return undefined; // an empty credential names no session
     const host = this.#host;
+    const late = this.#late.get(token);
+    if (late) {
+      // An earlier claim of this credential here timed out behind a stalled Redis and may still
+      // run: its answer is this one's (a second claim would find the credential gone).
+      this.#late.delete(token);
+      try {
+        return await host.within(late, "a session claim");
+      } catch (err) {
+        this.#late.set(token, late);
+        throw err;
+      }
+    }
     const node = host.node();
     const p = host.keys.home;
     const head = encodeReleasedHead(node);
@@ -186,22 +207,20 @@ export class RedisSessions {
       host.keys.channel,
       Buffer.from(head.buffer, head.byteOffset, head.byteLength),
     ]);
-    const state = (reply: unknown): SessionState | undefined => {
-      if (!reply) return undefined;
-      const [id, keys, from, rooms, received, saved] = (reply as unknown[]).map(String);
-      return { id, keys, from: JSON.parse(from), rooms: JSON.parse(rooms), received: Number(received), token: saved };
-    };
     try {
-      return state(await host.within(run, "a session claim"));
+      return claimed(await host.within(run, "a session claim"));
     } catch (err) {
-      // Timed out, not failed: a stalled Redis may still run it, moving the session here with
-      // nobody to continue it. Then its state is saved again (here, with its credential), for
-      // the client's next try on any node.
-      run.then((late) => {
-        const s = state(late);
-        const ttl = Number((late as unknown[] | null)?.[6]) || LATE_TTL;
-        if (s) this.saveSession(s, ttl).catch(() => {});
-      }, () => {});
+      // Timed out, not failed: Redis may still run it, moving the session here. Its answer goes
+      // to the next claim of the credential here; if none comes for it, the state is saved
+      // again (here, with its credential) for the client's next try on any node.
+      const answer = run.then(claimed, () => undefined);
+      this.#late.set(token, answer);
+      run.then((reply) => {
+        if (this.#late.get(token) !== answer) return;
+        this.#late.delete(token);
+        const state = claimed(reply);
+        if (state) this.saveSession(state, Number((reply as unknown[])[6]) || LATE_TTL).catch(() => {});
+      }, () => this.#late.get(token) === answer && this.#late.delete(token));
       throw err;
     }
   }
