@@ -7,7 +7,7 @@ import assert from "node:assert/strict";
 import type { Session } from "../mod.ts";
 import { MemoryNetwork } from "../src/brokers/memory.ts";
 import { encodeReceived } from "../src/protocol.ts";
-import { cleanup, type ClusterNode, rawRedis, startNode, uniquePrefix } from "./_cluster.ts";
+import { cleanup, type ClusterNode, eventually, rawRedis, startNode, uniquePrefix } from "./_cluster.ts";
 import { deadline, test } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
 import { V1Peer } from "./_v1.ts";
@@ -27,7 +27,7 @@ interface Pair {
 
 async function pair(name: string): Promise<Pair> {
   const prefix = uniquePrefix(name);
-  const opts = { resume: { window: 30_000 }, pingInterval: 0 };
+  const opts = { resume: { window: 30_000 }, pingInterval: 0, presence: { keys: [], interval: 20 } };
   const a = await startNode({ prefix }, opts);
   const b = await startNode({ prefix }, opts);
   const pa = await Proxy.start(a.port);
@@ -35,6 +35,10 @@ async function pair(name: string): Promise<Pair> {
   const taken: string[] = [];
   for (const [tag, node] of [["a", a], ["b", b]] as const) {
     node.hub.handleClose(() => node.signal.ping());
+    node.hub.handleConnect((s) => {
+      s.join("lobby");
+      node.signal.ping();
+    });
     node.hub.handleMessage((_s, msg) => {
       taken.push(`${tag}:${msg}`);
       node.signal.ping();
@@ -226,6 +230,25 @@ test("credentials: the client's messages a node took before the client left are 
     await p.b.signal.until(() => p.taken.length === 12, "b takes the two new ones");
     assert.deepEqual(p.taken, [...Array.from({ length: 10 }, (_, i) => `a:m${i + 1}`), "b:m11", "b:m12"]);
     await again.peer.close();
+  } finally {
+    await p.close();
+  }
+});
+
+test("credentials: a resume that cannot be completed on another node (a forged position) leaves no member behind on any node", async () => {
+  const p = await pair("cred-ghost");
+  try {
+    const { token, id } = await detached(p);
+    const lobby = async (node: ClusterNode) => (await node.hub.room("lobby").members()).map((m) => m.id);
+    await eventually(() => lobby(p.b), (ids) => ids.includes(id), "b lists the detached member");
+    // an epoch no stream ever had: the other node cannot read what was missed, so not resumed
+    const { peer, welcome } = await V1Peer.resume(p.url("b", true), token, { h: ["bogus-epoch", 5] });
+    assert.equal(welcome.resumed, false);
+    await p.b.signal.until(() => p.b.disconnects.includes(id), "the session ended");
+    const fresh = p.b.hub.sessions().find((s) => s.id !== id)!.id;
+    await eventually(() => lobby(p.a), (ids) => !ids.includes(id) && ids.includes(fresh), "a: no ghost");
+    await eventually(() => lobby(p.b), (ids) => !ids.includes(id) && ids.includes(fresh), "b: no ghost");
+    await peer.close();
   } finally {
     await p.close();
   }

@@ -184,7 +184,12 @@ export class RedisPresence implements BrokerPresence {
     const joins = change.moves.filter((e) => ids.has(e.id));
     if (joins.length === 0) return;
     // Moved here after their old node's entries were swept: joins, for every node, this one too.
-    const link = this.#host.link();
+    let link: BrokerLink;
+    try {
+      link = this.#host.link();
+    } catch {
+      return; // answered after the broker stopped
+    }
     this.#publish(encodePresence(link.node, room, { joins, leaves: [] }, this.#host.max));
     link.presence(room, { joins, leaves: [] });
   }

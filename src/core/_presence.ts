@@ -32,6 +32,8 @@ export class Presence<K extends object> {
   readonly #broker: BrokerPresence | undefined;
   readonly #report: (err: unknown) => void;
   #pending = new Map<string, Batch>();
+  /** Leaves that go in the batch after the next (of sessions whose move here is in the next). */
+  #later = new Map<string, Map<string, PresenceEntry>>();
   #timer: ReturnType<typeof setTimeout> | undefined;
   #stopped = false;
 
@@ -65,7 +67,14 @@ export class Presence<K extends object> {
       return;
     }
     const announced = !batch.joins.delete(id); // joined within the interval: nobody heard of it
-    batch.moves.delete(id);
+    if (batch.moves.has(id) && !core.moved) {
+      // It moved here and leaves before its move was recorded (its recovery failed): the move
+      // goes first, so the entry its old node wrote is this node's, then this leave removes it.
+      let later = this.#later.get(room);
+      if (!later) this.#later.set(room, later = new Map());
+      later.set(id, this.#entry(core));
+      return;
+    }
     if (announced && !core.moved) batch.leaves.set(id, this.#entry(core));
   }
 
@@ -90,6 +99,14 @@ export class Presence<K extends object> {
       }
       if (joins.length + leaves.length > 0) this.emit(room, { joins, leaves });
     }
+    if (this.#later.size === 0) return;
+    for (const [room, later] of this.#later) {
+      let batch = this.#pending.get(room);
+      if (!batch) this.#pending.set(room, batch = { joins: new Map(), leaves: new Map(), moves: new Map() });
+      for (const [id, entry] of later) batch.leaves.set(id, entry);
+    }
+    this.#later.clear();
+    this.#timer ??= setTimeout(() => this.flush(), this.#interval);
   }
 
   /** Runs `handlePresence` (for this node's changes, or those a broker brings). */
@@ -125,6 +142,7 @@ export class Presence<K extends object> {
   /** Hands over what is pending (at `hub.close()`, before the broker stops); nothing is noted after. */
   stop(): void {
     this.flush();
+    this.flush(); // the leaves that waited for a move's batch
     this.#stopped = true;
   }
 
