@@ -26,6 +26,8 @@ export interface HandshakeHost<K extends object> {
   readonly window: number;
   /** Resume credentials, each naming its session. */
   readonly tokens: Map<string, ResumableSession<K>>;
+  /** This node's live resumable session of an id, if any. */
+  held(id: string): ResumableSession<K> | undefined;
   /** A connection becomes a new session. */
   open(conn: Connection, init: SessionInit<K>, v1: boolean): void;
   /** A session claimed from the broker: registered here at once, continued once its streams are read. */
@@ -159,11 +161,14 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
           if (open) this.#unclaimed(streams, conn, init, token, pos);
           return;
         }
-        // The session was this node's: it continues here (never a second core for one id).
-        const here = host.tokens.get(token);
-        if (here && !here.ended && here.id === state.id) {
-          if (open) here.resumeOn(conn, token, pos);
-          else here.saveSoon(); // the claim took its credential's index: written again
+        // The session is this node's: it continues here if the credential is still its (never a
+        // second core for one id); a stale one (used here meanwhile) gets a fresh session.
+        const here = host.held(state.id);
+        if (here) {
+          here.saveSoon(); // the claim took its credential's index: written again
+          if (host.tokens.get(token) !== here) {
+            if (open) host.open(conn, init, true);
+          } else if (open) here.resumeOn(conn, token, pos);
           return;
         }
         host.recoverClaimed(open ? conn : undefined, init, state, pos);

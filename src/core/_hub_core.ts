@@ -190,6 +190,11 @@ export class HubCore<K extends object>
     s.start();
   }
 
+  held(id: string): ResumableSession<K> | undefined {
+    const s = this.registry.sessions.get(id);
+    return s instanceof ResumableSession && !s.ended ? s : undefined;
+  }
+
   /** A connection becomes a new session (a claimed session could not be continued). */
   openFresh(conn: Connection, init: SessionInit<K>): void {
     this.open(conn, init, true);
@@ -197,8 +202,7 @@ export class HubCore<K extends object>
 
   /** A session claimed from the broker: registered here at once, continued once its streams are read. */
   recoverClaimed(conn: Connection | undefined, init: SessionInit<K>, state: SessionState, pos: Position): void {
-    // A core this node still has for that id (its credential was not the one presented here)
-    // leaves first: one core per session, none left behind in the registry.
+    // One core per session: one this node still had for that id leaves first (none left behind).
     (this.registry.sessions.get(state.id) as ResumableSession<K> | undefined)?.leaveNode?.(
       "Resumed on another connection",
       1001,
