@@ -168,7 +168,7 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
           here.saveSoon(); // the claim took its credential's index: written again
           if (host.tokens.get(token) !== here) {
             if (open) host.open(conn, init, true);
-          } else if (open) here.resumeOn(conn, token, pos);
+          } else if (open) this.#continue(here, conn, token, pos);
           return;
         }
         host.recoverClaimed(open ? conn : undefined, init, state, pos);
@@ -214,8 +214,18 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
   #resumeHere(conn: Connection, token: string, pos: Position): boolean {
     const s = this.#host.tokens.get(token);
     if (!s || s.ended) return false;
-    s.resumeOn(conn, token, pos);
+    this.#continue(s, conn, token, pos);
     return true;
+  }
+
+  /**
+   * Continues `s` on `conn`; but a credential just used on a connection that is still open (its
+   * client has not confirmed the new one) is not taken from it: try again later (1013). A client
+   * whose welcome was lost gets it once the hub has let that connection go.
+   */
+  #continue(s: ResumableSession<K>, conn: Connection, token: string, pos: Position): void {
+    if (s.conn && token === s.r.usedToken && token !== s.r.token) conn.close(1013, "Try again later");
+    else s.resumeOn(conn, token, pos);
   }
 
   #refuse(conn: Connection, reason: string): void {
