@@ -37,7 +37,7 @@ import type { BrokerLink, BrokerPresence, PresenceEntry, PresenceUpdate } from "
 import type { RedisClientLike } from "./_redis_client.ts";
 import { type RedisKeys, safeKey } from "./_redis_keys.ts";
 import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
-import { errorMessage, OneAtATime, type Run, StalledReads } from "./_redis_util.ts";
+import { errorText, OneAtATime, type Run, StalledReads } from "./_redis_util.ts";
 import { encodePresence } from "./wire.ts";
 
 /** What the Redis broker gives its presence. */
@@ -341,7 +341,7 @@ export class RedisPresence implements BrokerPresence {
     this.#failing = true;
     try {
       this.#host.link().report(
-        new Error(`${what}: ${errorMessage(err)}`, { cause: err }),
+        new Error(`${what}: ${errorText(err)}`, { cause: err }),
       );
     } catch {
       // the broker stopped

@@ -23,7 +23,7 @@
  * are on the room's slot (see `RedisKeys.streamBase`).
  *
  * Session states are `_redis_sessions.ts`'s. May import: `_redis_sessions.ts`, `_redis_scripts.ts`,
- * `_redis_keys.ts`, `_redis_client.ts` (types), `wire.ts`, `../broker.ts` (types), `node:*`.
+ * `_redis_keys.ts`, `_redis_client.ts` (types), `wire.ts`, `../broker.ts` (types), `../core/_util.ts` (ids), `node:*`.
  *
  * @module
  */
@@ -35,6 +35,7 @@ import { type RedisKeys, safeKey } from "./_redis_keys.ts";
 import { RedisSessions } from "./_redis_sessions.ts";
 import { type Script, SCRIPTS, type Scripts } from "./_redis_scripts.ts";
 import { encodeHead } from "./wire.ts";
+import { randomString } from "../core/_util.ts";
 
 /** What the Redis broker gives its streams. */
 export interface StreamsHost {
@@ -91,16 +92,6 @@ export interface StreamsHost {
    * @param bytes How many.
    */
   release(bytes: number): void;
-}
-
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/** 12 random letters and digits (71 bits), for a new stream's epoch. */
-function newEpoch(): string {
-  const bytes = crypto.getRandomValues(new Uint8Array(12));
-  let out = "";
-  for (const b of bytes) out += ALPHABET[b % ALPHABET.length];
-  return out;
 }
 
 /** Streams and session states on Redis. */
@@ -172,7 +163,7 @@ export class RedisStreams implements BrokerStreams {
     if (publish && size > host.max) {
       throw new RangeError(`A broadcast of about ${size} bytes exceeds the broker's limit of ${host.max} bytes`);
     }
-    const epoch = newEpoch();
+    const epoch = randomString(12, true);
     const name = safeKey(key);
     const base = host.keys.streamBase(key);
     const args = [

@@ -54,7 +54,7 @@ export async function quit(client: RedisClientLike, ms: number): Promise<void> {
  * The text of an error: the one helper, `errorText` of the core, under the name the broker's
  * modules have used (`redis.ts` and `_redis_presence.ts` still do).
  */
-export { errorText, errorText as errorMessage } from "../core/_util.ts";
+export { errorText } from "../core/_util.ts";
 
 /**
  * An option that is a positive finite number, or its default. Unlike the hub's sizes

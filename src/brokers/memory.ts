@@ -11,7 +11,7 @@
  * Its streams are `MemStream`s (`src/core/_memstream.ts`), and it reads what arrives with
  * `receive` of `wire.ts`, as the Redis broker does.
  *
- * May import: `wire.ts`, `../core/_memstream.ts`, `../broker.ts` (types). Internal: no entry
+ * May import: `wire.ts`, `../core/_memstream.ts`, `../core/_util.ts` (ids), `../broker.ts` (types). Internal: no entry
  * point exports it (the tests use it).
  *
  * @example
@@ -42,6 +42,7 @@ import type {
   StreamPosition,
 } from "../broker.ts";
 import { MemStream } from "../core/_memstream.ts";
+import { randomString } from "../core/_util.ts";
 import { encodeMessage, encodePresence, encodeReleased, receive } from "./wire.ts";
 
 /** Options of {@linkcode MemoryNetwork}. */
@@ -303,7 +304,7 @@ class MemoryStreams implements BrokerStreams {
       throw new RangeError(`A stream limit must be a positive integer, not ${limit}`);
     }
     const shared = this.#shared;
-    const stream = shared.streams.get(key) ?? new MemStream<StreamEntry>(newEpoch());
+    const stream = shared.streams.get(key) ?? new MemStream<StreamEntry>(randomString(12, true));
     const position: StreamPosition = {
       key,
       epoch: stream.epoch,
@@ -420,13 +421,4 @@ class MemoryStreams implements BrokerStreams {
     }
     return session;
   }
-}
-
-const ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-
-/** 12 random letters and digits, for a new stream's epoch. */
-function newEpoch(): string {
-  let out = "";
-  for (const b of crypto.getRandomValues(new Uint8Array(12))) out += ALPHABET[b % ALPHABET.length];
-  return out;
 }

@@ -70,7 +70,7 @@ import { RedisPresence } from "./_redis_presence.ts";
 import { Routing } from "./_redis_routing.ts";
 import { Scripts } from "./_redis_scripts.ts";
 import { RedisStreams } from "./_redis_streams.ts";
-import { errorMessage, positive, quit, within } from "./_redis_util.ts";
+import { errorText, positive, quit, within } from "./_redis_util.ts";
 import { encodeMessage, receive } from "./wire.ts";
 
 export type { RedisClientLike, RedisClusterLike } from "./_redis_client.ts";
@@ -360,7 +360,7 @@ class RedisBroker implements Broker {
       },
       (err) => {
         backlog.settle(size);
-        backlog.failed(`Broadcasts to other nodes are dropped: ${errorMessage(err)}`, err);
+        backlog.failed(`Broadcasts to other nodes are dropped: ${errorText(err)}`, err);
       },
     );
   }
@@ -444,6 +444,6 @@ class RedisBroker implements Broker {
 
   #reportConnection(which: string, err: Error): void {
     if (this.#stopped) return;
-    this.#link?.report(new Error(`Redis ${which} connection: ${errorMessage(err)}`, { cause: err }));
+    this.#link?.report(new Error(`Redis ${which} connection: ${errorText(err)}`, { cause: err }));
   }
 }
