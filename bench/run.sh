@@ -7,4 +7,6 @@ ulimit -n "$(ulimit -Hn)" 2>/dev/null || true
 if [ "$(ulimit -n)" != unlimited ] && [ "$(ulimit -n)" -lt 12000 ]; then
   echo "bench: the file limit is $(ulimit -n); the idle scenario needs about 12,000 per process" >&2
 fi
+# Under Bun the bench's programs import chorus-ws by name, from the npm build (dist/).
+node scripts/build.mjs >/dev/null
 exec node_modules/.bin/bun bench/main.ts "$@"
