@@ -5,7 +5,7 @@
 import assert from "node:assert/strict";
 import { Hub } from "../mod.ts";
 import { redisBroker } from "../src/brokers/redis.ts";
-import { RedisServer, uniquePrefix } from "./_cluster.ts";
+import { cleanup, eventually, rawRedis, RedisServer, uniquePrefix } from "./_cluster.ts";
 import { deadline, test } from "./_helpers.ts";
 import { Proxy } from "./_proxy.ts";
 import { V1Peer } from "./_v1.ts";
@@ -47,6 +47,61 @@ test("redis resume: frames of two epochs of one stream are two streams; a resume
     await peer.close().catch(() => {});
     await server.shutdown();
     await proxy.close();
+    await redis.stop();
+  }
+});
+
+test("redis resume: after Redis restarted, a room a session joins on its node is followed from the join: a resume on another node gets all of it", async () => {
+  const redis = await RedisServer.start();
+  const prefix = uniquePrefix("epochs-seq");
+  const { serve } = await import("../src/serve.ts");
+  const node = async () => {
+    const hub = new Hub({ broker: redisBroker({ url: redis.url, prefix }), resume: {} });
+    hub.handleBrokerError(() => {});
+    const server = await serve(hub, { port: 0, hostname: "127.0.0.1" });
+    await deadline(hub.ready(), "ready");
+    return { hub, server };
+  };
+  const a = await node();
+  const b = await node();
+  const proxy = await Proxy.start(a.server.port);
+  let again: V1Peer | undefined;
+  const { peer, welcome } = await V1Peer.open(`ws://127.0.0.1:${proxy.port}/`);
+  try {
+    for (let i = 1; i <= 50; i++) b.hub.broadcast(`h${i}`); // the nodes' sequence grows to 50
+    await peer.until(() => peer.got.length === 50, "50 hub-wide");
+    await redis.stop();
+    await redis.restart(); // empty: the sequence starts over at 1
+    await deadline(Promise.all([a.hub.ready(), b.hub.ready()]), "reconnected");
+    b.hub.broadcast("after");
+    await peer.until(() => peer.texts.includes("after"), "the first after the restart");
+    const s = a.hub.sessions()[0];
+    s.join("x"); // a room new to node a
+    const raw = await rawRedis(redis.url);
+    try {
+      await eventually(
+        () => raw.hGet(`${prefix}:ss:${s.id}`, "rooms"),
+        (r) => r === '["x"]',
+        "its state saved with the room",
+      );
+    } finally {
+      await raw.close();
+    }
+    const pos = peer.position();
+    proxy.cut();
+    for (let i = 1; i <= 5; i++) b.hub.room("x").broadcast(`x${i}`);
+    proxy.retarget(b.server.port);
+    again = (await V1Peer.resume(`ws://127.0.0.1:${proxy.port}/`, welcome.token, pos)).peer;
+    assert.equal((await again.welcome).resumed, true);
+    await again.until(() => again!.texts.filter((m) => String(m).startsWith("x")).length === 5, "x1..x5");
+    assert.deepEqual(again.texts.filter((m) => String(m).startsWith("x")), ["x1", "x2", "x3", "x4", "x5"]);
+  } finally {
+    await again?.close();
+    await peer.close().catch(() => {});
+    await a.server.shutdown();
+    await b.server.shutdown();
+    await proxy.close();
+    await cleanup(prefix, redis.url).catch(() => {});
     await redis.stop();
   }
 });

@@ -131,7 +131,8 @@ export class Delivery<K extends object> {
         this.#fill(host.streams, at.key, room, after, msg);
         return;
       }
-      if (at.seq > book.lastSeq) book.lastSeq = at.seq;
+      // A new epoch of a stream this node knew: Redis may have restarted, and its sequence with it.
+      if (at.seq > book.lastSeq || (seen.epoch !== at.epoch && seen.epoch !== "")) book.lastSeq = at.seq;
       book.at(at.key, at.epoch, at.offset);
       host.fanout.deliver(msg.payload, size, room, except, own ? FRAMED : BOTH, at.offset);
       return;
@@ -169,6 +170,7 @@ export class Delivery<K extends object> {
             return;
           }
           host.book.worked();
+          if (host.book.of(room).epoch !== epoch) host.book.lastSeq = entries[0]?.seq ?? 0; // a new epoch: see fromBroker
           for (const e of entries) {
             const except = e.except === undefined ? undefined : host.registry.sessions.get(e.except);
             host.book.at(key, epoch, e.offset);

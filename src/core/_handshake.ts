@@ -47,8 +47,8 @@ export function plainWelcome(max: number): string {
 
 /** The `chorus.v1` connections of one hub that have no session yet. */
 export class Handshakes<K extends object> implements ConnectionOwner<Connection> {
-  /** The handshake's frames are not held to `maxMessageSize`. */
-  readonly limited = false;
+  /** The handshake's frames are held to `maxMessageSize` too (Deno has no limit of its own). */
+  readonly limited = true;
   readonly #host: HandshakeHost<K>;
   /** Connections that have not said yet whether they are new or resume. */
   readonly #pending = new Map<Connection, { init: SessionInit<K>; timer: ReturnType<typeof setTimeout> }>();
@@ -96,7 +96,11 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
     host.open(conn, init, true);
   }
 
-  tooBig(): void {}
+  /** A handshake frame past `maxMessageSize`: the connection closes with 1009, as a session's would. */
+  tooBig(conn: Connection): void {
+    this.#end(conn);
+    conn.close(1009, "Message too big");
+  }
 
   /** A connection closed during its handshake. */
   closed(conn: Connection): void {
