@@ -73,8 +73,14 @@ test("redis resume: after Redis restarted, a room a session joins on its node is
     await redis.stop();
     await redis.restart(); // empty: the sequence starts over at 1
     await deadline(Promise.all([a.hub.ready(), b.hub.ready()]), "reconnected");
-    b.hub.broadcast("after");
-    await peer.until(() => peer.texts.includes("after"), "the first after the restart");
+    // once both nodes are back (a broadcast before that is dropped, and counted), one arrives
+    let probes = 0;
+    const timer = setInterval(() => b.hub.broadcast(`after${probes++}`), 50);
+    try {
+      await peer.until(() => peer.texts.some((m) => String(m).startsWith("after")), "one after the restart", 10_000);
+    } finally {
+      clearInterval(timer);
+    }
     const s = a.hub.sessions()[0];
     s.join("x"); // a room new to node a
     const raw = await rawRedis(redis.url);
