@@ -136,6 +136,14 @@ export interface ResumeOptions {
    * @default {1000}
    */
   maxMessages?: number;
+  /**
+   * Most sessions of this node waiting for their clients at once (each keeps what was sent to
+   * it). Past it, the one that has waited longest ends (its client gets a new session,
+   * `resumed: false`, and `handleError` hears why), so memory stays bounded whatever the connect
+   * rate.
+   * @default {10000}
+   */
+  maxDetached?: number;
 }
 
 /**
@@ -171,7 +179,7 @@ export interface ResolvedOptions<K extends object> {
   readonly broker: Broker | undefined;
   readonly logger: ((entry: LogEntry) => void) | undefined;
   readonly history: { readonly size: number; readonly ttl: number | undefined } | undefined;
-  readonly resume: { readonly window: number; readonly maxMessages: number } | undefined;
+  readonly resume: { readonly window: number; readonly maxMessages: number; readonly maxDetached: number } | undefined;
   readonly presence: { readonly keys: readonly (keyof K & string)[]; readonly interval: number } | undefined;
 }
 
@@ -245,6 +253,7 @@ export function resolveOptions<K extends object>(options: HubOptions<K>): Resolv
     resume: resume && {
       window: timerOption(resume.window, 120_000, "resume.window"),
       maxMessages: sizeOption(resume.maxMessages, 1000, "resume.maxMessages"),
+      maxDetached: sizeOption(resume.maxDetached, 10_000, "resume.maxDetached"),
     },
     presence: resolvedPresence,
   };

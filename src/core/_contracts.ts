@@ -122,6 +122,8 @@ export interface ResumeLimits {
   readonly window: number;
   /** Most messages kept for one session. */
   readonly maxMessages: number;
+  /** Most sessions of a node waiting for their clients at once. */
+  readonly maxDetached: number;
 }
 
 /**

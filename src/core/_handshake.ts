@@ -5,7 +5,7 @@
 // protocol and the resume module's types.
 
 import type { Connection } from "./_connection.ts";
-import type { ConnectionOwner, SessionInit } from "./_contracts.ts";
+import type { ConnectionOwner, ResumeLimits, SessionInit } from "./_contracts.ts";
 import type { BrokerStreams, SessionState } from "../broker.ts";
 import { decodeFrame, encodeControl, isCredential, type Position } from "../protocol.ts";
 import type { ResumableSession } from "./resume/_resumable.ts";
@@ -22,8 +22,8 @@ export interface HandshakeHost<K extends object> {
   readonly streams: BrokerStreams | undefined;
   /** Set from the first moment of `hub.close()`. */
   readonly closing: boolean;
-  /** How long a detached session waits for its client (ms), with `resume` on. */
-  readonly window: number;
+  /** `resume`, resolved (read only with `resume` on). */
+  readonly resume: ResumeLimits;
   /** Resume credentials, each naming its session. */
   readonly tokens: Map<string, ResumableSession<K>>;
   /** This node's live resumable session of an id, if any. */
@@ -158,7 +158,7 @@ export class Handshakes<K extends object> implements ConnectionOwner<Connection>
         this.#tokens.delete(token);
         if (host.closing) {
           if (open) conn.close(1012, "Server restarting");
-          if (state) streams.saveSession(state, host.window).catch(() => {}); // give it back
+          if (state) streams.saveSession(state, host.resume.window).catch(() => {}); // give it back
           return;
         }
         if (!state) {

@@ -270,13 +270,13 @@ export class HubCore<K extends object>
     return this.#resume!;
   }
 
-  /** How long a detached session waits for its client. */
-  get window(): number {
-    return this.#resume?.window ?? 0;
-  }
-
-  detached(delta: number): void {
-    this.registry.detached += delta;
+  /** A session's client went away or came back; past `maxDetached` waiting, the longest waiting ends. */
+  detached(s: SessionCore<K>, away: boolean): void {
+    const max = this.resume.maxDetached;
+    const oldest = this.registry.away(s, away, max);
+    if (!oldest) return;
+    this.report(oldest, new Error(`Ended detached session ${oldest.id}: more than resume.maxDetached (${max}) wait`));
+    oldest.end(1001, "Too many detached sessions", false);
   }
 
   /** The registered core of a public session (or `undefined`). */
@@ -442,7 +442,7 @@ export class HubCore<K extends object>
   metrics(): HubMetrics {
     return {
       sessions: this.registry.sessions.size,
-      detached: this.registry.detached,
+      detached: this.registry.waiting.size,
       ...this.counters,
       brokerLatency: this.broker?.latency?.(),
     };

@@ -29,13 +29,23 @@ export class Registry<S extends Resident> {
   /** The resumable sessions, and per room. */
   readonly framed: Set<S> = new Set();
   readonly framedRooms: Map<string, Set<S>> = new Map();
-  /** Resumable sessions whose client is away. */
-  detached = 0;
+  /** Resumable sessions whose client is away, the longest waiting first. */
+  readonly waiting: Set<S> = new Set();
   readonly #listener: RegistryListener<S>;
 
   /** @param listener Who hears of the changes. */
   constructor(listener: RegistryListener<S>) {
     this.#listener = listener;
+  }
+
+  /**
+   * A resumable session's client went away (`away`), or came back (or the session left).
+   * @returns Past `max` waiting, the one that waited longest (for the hub to end).
+   */
+  away(s: S, away: boolean, max: number): S | undefined {
+    if (!away) this.waiting.delete(s);
+    else if (!this.waiting.has(s)) this.waiting.add(s);
+    return away && this.waiting.size > max ? this.waiting.values().next().value : undefined;
   }
 
   /** A session comes. */

@@ -237,7 +237,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
       old.owner = undefined;
     }
     const r = this.r;
-    if (r.expiry !== undefined) host.detached(-1);
+    if (r.expiry !== undefined) host.detached(this, false);
     host.counters.resumes++;
     clearTimeout(r.expiry);
     r.expiry = undefined;
@@ -344,7 +344,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
     const r = this.r;
     const host = this.#host;
     r.kept = undefined;
-    if (r.expiry !== undefined) host.detached(-1);
+    if (r.expiry !== undefined) host.detached(this, false);
     for (const timer of [r.ackTimer, r.expiry, r.saveTimer, r.retry]) clearTimeout(timer);
     if (r.token !== undefined) host.tokens.delete(r.token);
     if (r.usedToken !== undefined) host.tokens.delete(r.usedToken);
@@ -442,7 +442,7 @@ export class ResumableSession<K extends object> extends SessionCore<K> {
 
   #startWindow(): void {
     const r = this.r;
-    this.#host.detached(1);
+    this.#host.detached(this, true);
     r.expiry = setTimeout(() => this.end(1001, "Resume window passed", false), this.#host.resume.window);
   }
 }

@@ -27,7 +27,7 @@ export interface ResumeHost<K extends object> extends SessionHost<K, SessionCore
   /** Resume credentials, each naming its session. */
   readonly tokens: Map<string, SessionCore<K>>;
   /** How many resumable sessions wait for their client (one more, or one less). */
-  detached(delta: number): void;
+  detached(s: SessionCore<K>, away: boolean): void;
   /** A connection now carries a session: count it for native fan-out, subscribe it to its topics. */
   adopt(conn: Connection, s: SessionCore<K>): void;
   /** A connection no longer carries a session. */
