@@ -123,11 +123,12 @@ export class Delivery<K extends object> {
         else this.#gaveUp(at.key, room, "too many messages arrived behind it");
         return;
       }
-      // Messages of the stream this node missed (its subscription was down): read first. In a
-      // new epoch (Redis lost the stream), all before this one; in the same, those after the last.
+      // Messages of the stream this node missed (its subscription was down): read first, those
+      // after the last seen. (The start of a new epoch is not read back: a Redis Cluster failover
+      // keeps the old entries under it, a restarted Redis does not, and the offsets cannot tell.)
       const seen = book.of(room);
-      const after = seen.epoch === at.epoch ? seen.offset : seen.epoch !== "" ? 0 : at.offset - 1;
-      if (at.offset > after + 1 && (after > 0 || seen.epoch !== at.epoch) && this.#followed(room)) {
+      const after = seen.epoch === at.epoch ? seen.offset : at.offset - 1;
+      if (at.offset > after + 1 && after > 0 && this.#followed(room)) {
         this.#fill(host.streams, at.key, room, after, msg);
         return;
       }
