@@ -17,8 +17,9 @@
  */
 
 import process from "node:process";
-import { Hub } from "chorus-ws";
-import { serve } from "chorus-ws/serve";
+// from the source, as hubCore (an internal counter) is: one copy of the hub on both runtimes
+import { Hub } from "../mod.ts";
+import { serve } from "../src/serve.ts";
 import { hubCore } from "../src/hub.ts";
 
 const mode = process.argv[process.argv.length - 1];
