@@ -161,8 +161,15 @@ class BunSocket<K extends object> implements HubSocket, BunSocketData<K> {
   get bufferedAmount(): number {
     return this.ws!.getBufferedAmount();
   }
-  /** Bun's own `ws.send`, bound once the socket opens: a send goes straight to the runtime. */
-  send: (data: string | Uint8Array) => number = () => 0;
+  /**
+   * The first send binds Bun's own `ws.send` on this socket, so every later one goes straight to
+   * the runtime (bound lazily: an idle session that only gets native publishes holds no bound function).
+   */
+  send(data: string | Uint8Array): number {
+    const ws = this.ws!;
+    this.send = ws.send.bind(ws);
+    return ws.send(data);
+  }
   close(code?: number, reason?: string): void {
     this.ws!.close(code, reason);
   }
@@ -253,7 +260,6 @@ export function bunAdapter<K extends object = Keys>(hub: Hub<K>, options: BunAda
         const { init, server } = socket;
         socket.init = socket.server = undefined;
         socket.ws = ws;
-        socket.send = ws.send.bind(ws);
         socket.events = attach(hub, socket, init!, native && server ? bunPublisher(server) : undefined);
       },
       message(ws, message) {
