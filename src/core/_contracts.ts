@@ -139,6 +139,8 @@ export interface Stream {
   readonly epoch: string;
   /** The last offset given. */
   offset: number;
+  /** With a broker's streams: when the last message this node saw of it was appended (ms, the broker's clock). */
+  time?: number;
 }
 
 /** What a connection needs of its hub. */

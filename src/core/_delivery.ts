@@ -123,18 +123,20 @@ export class Delivery<K extends object> {
         else this.#gaveUp(at.key, room, "too many messages arrived behind it");
         return;
       }
-      // Messages of the stream this node missed (its subscription was down): read first, those
-      // after the last seen. (The start of a new epoch is not read back: a Redis Cluster failover
-      // keeps the old entries under it, a restarted Redis does not, and the offsets cannot tell.)
+      // Messages of the stream this node missed (its subscription was down): read first. In the
+      // same epoch, those after the last seen; in a new one (Redis restarted empty, or a Redis
+      // Cluster failover, which keeps the old entries under it), those appended after the last
+      // message seen of the old one.
       const seen = book.of(room);
-      const after = seen.epoch === at.epoch ? seen.offset : at.offset - 1;
-      if (at.offset > after + 1 && after > 0 && this.#followed(room)) {
-        this.#fill(host.streams, at.key, room, after, msg);
+      const renewed = seen.epoch !== at.epoch && seen.epoch !== "" && seen.time !== undefined;
+      const after = seen.epoch === at.epoch ? seen.offset : renewed ? 0 : at.offset - 1;
+      if (at.offset > after + 1 && (after > 0 || renewed) && this.#followed(room)) {
+        this.#fill(host.streams, at.key, room, after, msg, renewed ? seen.time : undefined);
         return;
       }
       // A new epoch of a stream this node knew: Redis may have restarted, and its sequence with it.
       if (at.seq > book.lastSeq || (seen.epoch !== at.epoch && seen.epoch !== "")) book.lastSeq = at.seq;
-      book.at(at.key, at.epoch, at.offset);
+      book.at(at.key, at.epoch, at.offset).time = at.time;
       host.fanout.deliver(msg.payload, size, room, except, own ? FRAMED : BOTH, at.offset);
       return;
     }
@@ -155,7 +157,14 @@ export class Delivery<K extends object> {
    * again (up to `GAP_TRIES` times, backing off); then the sessions following the stream end, as
    * they cannot be given everything (their clients get new sessions, `resumed: false`).
    */
-  #fill(streams: BrokerStreams, key: string, room: string | undefined, after: number, first: BrokerMessage): void {
+  #fill(
+    streams: BrokerStreams,
+    key: string,
+    room: string | undefined,
+    after: number,
+    first: BrokerMessage,
+    since?: number,
+  ): void {
     const host = this.#host;
     const held = [first];
     this.#gaps.set(key, held);
@@ -165,18 +174,22 @@ export class Delivery<K extends object> {
       streams.read(key, after, missing).then(
         (read) => {
           if (this.#gaps.get(key) !== held || host.closing) return;
-          const entries = read.entries.filter((e) => e.offset > after && e.offset < first.position!.offset);
-          if (read.epoch !== epoch || entries.length !== missing) {
+          const all = read.entries.filter((e) => e.offset > after && e.offset < first.position!.offset);
+          if (read.epoch !== epoch || all.length !== missing) {
             this.#gaveUp(key, room, read.epoch !== epoch ? "its stream was made anew" : "it was trimmed");
             return;
           }
-          host.book.worked();
-          if (host.book.of(room).epoch !== epoch) host.book.lastSeq = entries[0]?.seq ?? 0; // a new epoch: see fromBroker
+          // a new epoch: only what was appended after the last message seen of the old one
+          const entries = since === undefined ? all : all.filter((e) => e.time > since);
+          const book = host.book;
+          book.worked();
+          if (book.of(room).epoch !== epoch) book.lastSeq = entries[0]?.seq ?? first.position!.seq; // see fromBroker
           for (const e of entries) {
             const except = e.except === undefined ? undefined : host.registry.sessions.get(e.except);
-            host.book.at(key, epoch, e.offset);
+            book.at(key, epoch, e.offset).time = e.time;
             host.fanout.deliver(e.payload, byteLength(e.payload), room, except, FRAMED, e.offset);
           }
+          book.at(key, epoch, first.position!.offset - 1); // the new epoch is this node's now, read or not
           this.#gaps.delete(key);
           for (const msg of held) this.fromBroker(msg);
         },
