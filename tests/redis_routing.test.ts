@@ -175,6 +175,8 @@ test('redis routing "rooms": a session resumed on a node new to its room reads t
   try {
     a.hub.handleConnect((s) => s.join("r"));
     await w.signal.until(() => w.opens.length === 1, "open on a");
+    // a subscribes to room "r" as its session joins: a broadcast before that would not reach it
+    await eventually(() => subscribers(prefix, ["r"]), ([n]) => n === 1, "a subscribed to r");
     c.hub.room("r").broadcast("before");
     await w.signal.until(() => w.got.length === 1, "the first broadcast");
     // the load balancer moves the client to b, which claims the session and joins room "r"
