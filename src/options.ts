@@ -83,7 +83,8 @@ export interface HubOptions<K extends object = Keys> {
    * Room history: each room keeps its last `size` messages (none older than `ttl` ms), with
    * offsets; `await room.history(limit)` returns them oldest first. With a broker that keeps
    * streams (`redisBroker`), they live in the broker and every node reads the same history;
-   * otherwise in this process. Off when absent.
+   * otherwise in this process, for at most 10,000 rooms (past that, the room written longest
+   * ago is forgotten). Off when absent.
    * @default {undefined}
    */
   history?: HistoryOptions;

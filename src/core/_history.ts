@@ -5,6 +5,9 @@
 import type { BrokerStreams } from "../broker.ts";
 import type { HistoryEntry } from "../types.ts";
 
+/** Most rooms whose history one process keeps (without the broker's streams). */
+export const MAX_ROOMS = 10_000;
+
 /** History options, resolved. */
 export interface HistoryLimits {
   /** How many messages each room keeps. */
@@ -36,10 +39,22 @@ export class History {
   remember(room: string, payload: string | Uint8Array): void {
     const limits = this.#limits;
     if (!limits || this.#streams) return;
+    const now = Date.now();
     let kept = this.#kept.get(room);
-    if (!kept) this.#kept.set(room, kept = { offset: 0, entries: [] });
-    kept.entries.push({ offset: ++kept.offset, time: Date.now(), message: payload });
+    if (kept) this.#kept.delete(room); // to the end: the rooms are kept in the order last written
+    else kept = { offset: 0, entries: [] };
+    this.#kept.set(room, kept);
+    kept.entries.push({ offset: ++kept.offset, time: now, message: payload });
     if (kept.entries.length > limits.size) kept.entries.shift();
+    const oldest = limits.ttl === undefined ? -Infinity : now - limits.ttl;
+    while (kept.entries.length > 0 && kept.entries[0].time < oldest) kept.entries.shift();
+    // bounded however many room names clients make up: the room written longest ago goes
+    if (this.#kept.size > MAX_ROOMS) this.#kept.delete(this.#kept.keys().next().value!);
+  }
+
+  /** How many rooms have a history in this process (without the broker's streams). */
+  get rooms(): number {
+    return this.#kept.size;
   }
 
   /** A room's last messages, oldest first: from the broker's streams, or this node's memory. */
