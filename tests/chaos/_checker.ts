@@ -139,6 +139,25 @@ function onceInOrder(
   return out;
 }
 
+/** The broadcast streams the clients follow: the hub's and each of their rooms'. */
+function broadcastStreams(opts: CheckOptions): string[] {
+  return ["h", ...new Set(opts.clients.flatMap((c) => c.rooms.map((r) => `r:${r}`)))];
+}
+
+/** Each number broadcast in stream `s`, with the broadcast that sent it. */
+function broadcastsOf(log: Ev[], s: string): Map<number, Of<"bc">> {
+  const sent = new Map<number, Of<"bc">>();
+  for (const e of log) {
+    if (e.k === "bc" && e.s === s) { for (let n = e.from; n < e.from + e.count; n++) sent.set(n, e); }
+  }
+  return sent;
+}
+
+/** The numbers of stream `s` that some client got. */
+function gotAnywhere(log: Ev[], s: string): Set<number> {
+  return new Set(log.filter((e) => e.k === "msg" && e.s === s).map((e) => (e as Of<"msg">).n));
+}
+
 function checkBroadcasts(
   log: Ev[],
   opts: CheckOptions,
@@ -149,17 +168,15 @@ function checkBroadcasts(
   dropped: Map<string, number>,
 ): Violation[] {
   const out: Violation[] = [];
-  const streams = ["h", ...new Set(opts.clients.flatMap((c) => c.rooms.map((r) => `r:${r}`)))];
+  const streams = broadcastStreams(opts);
+  const got = new Map(streams.map((s) => [s, gotAnywhere(log, s)]));
+  const sent = new Map(streams.map((s) => [s, broadcastsOf(log, s)]));
   // Broadcasts that reached no client, per node that sent them: excused when the node counted at
   // least as many as dropped by its broker's streams.
   const unreached = new Map<string, number>();
   for (const s of streams) {
-    const anywhere = new Set(log.filter((e) => e.k === "msg" && e.s === s).map((e) => (e as Of<"msg">).n));
-    for (const e of log) {
-      if (e.k !== "bc" || e.s !== s || !e.ok) continue;
-      for (let n = e.from; n < e.from + e.count; n++) {
-        if (!anywhere.has(n)) unreached.set(e.node, (unreached.get(e.node) ?? 0) + 1);
-      }
+    for (const [n, bc] of sent.get(s)!) {
+      if (bc.ok && !got.get(s)!.has(n)) unreached.set(bc.node, (unreached.get(bc.node) ?? 0) + 1);
     }
   }
   const excused = (node: string) => (unreached.get(node) ?? 0) <= (dropped.get(node) ?? 0);
@@ -168,11 +185,8 @@ function checkBroadcasts(
   const restarts = log.filter((e) => e.k === "fault" && e.kind === "redis-restart").map((e) => e.t);
   const aroundRestart = (t: number) => restarts.some((r) => t >= r - RESTART_SLACK && t <= r + RESTART_SLACK);
   for (const s of streams) {
-    const anywhere = new Set(log.filter((e) => e.k === "msg" && e.s === s).map((e) => (e as Of<"msg">).n));
-    const asked = new Map<number, Of<"bc">>();
-    for (const e of log) {
-      if (e.k === "bc" && e.s === s) { for (let n = e.from; n < e.from + e.count; n++) asked.set(n, e); }
-    }
+    const anywhere = got.get(s)!;
+    const asked = sent.get(s)!;
     // A message a killed node took may be lost for all; any other that some client got, all must get.
     const due = (n: number) => {
       if (anywhere.has(n)) return true;
@@ -232,17 +246,13 @@ function checkBroadcasts(
  */
 function agreed(log: Ev[], opts: CheckOptions, segs: Map<string, Segment[]>): Violation[] {
   const out: Violation[] = [];
-  const streams = ["h", ...new Set(opts.clients.flatMap((c) => c.rooms.map((r) => `r:${r}`)))];
-  for (const s of streams) {
-    const node = new Map<number, string>();
-    for (const e of log) {
-      if (e.k === "bc" && e.s === s) { for (let n = e.from; n < e.from + e.count; n++) node.set(n, e.node); }
-    }
+  for (const s of broadcastStreams(opts)) {
+    const sent = broadcastsOf(log, s);
     // in order per source by itself (a list that is not was reported already, and is left out)
     const inOrder = (ns: number[]) => {
       const tops = new Map<string, number>();
       for (const n of ns) {
-        const from = node.get(n) ?? "";
+        const from = sent.get(n)?.node ?? "";
         if (n < (tops.get(from) ?? -Infinity)) return false;
         tops.set(from, n);
       }
