@@ -130,7 +130,7 @@ export class Delivery<K extends object> {
       const seen = book.of(room);
       const renewed = seen.epoch !== at.epoch && seen.epoch !== "" && seen.time !== undefined;
       const after = seen.epoch === at.epoch ? seen.offset : renewed ? 0 : at.offset - 1;
-      if (at.offset > after + 1 && (after > 0 || renewed) && this.#followed(room)) {
+      if (at.offset > after + 1 && (after > 0 || renewed) && (this.#followers(room)?.size ?? 0) > 0) {
         this.#fill(host.streams, at.key, room, after, msg, renewed ? seen.time : undefined);
         return;
       }
@@ -145,10 +145,10 @@ export class Delivery<K extends object> {
     if (room !== undefined && !at) host.history.remember(room, msg.payload);
   }
 
-  /** Whether resumable sessions here follow the hub's stream (`undefined`) or a room's. */
-  #followed(room: string | undefined): boolean {
+  /** The resumable sessions here that follow the hub's stream (`undefined`) or a room's. */
+  #followers(room: string | undefined): ReadonlySet<SessionCore<K>> | undefined {
     const registry = this.#host.registry;
-    return room === undefined ? registry.framed.size > 0 : (registry.framedRooms.get(room)?.size ?? 0) > 0;
+    return room === undefined ? registry.framed : registry.framedRooms.get(room);
   }
 
   /**
@@ -212,9 +212,7 @@ export class Delivery<K extends object> {
     const host = this.#host;
     const held = this.#gaps.get(key) ?? [];
     this.#gaps.delete(key);
-    const registry = host.registry;
-    const followers = room === undefined ? registry.framed : registry.framedRooms.get(room);
-    for (const s of [...followers ?? []]) {
+    for (const s of [...this.#followers(room) ?? []]) {
       host.report(s, new Error(`Ended session ${s.id}: messages of stream ${key} it missed are lost (${why})`));
       s.end(1011, "Missed messages are lost", false);
     }
